@@ -1,0 +1,167 @@
+"""Accuracy of Kim's configurations on the five benchmarks, next to Kim (2014)'s Table 2.
+
+    python benchmarks/accuracy.py --data-dir ../shared/data            # the full benchmark
+    python benchmarks/accuracy.py --data-dir ../shared/data --quick    # 1 fold, 2 epochs: a smoke run
+
+Writes benchmarks/results/accuracy.json after every finished configuration, and skips those already
+there, so an interrupted run continues where it stopped (--fresh starts over). Cross-validated
+datasets (MR, Subj) run all folds; the others their fixed test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from textcnn.data import load_registered, make_folds
+from textcnn.train import TrainConfig, train_folds
+
+RESULTS = Path(__file__).parent / "results" / "accuracy.json"
+
+
+def machine() -> dict:
+    return {
+        "cpu": _cpu_name(),
+        "cores": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def run_configuration(dataset: str, variant: str, args: argparse.Namespace) -> dict:
+    corpus = load_registered(dataset, args.data_dir)
+    cross_validated = "all" in corpus.splits
+    folds = make_folds(corpus, folds=args.folds if cross_validated else None, seed=args.seed)
+    if args.max_folds:
+        folds = folds[: args.max_folds]
+    train_config = TrainConfig(epochs=args.epochs, patience=args.patience or None, seed=args.seed)
+    options = {"variant": variant}
+    vectors = None if variant == "rand" else args.vectors
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as scratch:
+        run = train_folds(
+            corpus,
+            folds,
+            Path(scratch) / "model",
+            options,
+            train_config,
+            vectors=vectors,
+            progress=not args.quiet,
+        )
+    seconds = time.perf_counter() - started
+    accuracies = [o.test_metrics["accuracy"] for o in run.outcomes]
+    train_speeds = [h["sentences_per_second"] for o in run.outcomes for h in o.fit.history]
+    return {
+        "dataset": dataset,
+        "variant": variant,
+        "embedding_dim": run.outcomes[0].classifier.model.config.embedding_dim,
+        "vectors": vectors,
+        "vector_coverage": run.outcomes[0].vectors["summary"] if run.outcomes[0].vectors else None,
+        "protocol": f"{len(folds)}-fold CV" if cross_validated else "test split",
+        "folds": len(folds),
+        "test_accuracy": statistics.fmean(accuracies),
+        "test_accuracy_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+        "test_macro_f1": statistics.fmean(o.test_metrics["macro_f1"] for o in run.outcomes),
+        "per_fold_accuracy": accuracies,
+        "best_epochs": [o.fit.best_epoch for o in run.outcomes],
+        "epochs_run": [o.fit.epochs_run for o in run.outcomes],
+        "kim2014": load_kim(dataset, variant),
+        "wall_seconds": round(seconds, 1),
+        "epoch_sentences_per_second": round(statistics.median(train_speeds), 1),
+    }
+
+
+def load_kim(dataset: str, variant: str) -> float | None:
+    from textcnn.data import REGISTRY
+
+    return REGISTRY[dataset].kim2014.get(variant)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", help="benchmark data folder (default: $TEXTCNN_DATA_DIR)")
+    parser.add_argument("--datasets", default="mr,subj,sst1,sst2,trec")
+    parser.add_argument("--variants", default="rand,static,non-static")
+    parser.add_argument(
+        "--vector-datasets", default="mr,sst2,trec", help="datasets to run non-rand variants on"
+    )
+    parser.add_argument("--vectors", default="glove-6b-50d", help="pretrained vectors for static/non-static")
+    parser.add_argument("--folds", type=int, default=10)
+    parser.add_argument("--max-folds", type=int, help="run only the first N folds of a CV dataset")
+    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--patience", type=int, default=5, help="0: train all epochs, as Kim did")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--quick", action="store_true", help="one fold, 2 epochs: checks the script runs")
+    parser.add_argument("--fresh", action="store_true", help="ignore results already in --out")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.max_folds, args.epochs = 1, 2
+
+    previous = {} if args.fresh or not args.out.exists() else json.loads(args.out.read_text())
+    done = {(r["dataset"], r["variant"]): r for r in previous.get("runs", []) if not previous.get("quick")}
+    plan = [
+        (d, v)
+        for v in args.variants.split(",")
+        for d in args.datasets.split(",")
+        if v == "rand" or d in args.vector_datasets.split(",")
+    ]
+    results = {
+        "machine": machine(),
+        "quick": args.quick,
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "runs": [],
+    }
+    for dataset, variant in plan:
+        row = done.get((dataset, variant)) or run_configuration(dataset, variant, args)
+        results["runs"].append(row)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2))
+        print(
+            f"{dataset:<5} {variant:<11} {100 * row['test_accuracy']:5.1f} ± {100 * row['test_accuracy_std']:.1f}"
+            f"  (Kim {row['kim2014']})  {row['protocol']}, {row['wall_seconds']:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(table(results["runs"]))
+    return 0
+
+
+def table(runs: list[dict]) -> str:
+    lines = [
+        "| dataset | variant | dim | protocol | test accuracy | Kim (2014) | wall time |",
+        "|---|---|--:|---|--:|--:|--:|",
+    ]
+    for r in runs:
+        lines.append(
+            f"| {r['dataset']} | {r['variant']} | {r['embedding_dim']} | {r['protocol']} | "
+            f"{100 * r['test_accuracy']:.1f} ± {100 * r['test_accuracy_std']:.1f} | {r['kim2014']} | "
+            f"{r['wall_seconds']:.0f} s |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

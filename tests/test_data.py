@@ -1,0 +1,555 @@
+"""Dataset registry, loaders and protocols: real benchmark files when present, small files otherwise."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from textcnn import data as data_module
+from textcnn.data import (
+    REGISTRY,
+    Corpus,
+    LabeledTexts,
+    corpus_from_hf,
+    dataset_status,
+    load_corpus,
+    load_files,
+    load_hub,
+    load_registered,
+    make_folds,
+    read_labeled_file,
+    resolve_data_dir,
+)
+from textcnn.errors import DataError
+
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
+
+
+def shared_data_dir() -> Path | None:
+    """$TEXTCNN_DATA_DIR if set, else ../shared/data next to the repository; None if absent."""
+    env = os.environ.get("TEXTCNN_DATA_DIR")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+    return path if path.is_dir() else None
+
+
+@pytest.fixture
+def real_data() -> Path:
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("benchmark data not found (set TEXTCNN_DATA_DIR)")
+    return path
+
+
+def card(root: Path, name: str) -> dict:
+    return json.loads((root / name / "dataset.json").read_text(encoding="utf-8"))
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def jsonl(*rows: dict) -> str:
+    return "".join(json.dumps(row) + "\n" for row in rows)
+
+
+def corpus_of(labels: list[str], name: str = "toy") -> Corpus:
+    texts = tuple(f"text {i}" for i in range(len(labels)))
+    all_ = LabeledTexts(texts, tuple(labels), "toy.jsonl", tuple(range(1, len(labels) + 1)))
+    return Corpus(name, tuple(sorted(set(labels))), {"all": all_}, True, "toy.jsonl")
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry against the real cards
+
+
+def test_registry_matches_cards(real_data):
+    on_disk = {p.parent.name for p in real_data.glob("*/dataset.json")}
+    assert on_disk == set(REGISTRY)
+    for name, spec in REGISTRY.items():
+        meta = card(real_data, name)
+        assert spec.name == meta["name"]
+        assert spec.labels == tuple(meta["labels"])
+        assert spec.splits == tuple(meta["splits"])
+        assert spec.kim2014 == meta["kim2014_accuracy"]
+        assert spec.about == meta["about"]
+    assert [REGISTRY[n].lowercase for n in ("mr", "sst1", "sst2", "subj", "trec")] == [True] * 4 + [False]
+
+
+def test_protocols_of_registry():
+    assert REGISTRY["mr"].protocol == "cross-validation"
+    assert REGISTRY["subj"].protocol == "cross-validation"
+    assert REGISTRY["sst1"].protocol == "train/dev/test"
+    assert REGISTRY["sst2"].protocol == "train/dev/test"
+    assert REGISTRY["trec"].protocol == "train/test (dev held out)"
+    assert all(spec.hub_id and "/" in spec.hub_id for spec in REGISTRY.values())
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_load_real_dataset_row_counts(real_data, name):
+    corpus = load_registered(name, real_data)
+    meta = card(real_data, name)
+    assert {split: len(part) for split, part in corpus.splits.items()} == {
+        split: info["rows"] for split, info in meta["splits"].items()
+    }
+    assert corpus.label_names == tuple(meta["labels"])
+    assert corpus.lowercase is REGISTRY[name].lowercase
+    for part in corpus.splits.values():
+        assert set(part.labels) <= set(corpus.label_names)
+        assert len(part.lines) == len(part)
+
+
+def test_real_fixed_split_dev_handling(real_data):
+    (sst2,) = make_folds(load_registered("sst2", real_data))
+    assert (sst2.name, sst2.index, sst2.dev_source) == ("split", None, "dev split")
+    assert (len(sst2.train), len(sst2.dev), len(sst2.test)) == (6920, 872, 1821)
+
+    (trec,) = make_folds(load_registered("trec", real_data))
+    assert trec.dev_source == "10% of train, stratified, seed 0"
+    assert len(trec.train) + len(trec.dev) == 5452
+    assert len(trec.dev) == 546  # ceil(10% of 5452), as sklearn rounds the held-out part up
+    assert len(trec.test) == 500
+    assert not set(trec.train.lines) & set(trec.dev.lines)
+    assert trec.dev.source.endswith("train.jsonl (subset)")
+
+
+def test_real_cross_validation_default_is_one_fold_of_ten(real_data):
+    corpus = load_registered("mr", real_data)
+    (fold,) = make_folds(corpus)
+    assert (fold.name, fold.index) == ("fold-0", 0)
+    assert len(fold.test) in (1066, 1067)
+    assert len(fold.train) + len(fold.dev) + len(fold.test) == 10662
+    # Stratified: each class holds the same share of the test fold as of the whole set (5331 each).
+    assert abs(Counter(fold.test.labels)["positive"] - len(fold.test) / 2) <= 1
+
+
+def test_dataset_status(real_data, tmp_path):
+    rows = {row["name"]: row for row in dataset_status(real_data)}
+    assert set(rows) == set(REGISTRY)
+    assert rows["sst2"]["rows"] == {"train": 6920, "dev": 872, "test": 1821}
+    assert rows["trec"]["protocol"] == "train/test (dev held out)"
+    assert rows["mr"]["location"] == str(real_data / "mr")
+    assert rows["mr"]["hub_id"] == REGISTRY["mr"].hub_id
+    assert rows["subj"]["classes"] == 2
+    missing = dataset_status(tmp_path)
+    assert all(row["location"] == "not found" and row["rows"] == {} for row in missing)
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding the data folder
+
+
+def test_resolve_data_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("TEXTCNN_DATA_DIR", raising=False)
+    assert resolve_data_dir() is None
+    monkeypatch.setenv("TEXTCNN_DATA_DIR", str(tmp_path / "env"))
+    assert resolve_data_dir() == tmp_path / "env"
+    assert resolve_data_dir(tmp_path / "explicit") == tmp_path / "explicit"
+
+
+def test_load_registered_without_data_dir(monkeypatch):
+    monkeypatch.delenv("TEXTCNN_DATA_DIR", raising=False)
+    with pytest.raises(DataError, match=r"--data-dir or set TEXTCNN_DATA_DIR"):
+        load_registered("mr")
+
+
+def test_load_registered_missing_folder_or_file(tmp_path):
+    with pytest.raises(DataError, match=r"data folder not found"):
+        load_registered("mr", tmp_path / "nowhere")
+    (tmp_path / "sst2").mkdir()
+    write(tmp_path / "sst2" / "train.jsonl", jsonl({"text": "good", "label": "positive"}))
+    with pytest.raises(
+        DataError, match=r"dev\.jsonl: file not found .*train\.jsonl, dev\.jsonl, test\.jsonl"
+    ):
+        load_registered("sst2", tmp_path)
+    with pytest.raises(DataError, match=r"unknown dataset 'imdb' \(known: mr, sst1, sst2, subj, trec\)"):
+        load_registered("imdb", tmp_path)
+
+
+def test_load_registered_accepts_the_dataset_folder_itself(tmp_path):
+    rows = [{"text": f"s{i}", "label": ("negative", "positive")[i % 2]} for i in range(4)]
+    (tmp_path / "mr").mkdir()
+    write(tmp_path / "mr" / "all.jsonl", jsonl(*rows))
+    assert len(load_registered("mr", tmp_path / "mr").splits["all"]) == 4
+
+
+def test_registered_label_outside_registry(tmp_path):
+    (tmp_path / "mr").mkdir()
+    rows = [{"text": "a", "label": "positive"}, {"text": "b", "label": "negative"}]
+    write(tmp_path / "mr" / "all.jsonl", jsonl(*rows, {"text": "c", "label": "neutral"}))
+    with pytest.raises(DataError, match=r"all\.jsonl:3: label 'neutral' is not among mr's labels"):
+        load_registered("mr", tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading files: every problem names the file and the line
+
+
+BAD_FILES = [
+    # (file name, content, expected message fragment after "<name>:")
+    ("missing.jsonl", jsonl({"text": "a", "label": "x"}, {"body": "b", "label": "y"}), "2: no column 'text'"),
+    ("nolabel.jsonl", jsonl({"text": "a", "label": "x"}, {"text": "b"}), "2: no column 'label'"),
+    ("header.csv", "label,body\nx,hello\n", "1: no column 'text' (columns: label, body)"),
+    (
+        "header.tsv",
+        "label\tbody\nx\thello\n",
+        "1: no column 'text' (columns: label, body)",
+    ),
+    (
+        "empty_text.jsonl",
+        jsonl({"text": "a", "label": "x"}, {"text": "b", "label": "y"}, {"text": "", "label": "x"}),
+        "3: empty text",
+    ),
+    ("blank_text.csv", "text,label\na,x\n   ,y\n", "3: empty text"),
+    ("blank_text.tsv", "text\tlabel\na\tx\nb\ty\n \tx\n", "4: empty text"),
+    ("empty_label.csv", "text,label\na,x\nb,\n", "3: empty label"),
+    ("null_label.jsonl", jsonl({"text": "a", "label": None}), "1: empty label"),
+    ("bool_label.jsonl", jsonl({"text": "a", "label": True}), "1: label must be a string or an integer"),
+    ("number_text.jsonl", jsonl({"text": 3, "label": "x"}), "1: text must be a string"),
+    ("invalid.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "label": \n', "2: invalid JSON"),
+    ("array.jsonl", '{"text": "a", "label": "x"}\n["b", "y"]\n', "2: not a JSON object (got list)"),
+    ("array.json", '[{"text": "a", "label": "x"}]\n', "1: not a JSON object"),
+    (
+        "bytes.jsonl",
+        b'{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n{"text": "\xff", "label": "x"}\n',
+        "3: not UTF-8 (byte 0xff",
+    ),
+    ("bytes.csv", b"text,label\na,x\nb\xe9,y\n", "3: not UTF-8"),
+    ("too_many.csv", "text,label\na,x\nb,y,z\n", "3: 3 fields, the header has 2"),
+    ("too_few.tsv", "text\tlabel\na\tx\nb\n", "3: 1 of the header's 2 fields"),
+    ("unclosed.csv", 'text,label\na,x\n"b,y\nc,x\n', "3: 1 of the header's 2 fields (an unclosed quote?)"),
+    ("header_only.csv", "text,label\n", "1: header only, no rows"),
+    (
+        "blank_lines.jsonl",
+        '\n{"text": "a", "label": "x"}\n\n   \n{"text": "", "label": "x"}\n',
+        "5: empty text",
+    ),
+    # A quoted field may span lines; the next row's line is still the line a person sees it on.
+    ("multiline.csv", 'text,label\n"one\ntwo\nthree",x\n,y\n', "5: empty text"),
+    ("blank_then_row.csv", "text,label\na,x\n\n\n,y\n", "5: empty text"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "expected"), BAD_FILES, ids=[case[0] for case in BAD_FILES])
+def test_bad_file_names_file_and_line(tmp_path, name, content, expected):
+    path = write(tmp_path / name, content)
+    with pytest.raises(DataError) as caught:
+        read_labeled_file(path)
+    message = str(caught.value)
+    assert f"{name}:{expected}" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("name", ["empty.jsonl", "empty.csv", "empty.tsv", "blank.jsonl"])
+def test_empty_file(tmp_path, name):
+    path = write(tmp_path / name, "\n\n" if name.startswith("blank") else "")
+    with pytest.raises(DataError, match=rf"{name}: empty file"):
+        read_labeled_file(path)
+
+
+def test_missing_file_and_unknown_suffix(tmp_path):
+    with pytest.raises(DataError, match=r"nope\.csv: file not found"):
+        read_labeled_file(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match=r"notes\.txt: unknown file type '\.txt'"):
+        read_labeled_file(write(tmp_path / "notes.txt", "text,label\n"))
+
+
+def test_bom_is_stripped_and_int_labels_become_names(tmp_path):
+    csv_file = write(tmp_path / "bom.csv", "\ufefftext,label\nhello,1\n")
+    assert read_labeled_file(csv_file).labels == ("1",)
+    json_file = write(tmp_path / "bom.jsonl", "\ufeff" + jsonl({"text": "hello", "label": 0}))
+    loaded = read_labeled_file(json_file)
+    assert (loaded.texts, loaded.labels, loaded.lines) == (("hello",), ("0",), (1,))
+
+
+def test_custom_columns_and_crlf(tmp_path):
+    path = write(tmp_path / "crlf.csv", 'id,sentence,y\r\n1,"a, b",pos\r\n2,c,neg\r\n')
+    loaded = read_labeled_file(path, text_column="sentence", label_column="y")
+    assert (loaded.texts, loaded.labels, loaded.lines) == (("a, b", "c"), ("pos", "neg"), (2, 3))
+
+
+def test_formats_load_equal():
+    loaded = [read_labeled_file(SAMPLES / f"tiny.{suffix}") for suffix in ("jsonl", "csv", "tsv")]
+    assert len(loaded[0]) == 12
+    assert loaded[0].texts == loaded[1].texts == loaded[2].texts
+    assert loaded[0].labels == loaded[1].labels == loaded[2].labels
+    assert loaded[0].lines == tuple(range(1, 13))
+    assert loaded[1].lines == loaded[2].lines == tuple(range(2, 14))  # line 1 is the header
+    assert any('"again !"' in text for text in loaded[1].texts)  # CSV's doubled quotes undone
+
+
+def test_labeled_texts_subset():
+    data = LabeledTexts(("a", "b", "c"), ("x", "y", "x"), "f.csv", (2, 3, 4))
+    part = data.subset([2, 0])
+    assert (part.texts, part.labels, part.lines, part.source) == (
+        ("c", "a"),
+        ("x", "x"),
+        (4, 2),
+        "f.csv (subset)",
+    )
+    assert part.subset([0]).source == "f.csv (subset)"
+    with pytest.raises(ValueError):
+        LabeledTexts(("a",), ("x", "y"), "f.csv")
+
+
+# ---------------------------------------------------------------------------------------------
+# User files
+
+
+def test_load_files_train_only_is_cross_validated():
+    corpus = load_files(SAMPLES / "tiny.csv")
+    assert set(corpus.splits) == {"all"}
+    assert corpus.protocol == "cross-validation"
+    assert corpus.label_names == ("negative", "positive")
+    assert corpus.name == "tiny"
+    assert corpus.lowercase is True
+
+
+def test_load_files_with_dev_and_test(tmp_path):
+    train = write(tmp_path / "train.jsonl", jsonl({"text": "a", "label": "b"}, {"text": "c", "label": "a"}))
+    dev = write(tmp_path / "dev.csv", "text,label\nx,a\n")
+    test = write(tmp_path / "test.tsv", "text\tlabel\ny\tb\n")
+    corpus = load_files(train, dev, test, lowercase=False, name="mine")
+    assert set(corpus.splits) == {"train", "dev", "test"}
+    assert (corpus.name, corpus.label_names, corpus.lowercase) == ("mine", ("a", "b"), False)
+    (fold,) = make_folds(corpus)
+    assert (fold.dev_source, fold.test.texts) == ("dev split", ("y",))
+
+
+@pytest.mark.parametrize("split", ["dev", "test"])
+def test_unseen_label_in_dev_or_test(tmp_path, split):
+    train = write(tmp_path / "train.jsonl", jsonl({"text": "a", "label": "x"}, {"text": "b", "label": "y"}))
+    other = write(tmp_path / f"{split}.csv", "text,label\nc,x\nd,y\ne,z\n")
+    with pytest.raises(DataError, match=rf"{split}\.csv:4: label 'z' is not among the labels seen in train"):
+        load_files(train, **{split: other})
+
+
+def test_unseen_label_checked_on_folds_too():
+    train = LabeledTexts(("a", "b"), ("x", "y"), "train.jsonl", (1, 2))
+    dev = LabeledTexts(("c",), ("z",), "dev.jsonl", (7,))
+    corpus = Corpus("toy", ("x", "y", "z"), {"train": train, "dev": dev}, True, "toy")
+    with pytest.raises(DataError, match=r"dev\.jsonl:7: label 'z'"):
+        make_folds(corpus)
+
+
+# ---------------------------------------------------------------------------------------------
+# Protocols
+
+
+def test_folds_partition_the_data():
+    corpus = load_files(SAMPLES / "tiny.tsv")
+    everything = set(corpus.splits["all"].texts)
+    folds = make_folds(corpus, folds=3, dev_fraction=0.25)  # 2 of each fold's 8 train rows: one per class
+    assert [f.name for f in folds] == ["fold-0", "fold-1", "fold-2"]
+    assert [f.index for f in folds] == [0, 1, 2]
+    tests = [set(f.test.texts) for f in folds]
+    assert sum(map(len, tests)) == len(everything)
+    assert set().union(*tests) == everything
+    for f in folds:
+        train, dev, test = set(f.train.texts), set(f.dev.texts), set(f.test.texts)
+        assert not (train & dev or train & test or dev & test)
+        assert train | dev | test == everything
+        assert f.dev_source == "25% of train, stratified, seed 0"
+        assert Counter(f.dev.labels) == {"negative": 1, "positive": 1}
+        assert set(f.train.labels) == {"negative", "positive"}
+
+
+def test_folds_are_stratified():
+    labels = ["a"] * 70 + ["b"] * 30
+    folds = make_folds(corpus_of(labels), folds=10)
+    assert len(folds) == 10
+    for f in folds:
+        assert Counter(f.test.labels) == {"a": 7, "b": 3}
+        assert Counter(f.dev.labels) == {"a": 6, "b": 3}  # 9 of 90, split 63:27 -> 6.3:2.7
+
+
+def test_folds_are_deterministic():
+    corpus = corpus_of(["a"] * 40 + ["b"] * 20 + ["c"] * 20)
+    first = make_folds(corpus, folds=5, seed=3)
+    assert make_folds(corpus, folds=5, seed=3) == first
+    assert make_folds(corpus, folds=5, seed=4) != first
+    # One fold alone is the same as that fold of a full run.
+    assert make_folds(corpus, folds=5, fold=2, seed=3) == [first[2]]
+
+
+def test_fold_selection():
+    corpus = corpus_of(["a"] * 30 + ["b"] * 30)
+    assert [f.name for f in make_folds(corpus)] == ["fold-0"]  # one fold of ten by default
+    assert make_folds(corpus, fold=7) == [make_folds(corpus, folds=10)[7]]
+    assert len(make_folds(corpus, fold=7)[0].test) == 6
+    with pytest.raises(DataError, match=r"--fold must be between 0 and 9"):
+        make_folds(corpus, fold=10)
+    with pytest.raises(DataError, match=r"--fold must be between 0 and 2"):
+        make_folds(corpus, folds=3, fold=-1)
+    with pytest.raises(DataError, match=r"--folds must be at least 2"):
+        make_folds(corpus, folds=1)
+    with pytest.raises(DataError, match=r"dev fraction"):
+        make_folds(corpus, dev_fraction=1.0)
+
+
+def test_too_few_examples_for_cross_validation():
+    with pytest.raises(DataError, match=r"tiny\.csv: label 'negative' has 6 rows, too few for 10-fold"):
+        make_folds(load_files(SAMPLES / "tiny.csv"))
+    with pytest.raises(DataError, match=r"only one label"):
+        make_folds(corpus_of(["a"] * 20))
+
+
+def test_fixed_splits_reject_folds(tmp_path):
+    train = write(
+        tmp_path / "train.csv", "text,label\n" + "".join(f"t{i},{'ab'[i % 2]}\n" for i in range(20))
+    )
+    test = write(tmp_path / "test.csv", "text,label\nu,a\nv,b\n")
+    corpus = load_files(train, test=test, name="mine")
+    with pytest.raises(DataError, match=r"^mine has a test split; --folds is for datasets without one$"):
+        make_folds(corpus, folds=10)
+    with pytest.raises(DataError, match=r"--fold is for datasets without one"):
+        make_folds(corpus, fold=0)
+
+
+def test_held_out_dev_without_dev_split(tmp_path):
+    rows = "".join(f"t{i},{'ab'[i % 2]}\n" for i in range(40))
+    corpus = load_files(
+        write(tmp_path / "train.csv", "text,label\n" + rows),
+        test=write(tmp_path / "test.csv", "text,label\nu,a\nv,b\n"),
+    )
+    (fold,) = make_folds(corpus, seed=5, dev_fraction=0.25)
+    assert fold.dev_source == "25% of train, stratified, seed 5"
+    assert (len(fold.train), len(fold.dev), len(fold.test)) == (30, 10, 2)
+    assert Counter(fold.dev.labels) == {"a": 5, "b": 5}
+    assert not set(fold.train.texts) & set(fold.dev.texts)
+    assert fold.dev.lines and all(fold.dev.where(i).startswith(str(tmp_path)) for i in range(len(fold.dev)))
+    assert make_folds(corpus, seed=5, dev_fraction=0.25) == [fold]
+
+
+def test_held_out_dev_falls_back_when_a_class_is_too_small(tmp_path):
+    rows = "".join(f"t{i},{'ab'[i % 2]}\n" for i in range(20)) + "lonely,c\n"
+    corpus = load_files(
+        write(tmp_path / "train.csv", "text,label\n" + rows),
+        test=write(tmp_path / "test.csv", "text,label\nu,a\n"),
+    )
+    (fold,) = make_folds(corpus)
+    assert fold.dev_source == "10% of train, seed 0"  # not stratified, and says so
+    assert "lonely" in fold.train.texts  # a one-row class stays where it can be learned
+    assert len(fold.train) + len(fold.dev) == 21
+
+
+# ---------------------------------------------------------------------------------------------
+# Hugging Face Hub (offline: an in-memory DatasetDict stands in for the Hub)
+
+
+def test_corpus_from_hf_with_class_label():
+    datasets = pytest.importorskip("datasets")
+    features = datasets.Features(
+        {"sentence": datasets.Value("string"), "y": datasets.ClassLabel(names=["neg", "pos", "neutral"])}
+    )
+
+    def part(rows):
+        return datasets.Dataset.from_dict(
+            {"sentence": [r[0] for r in rows], "y": [r[1] for r in rows]}, features
+        )
+
+    hf = datasets.DatasetDict(
+        train=part([("good", 1), ("bad", 0), ("fine", 1)]),
+        validation=part([("great", 1)]),
+        test=part([("awful", 0), ("nice", 1)]),
+    )
+    corpus = corpus_from_hf("someone/reviews", hf, text_column="sentence", label_column="y")
+    assert corpus.label_names == ("neg", "pos", "neutral")  # the ClassLabel's order, unused names kept
+    assert set(corpus.splits) == {"train", "dev", "test"}
+    assert corpus.splits["train"].labels == ("pos", "neg", "pos")
+    assert corpus.splits["dev"].source == "hub:someone/reviews/validation"
+    assert corpus.splits["test"].texts == ("awful", "nice")
+    assert corpus.source == "hub:someone/reviews"
+    (fold,) = make_folds(corpus)
+    assert fold.dev_source == "dev split"
+
+
+def test_corpus_from_hf_plain_labels_and_hidden_test_labels():
+    datasets = pytest.importorskip("datasets")
+    plain = datasets.DatasetDict(train=datasets.Dataset.from_dict({"text": ["a", "b"], "label": ["z", "y"]}))
+    corpus = corpus_from_hf("x/y", plain)
+    assert (set(corpus.splits), corpus.label_names) == ({"all"}, ("y", "z"))
+
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["n", "p"])}
+    )
+    hidden = datasets.DatasetDict(
+        train=datasets.Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]}, features),
+        test=datasets.Dataset.from_dict({"text": ["c"], "label": [-1]}, features),  # GLUE-style hidden labels
+    )
+    assert set(corpus_from_hf("x/y", hidden).splits) == {"all"}
+    # Hub copies of registered sets keep the registry's casing rule.
+    assert corpus_from_hf(REGISTRY["trec"].hub_id, plain).lowercase is False
+
+
+def test_corpus_from_hf_errors():
+    datasets = pytest.importorskip("datasets")
+    hf = datasets.DatasetDict(train=datasets.Dataset.from_dict({"text": ["a", " "], "label": ["x", "y"]}))
+    with pytest.raises(DataError, match=r"^hub:x/y/train:2: empty text$"):
+        corpus_from_hf("x/y", hf)
+    with pytest.raises(DataError, match=r"hub:x/y/train: no column 'sentence' \(columns: text, label\)"):
+        corpus_from_hf("x/y", hf, text_column="sentence")
+    with pytest.raises(DataError, match=r"hub:x/y: no 'train' split"):
+        corpus_from_hf("x/y", datasets.DatasetDict(test=hf["train"]))
+
+
+def test_load_hub_offline_raises_data_error(monkeypatch, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    import huggingface_hub.constants
+
+    # The libraries read HF_HUB_OFFLINE at import; patch their copies too so no request is tried.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.chdir(tmp_path)  # so a stray local folder cannot be mistaken for the id
+    with pytest.raises(DataError) as caught:
+        load_hub("textcnn-tests/no-such-dataset")
+    message = str(caught.value)
+    assert message.startswith("hub:textcnn-tests/no-such-dataset: cannot load from the Hugging Face Hub")
+    assert "\n" not in message
+
+
+def test_load_hub_without_datasets_installed(monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", None)  # makes `import datasets` raise ImportError
+    with pytest.raises(DataError, match=r"needs the `datasets` package"):
+        load_hub("owner/name")
+
+
+# ---------------------------------------------------------------------------------------------
+# Dispatch
+
+
+def test_load_corpus_dispatch(monkeypatch, tmp_path):
+    corpus = load_corpus(train=SAMPLES / "tiny.jsonl", lowercase=False)
+    assert (set(corpus.splits), corpus.lowercase) == ({"all"}, False)
+
+    calls = []
+    monkeypatch.setattr(data_module, "load_hub", lambda *args: calls.append(args) or corpus)
+    assert load_corpus("owner/name", text_column="t", label_column="l", lowercase=True).lowercase is True
+    assert calls == [("owner/name", "t", "l")]
+
+    with pytest.raises(DataError, match=r"unknown dataset 'imdb' \(known: mr, sst1, sst2, subj, trec"):
+        load_corpus("imdb")
+    with pytest.raises(DataError, match=r"not both"):
+        load_corpus("mr", train=SAMPLES / "tiny.csv")
+    with pytest.raises(DataError, match=r"no data: give a dataset"):
+        load_corpus()
+    with pytest.raises(DataError, match=r"--dev/--test need a --train file"):
+        load_corpus(dev=SAMPLES / "tiny.csv")
+    monkeypatch.delenv("TEXTCNN_DATA_DIR", raising=False)
+    with pytest.raises(DataError, match=r"mr: no data folder; give --data-dir or set TEXTCNN_DATA_DIR"):
+        load_corpus("mr")
+
+
+def test_load_corpus_registered_with_case_override(real_data):
+    corpus = load_corpus("trec", data_dir=real_data)
+    assert corpus.lowercase is False
+    assert load_corpus("trec", data_dir=real_data, lowercase=True).lowercase is True

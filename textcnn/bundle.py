@@ -1,0 +1,273 @@
+"""A trained model as a folder anyone can serve: config.json, vocab.json, weights.safetensors.
+
+No pickle anywhere: the config is JSON (model and training settings, label names, tokenizer
+settings, metrics, package versions), the weights are safetensors. `config.json` records the
+sha256 of the weights, so a truncated or swapped weights file is caught at load time rather than
+producing silent nonsense.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from textcnn.errors import BundleError, TextCNNError
+from textcnn.model import ModelConfig, TextCNN
+from textcnn.text import Batch, TextEncoder, Vocabulary
+
+FORMAT = "textcnn-bundle"
+FORMAT_VERSION = 1
+CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE = "config.json", "vocab.json", "weights.safetensors"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over the target.
+
+    A reader (or a run killed half-way) sees either the old file or the new one, never a mix.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide the bundle from a service user
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise TextCNNError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise TextCNNError("device cuda was asked for, but torch sees no CUDA device here")
+    return resolved
+
+
+def package_versions() -> dict:
+    from textcnn import __version__
+
+    return {"textcnn": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    score: float  # probability of `label`
+    probabilities: dict[str, float]  # every class, by label name
+
+    def to_json(self) -> dict:
+        return {"label": self.label, "score": self.score, "probabilities": self.probabilities}
+
+
+class Classifier:
+    """A model with its vocabulary and label names: texts in, label names and probabilities out."""
+
+    def __init__(
+        self, model: TextCNN, encoder: TextEncoder, label_names: Sequence[str], info: dict | None = None
+    ):
+        if len(label_names) != model.config.num_classes:
+            raise BundleError(
+                f"{len(label_names)} label names for a model with {model.config.num_classes} classes"
+            )
+        if len(encoder.vocab) != model.config.vocab_size:
+            raise BundleError(
+                f"vocabulary of {len(encoder.vocab)} for a model expecting {model.config.vocab_size}"
+            )
+        self.model = model.eval()
+        self.encoder = encoder
+        self.label_names = list(label_names)
+        self.info = dict(info or {})  # everything else from config.json: training, data, metrics
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def min_length(self) -> int:
+        return max(self.model.config.filter_widths)
+
+    def to(self, device: str | torch.device) -> Classifier:
+        self.model.to(resolve_device(device))
+        return self
+
+    @torch.inference_mode()
+    def logits_for_batch(self, batch: Batch) -> torch.Tensor:
+        """Logits (B, C) as float32 on the CPU for an already padded batch (the service's hot path)."""
+        batch = batch.to(self.device)
+        return self.model(batch.ids, batch.lengths).float().cpu()
+
+    def logits(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        """Logits (N, C) in input order; batches are formed from texts of similar length."""
+        if isinstance(texts, str):
+            raise TypeError("logits() takes a sequence of texts, not a single string")
+        encoded = self.encoder.encode_many(texts)
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        out = torch.empty(len(encoded), self.model.config.num_classes)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            out[chunk] = self.logits_for_batch(self.encoder.pad([encoded[i] for i in chunk], self.min_length))
+        return out
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        return torch.softmax(self.logits(texts, batch_size), dim=1).numpy()
+
+    def predictions_from_logits(self, logits: torch.Tensor) -> list[Prediction]:
+        probabilities = torch.softmax(logits.float(), dim=1)
+        best = probabilities.argmax(dim=1).tolist()
+        rows = probabilities.tolist()
+        return [
+            Prediction(
+                label=self.label_names[b],
+                score=row[b],
+                probabilities=dict(zip(self.label_names, row, strict=True)),
+            )
+            for b, row in zip(best, rows, strict=True)
+        ]
+
+    def predict(self, texts: Sequence[str], batch_size: int = 256) -> list[Prediction]:
+        return self.predictions_from_logits(self.logits(texts, batch_size))
+
+    # -- bundles ------------------------------------------------------------------------------
+
+    def save(self, path: str | Path, half: bool = False) -> Path:
+        """Write the bundle; `half` stores fp16 weights (half the size, loaded back as fp32)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        from safetensors.torch import save
+
+        state = {
+            k: v.detach().to("cpu", torch.float16 if half else torch.float32).contiguous()
+            for k, v in self.model.state_dict().items()
+        }
+        weights = save(state, metadata={"format": FORMAT})
+        config = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "versions": package_versions(),
+            "labels": self.label_names,
+            "vocab_size": len(self.encoder.vocab),
+            "text": self.encoder.to_json(),
+            "model": self.model.config.to_json(),
+            "weights": {
+                "file": WEIGHTS_FILE,
+                "dtype": "float16" if half else "float32",
+                "sha256": hashlib.sha256(weights).hexdigest(),
+            },
+        } | {k: v for k, v in self.info.items() if k not in _RESERVED_KEYS}
+        # config.json goes last: it names the weights' digest, so a bundle caught half-written
+        # (new weights, old config) is reported as inconsistent instead of loading.
+        atomic_write_bytes(path / WEIGHTS_FILE, weights)
+        atomic_write_bytes(
+            path / VOCAB_FILE, json.dumps(self.encoder.vocab.to_json(), ensure_ascii=False).encode()
+        )
+        atomic_write_bytes(path / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False).encode())
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "auto") -> Classifier:
+        path = Path(path)
+        if not path.is_dir():
+            raise BundleError(f"{path}: no model bundle here (expected a folder with {CONFIG_FILE})")
+        config = _read_config(path)
+        try:
+            model_config = ModelConfig.from_json(config["model"])
+            encoder = TextEncoder(Vocabulary.load(path / VOCAB_FILE), **config.get("text", {}))
+        except TextCNNError as exc:
+            raise BundleError(f"{path / CONFIG_FILE}: {exc}") from None
+        except (KeyError, TypeError) as exc:
+            raise BundleError(f"{path / CONFIG_FILE}: malformed model section ({exc})") from None
+        model = TextCNN(model_config)
+        model.load_state_dict(_read_weights(path, config, model))
+        classifier = cls(
+            model, encoder, config["labels"], {k: v for k, v in config.items() if k not in _RESERVED_KEYS}
+        )
+        return classifier.to(device)
+
+
+_RESERVED_KEYS = {
+    "format",
+    "format_version",
+    "created",
+    "versions",
+    "labels",
+    "vocab_size",
+    "text",
+    "model",
+    "weights",
+}
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleError(f"{path}: not a model bundle ({CONFIG_FILE} is missing)") from None
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{path / CONFIG_FILE}: not valid JSON ({exc})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise BundleError(f"{path / CONFIG_FILE}: not a textcnn bundle config (format is not {FORMAT!r})")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"{path}: bundle format version {config.get('format_version')!r}; this textcnn reads {FORMAT_VERSION}"
+        )
+    missing = [k for k in ("labels", "model", "weights") if k not in config]
+    if missing:
+        raise BundleError(f"{path / CONFIG_FILE}: missing {', '.join(missing)}")
+    return config
+
+
+def _read_weights(path: Path, config: dict, model: TextCNN) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    weights_path = path / WEIGHTS_FILE
+    try:
+        data = weights_path.read_bytes()
+    except FileNotFoundError:
+        raise BundleError(f"{path}: {WEIGHTS_FILE} is missing") from None
+    expected_digest = config["weights"].get("sha256") if isinstance(config["weights"], dict) else None
+    if expected_digest and hashlib.sha256(data).hexdigest() != expected_digest:
+        raise BundleError(
+            f"{weights_path}: does not match the sha256 in {CONFIG_FILE} (truncated, replaced or half-written)"
+        )
+    try:
+        state = load(data)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise BundleError(f"{weights_path}: unreadable safetensors file ({exc})") from None
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise BundleError(
+            f"{weights_path}: tensors do not fit the config (missing {missing}, unexpected {unexpected})"
+        )
+    for name, tensor in state.items():
+        if tensor.shape != expected[name].shape:
+            raise BundleError(
+                f"{weights_path}: {name} has shape {tuple(tensor.shape)}, "
+                f"config.json implies {tuple(expected[name].shape)}"
+            )
+        state[name] = tensor.float()
+        if not torch.isfinite(state[name]).all():
+            raise BundleError(f"{weights_path}: {name} holds NaN or infinite values")
+    return state

@@ -1,0 +1,330 @@
+"""The `textcnn` command: a thin shell over the library.
+
+Each subcommand parses flags, calls library functions, and prints. Any `TextCNNError` becomes
+one line on stderr and exit code 1 (argparse's own usage errors exit with 2); Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from textcnn.errors import TextCNNError
+
+EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser, dataset_required: bool = False) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--dataset", help="registered dataset (mr, sst1, sst2, subj, trec) or a Hub id owner/name"
+    )
+    group.add_argument(
+        "--data-dir", help="folder holding the registered datasets (default: $TEXTCNN_DATA_DIR)"
+    )
+    group.add_argument(
+        "--train", dest="train_file", metavar="FILE", help="training file: JSON Lines, CSV or TSV"
+    )
+    group.add_argument(
+        "--dev", dest="dev_file", metavar="FILE", help="dev file (default: 10%% of train held out)"
+    )
+    group.add_argument("--test", dest="test_file", metavar="FILE", help="test file")
+    group.add_argument("--text-column", default="text", help="column holding the text (default: text)")
+    group.add_argument("--label-column", default="label", help="column holding the label (default: label)")
+    group.add_argument(
+        "--lowercase",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="lowercase before tokenizing (default: per dataset; on for files)",
+    )
+    group.add_argument(
+        "--folds", type=_positive_int, help="k-fold cross-validation for data without a test split"
+    )
+    group.add_argument("--fold", type=int, help="run only this fold (0-based) of --folds (default 10)")
+
+
+def _load_corpus(args: argparse.Namespace):
+    from textcnn.data import load_corpus
+
+    return load_corpus(
+        args.dataset,
+        data_dir=args.data_dir,
+        train=args.train_file,
+        dev=args.dev_file,
+        test=args.test_file,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        lowercase=args.lowercase,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from textcnn import __version__
+    from textcnn.model import VARIANTS
+    from textcnn.pooling import POOLINGS
+    from textcnn.train import OPTIMIZERS
+
+    parser = argparse.ArgumentParser(
+        prog="textcnn", description="Kim (2014)'s CNN for sentence classification."
+    )
+    parser.add_argument("--version", action="version", version=f"textcnn {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train",
+        help="train a model and write its bundle",
+        description="Train a model; the best dev epoch is written as a bundle to --out.",
+    )
+    _add_data_arguments(train)
+    train.add_argument(
+        "--out", required=True, help="bundle folder to write (one sub-folder per fold with --folds)"
+    )
+    model = train.add_argument_group("model")
+    model.add_argument("--variant", choices=VARIANTS, default="rand", help="embedding variant (Kim 2014)")
+    model.add_argument("--vectors", help="pretrained vectors: a word2vec/GloVe/fastText file or glove-6b-50d")
+    model.add_argument(
+        "--embedding-dim", type=_positive_int, default=300, help="embedding size without --vectors"
+    )
+    model.add_argument(
+        "--filter-widths", type=_int_list, default=(3, 4, 5), help="comma-separated (default 3,4,5)"
+    )
+    model.add_argument("--num-filters", type=_positive_int, default=100, help="feature maps per width")
+    model.add_argument("--pooling", choices=POOLINGS, default="max", help="pooling over time (default max)")
+    model.add_argument("--k", type=_positive_int, default=3, help="k of kmax pooling")
+    model.add_argument("--chunks", type=_positive_int, default=3, help="regions of chunk-max pooling")
+    model.add_argument("--temperature", type=float, default=1.0, help="temperature of logsumexp pooling")
+    model.add_argument("--dropout", type=float, default=0.5, help="dropout before the output layer")
+    model.add_argument(
+        "--max-norm", type=float, default=3.0, help="l2 max-norm of output weight rows; 0 turns it off"
+    )
+    fitting = train.add_argument_group("training")
+    fitting.add_argument("--optimizer", choices=OPTIMIZERS, default="adadelta", help="default adadelta (Kim)")
+    fitting.add_argument("--lr", type=float, help="learning rate (default 1.0 Adadelta, 0.001 Adam)")
+    fitting.add_argument("--batch-size", type=_positive_int, default=50, help="sentences per batch")
+    fitting.add_argument("--epochs", type=_positive_int, default=25, help="most epochs to train")
+    fitting.add_argument(
+        "--patience", type=int, default=5, help="stop after N epochs without dev gain; 0: never"
+    )
+    fitting.add_argument("--seed", type=int, default=0, help="seed for splits, initialisation and batches")
+    fitting.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    fitting.add_argument(
+        "--amp",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="bf16 mixed precision on CUDA (default on)",
+    )
+    fitting.add_argument(
+        "--min-count", type=_positive_int, default=1, help="drop words seen fewer times in train"
+    )
+    fitting.add_argument("--max-vocab", type=int, help="keep at most this many words")
+    fitting.add_argument("--max-length", type=_positive_int, help="truncate texts to this many tokens")
+    fitting.add_argument("--half", action="store_true", help="store fp16 weights (half the bundle size)")
+    fitting.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run from its checkpoint"
+    )
+    fitting.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate a bundle on a dataset split or a file",
+        description="Accuracy, macro-F1, per-class scores and the confusion matrix.",
+    )
+    evaluate.add_argument("bundle", help="model bundle folder")
+    _add_data_arguments(evaluate)
+    evaluate.add_argument("--split", choices=("test", "dev", "train"), default="test", help="default test")
+    evaluate.add_argument("--seed", type=int, help="split seed for held-out parts (default: the bundle's)")
+    evaluate.add_argument("--json", action="store_true", help="print the full metrics as JSON")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+    predict = commands.add_parser(
+        "predict",
+        help="label texts (arguments, or one a line on stdin)",
+        description="Print one JSON line per text: label, score, probabilities.",
+    )
+    predict.add_argument("bundle", help="model bundle folder")
+    predict.add_argument("texts", nargs="*", help="texts to label; none: read one a line from stdin")
+    predict.add_argument("--batch-size", type=_positive_int, default=256, help="texts per forward pass")
+    predict.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+    datasets = commands.add_parser("datasets", help="list the registered datasets and where they resolve")
+    datasets.add_argument("--data-dir", help="folder holding the datasets (default: $TEXTCNN_DATA_DIR)")
+    datasets.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from textcnn.data import make_folds
+    from textcnn.evaluate import format_metrics, format_summary
+    from textcnn.train import TrainConfig, VocabConfig, train_folds
+
+    if args.variant != "rand" and not args.vectors:
+        raise TextCNNError(f"--variant {args.variant} needs --vectors (a vectors file or glove-6b-50d)")
+    model_options = {
+        "variant": args.variant,
+        "embedding_dim": args.embedding_dim,
+        "filter_widths": args.filter_widths,
+        "num_filters": args.num_filters,
+        "pooling": args.pooling,
+        "kmax_k": args.k,
+        "chunks": args.chunks,
+        "temperature": args.temperature,
+        "dropout": args.dropout,
+        "max_norm": args.max_norm or None,
+    }
+    train_config = TrainConfig(
+        optimizer=args.optimizer,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        patience=args.patience or None,
+        seed=args.seed,
+        device=args.device,
+        amp=args.amp,
+    )
+    vocab_config = VocabConfig(min_count=args.min_count, max_size=args.max_vocab, max_length=args.max_length)
+    from textcnn.model import ModelConfig
+
+    ModelConfig(vocab_size=2, num_classes=2, **model_options)  # reject bad flags before loading any data
+    corpus = _load_corpus(args)
+    folds = make_folds(corpus, args.folds, args.fold, seed=args.seed)
+
+    def report(fold, outcome) -> None:
+        where = Path(args.out) if len(folds) == 1 else Path(args.out) / fold.name
+        parts = [
+            f"{fold.name}: best epoch {outcome.fit.best_epoch}",
+            f"dev {outcome.dev_metrics['accuracy']:.1%}",
+        ]
+        if outcome.test_metrics:
+            parts.append(f"test {format_metrics(outcome.test_metrics)}")
+        print(" | ".join(parts) + f" -> {where}", file=sys.stderr)
+        if outcome.vectors:
+            print(f"  vectors: {outcome.vectors['summary']}", file=sys.stderr)
+
+    run = train_folds(
+        corpus,
+        folds,
+        args.out,
+        model_options,
+        train_config,
+        vocab_config,
+        args.vectors,
+        args.resume,
+        not args.quiet,
+        args.half,
+        on_fold=report,
+    )
+    if "test" in run.summary:
+        print(f"{corpus.name}: test {format_summary(run.summary['test'])}", file=sys.stderr)
+    print(json.dumps(run.summary))
+    if run.outcomes and run.outcomes[-1].fit.interrupted:
+        print(
+            "textcnn: interrupted; the best model so far was written (resume with --resume)", file=sys.stderr
+        )
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from textcnn.bundle import Classifier
+    from textcnn.data import make_folds
+    from textcnn.evaluate import classification_metrics, format_metrics
+
+    classifier = Classifier.load(args.bundle, device=args.device)
+    trained_on = classifier.info.get("data") or {}
+    if args.dataset is None and args.train_file is None and trained_on.get("dataset"):
+        args.dataset = trained_on["dataset"]
+    corpus = _load_corpus(args)
+    seed = args.seed if args.seed is not None else trained_on.get("split_seed", 0)
+    folds, fold = args.folds, args.fold
+    if "all" in corpus.splits and folds is None and fold is None and trained_on.get("dataset") == corpus.name:
+        folds, fold = trained_on.get("folds"), trained_on.get("fold_index")  # the fold it was held out from
+    (chosen,) = make_folds(corpus, folds, fold if fold is not None or folds is None else 0, seed=seed)
+    split = {"train": chosen.train, "dev": chosen.dev, "test": chosen.test}[args.split]
+    if split is None:
+        raise TextCNNError(f"{corpus.name} has no {args.split} split")
+    unknown = sorted(set(split.labels) - set(classifier.label_names))
+    if unknown:
+        raise TextCNNError(
+            f"{split.source}: labels the model does not know: {', '.join(map(repr, unknown[:5]))}"
+        )
+    index = {name: i for i, name in enumerate(classifier.label_names)}
+    predicted = classifier.logits(split.texts).argmax(dim=1).tolist()
+    metrics = classification_metrics([index[y] for y in split.labels], predicted, classifier.label_names)
+    metrics |= {"dataset": corpus.name, "split": args.split, "fold": chosen.name, "bundle": str(args.bundle)}
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        print(f"{corpus.name} {args.split} ({chosen.name}): {format_metrics(metrics)}")
+        width = max(len(name) for name in classifier.label_names)
+        for name, row in metrics["per_class"].items():
+            print(
+                f"  {name:<{width}}  precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
+                f"f1 {row['f1']:.3f}  support {row['support']}"
+            )
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from textcnn.bundle import Classifier
+
+    classifier = Classifier.load(args.bundle, device=args.device)
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
+    texts = [text for text in texts if text.strip()]
+    for start in range(0, len(texts), 4096):  # stream long inputs in slices
+        chunk = texts[start : start + 4096]
+        for text, prediction in zip(
+            chunk, classifier.predict(chunk, batch_size=args.batch_size), strict=True
+        ):
+            print(json.dumps({"text": text, **prediction.to_json()}, ensure_ascii=False))
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from textcnn.data import dataset_status
+
+    rows = dataset_status(args.data_dir)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':<6} {'classes':>7} {'rows':>22}  {'protocol':<34} location")
+    for row in rows:
+        counts = "/".join(f"{n:,}" for n in row["rows"].values()) or "-"
+        print(f"{row['name']:<6} {row['classes']:>7} {counts:>22}  {row['protocol']:<34} {row['location']}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "datasets": cmd_datasets}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except TextCNNError as exc:
+        print(f"textcnn: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("textcnn: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `textcnn predict ... | head`
+        return 0
