@@ -1,20 +1,49 @@
 """textcnn: Kim (2014)'s convolutional sentence classifier, with masked pooling of every common kind."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
-from textcnn.bundle import Classifier, Prediction
-from textcnn.errors import BundleError, ConfigError, DataError, TextCNNError, VectorsError
-from textcnn.model import ModelConfig, TextCNN
-
-__all__ = [
-    "BundleError",
+# Public names are imported on first use (PEP 562), so `import textcnn` and `textcnn --help` do
+# not pay for importing torch.
+_EXPORTS = {
+    "Classifier": "textcnn.bundle",
+    "Prediction": "textcnn.bundle",
+    "ModelConfig": "textcnn.model",
+    "TextCNN": "textcnn.model",
+    "TrainConfig": "textcnn.train",
+    "BundleError": "textcnn.errors",
+    "ConfigError": "textcnn.errors",
+    "DataError": "textcnn.errors",
+    "TextCNNError": "textcnn.errors",
+    "VectorsError": "textcnn.errors",
+}
+__all__ = [  # noqa: RUF022 - public classes first, then errors
     "Classifier",
-    "ConfigError",
-    "DataError",
     "ModelConfig",
     "Prediction",
     "TextCNN",
+    "TrainConfig",
+    "BundleError",
+    "ConfigError",
+    "DataError",
     "TextCNNError",
     "VectorsError",
     "__version__",
 ]
+
+if TYPE_CHECKING:
+    from textcnn.bundle import Classifier, Prediction
+    from textcnn.errors import BundleError, ConfigError, DataError, TextCNNError, VectorsError
+    from textcnn.model import ModelConfig, TextCNN
+    from textcnn.train import TrainConfig
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'textcnn' has no attribute {name!r}")

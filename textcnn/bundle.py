@@ -30,6 +30,15 @@ FORMAT_VERSION = 1
 CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE = "config.json", "vocab.json", "weights.safetensors"
 
 
+def _current_umask() -> int:
+    umask = os.umask(0)  # the only way to read it; done once, at import, before any threads
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _current_umask()
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over the target.
 
@@ -37,10 +46,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
     try:
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide the bundle from a service user
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide the bundle from a service user
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -190,9 +197,10 @@ class Classifier:
         if not path.is_dir():
             raise BundleError(f"{path}: no model bundle here (expected a folder with {CONFIG_FILE})")
         config = _read_config(path)
+        vocab = Vocabulary.load(path / VOCAB_FILE)  # raises its own BundleError naming vocab.json
         try:
             model_config = ModelConfig.from_json(config["model"])
-            encoder = TextEncoder(Vocabulary.load(path / VOCAB_FILE), **config.get("text", {}))
+            encoder = TextEncoder(vocab, **config.get("text", {}))
         except TextCNNError as exc:
             raise BundleError(f"{path / CONFIG_FILE}: {exc}") from None
         except (KeyError, TypeError) as exc:
@@ -227,7 +235,8 @@ def _read_config(path: Path) -> dict:
         raise BundleError(f"{path / CONFIG_FILE}: not valid JSON ({exc})") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise BundleError(f"{path / CONFIG_FILE}: not a textcnn bundle config (format is not {FORMAT!r})")
-    if config.get("format_version") != FORMAT_VERSION:
+    version = config.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
         raise BundleError(
             f"{path}: bundle format version {config.get('format_version')!r}; this textcnn reads {FORMAT_VERSION}"
         )

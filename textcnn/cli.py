@@ -80,9 +80,7 @@ def _load_corpus(args: argparse.Namespace):
 
 def build_parser() -> argparse.ArgumentParser:
     from textcnn import __version__
-    from textcnn.model import VARIANTS
-    from textcnn.pooling import POOLINGS
-    from textcnn.train import OPTIMIZERS
+    from textcnn.names import OPTIMIZERS, POOLINGS, VARIANTS
 
     parser = argparse.ArgumentParser(
         prog="textcnn", description="Kim (2014)'s CNN for sentence classification."

@@ -14,10 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from textcnn.errors import ConfigError
+from textcnn.names import VARIANTS
 from textcnn.pooling import Pooled, output_multiplier, pool, validate_pooling
 from textcnn.text import PAD_ID
-
-VARIANTS = ("rand", "static", "non-static", "multichannel")
 
 
 @dataclass(frozen=True)
@@ -37,6 +36,11 @@ class ModelConfig:
     extra: dict = field(default_factory=dict, compare=False)  # free-form notes carried into bundles
 
     def __post_init__(self) -> None:
+        for name in ("vocab_size", "num_classes", "embedding_dim", "num_filters", "kmax_k", "chunks"):
+            if not _is_int(getattr(self, name)):
+                raise ConfigError(f"{name} must be an integer, got {getattr(self, name)!r}")
+        if isinstance(self.filter_widths, str) or not all(_is_int(w) for w in self.filter_widths):
+            raise ConfigError(f"filter_widths must be a sequence of integers, got {self.filter_widths!r}")
         object.__setattr__(self, "filter_widths", tuple(int(w) for w in self.filter_widths))
         if self.vocab_size < 2:
             raise ConfigError(f"vocab_size must be >= 2 (<pad> and <unk>), got {self.vocab_size}")
@@ -73,6 +77,10 @@ class ModelConfig:
         if unknown:
             raise ConfigError(f"unknown model config keys: {', '.join(unknown)}")
         return cls(**data)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def window_mask(lengths: torch.Tensor, width: int, num_windows: int) -> torch.Tensor:

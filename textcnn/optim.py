@@ -23,6 +23,12 @@ class LazyAdadelta(torch.optim.Optimizer):
         super().__init__(params, {"lr": lr, "rho": rho, "eps": eps})
         self._buffers: dict[torch.Tensor, torch.Tensor] = {}  # scratch space for sparse steps
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        for state in self.state.values():  # torch casts every loaded tensor to the parameter's dtype
+            state["last_step"] = state["last_step"].long()
+            state["step"] = state["step"].long()
+
     def _init_state(self, p: torch.Tensor) -> dict:
         state = self.state[p]
         if not state:
@@ -70,8 +76,8 @@ class LazyAdadelta(torch.optim.Optimizer):
         square_avg, acc_delta, delta, std = self._workspace(p, len(rows))
         torch.index_select(state["square_avg"], 0, rows, out=square_avg)
         torch.index_select(state["acc_delta"], 0, rows, out=acc_delta)
+        acc_delta.mul_(catch_up)
         square_avg.mul_(catch_up.mul_(rho)).addcmul_(values, values, value=1 - rho)
-        acc_delta.mul_(catch_up.div_(rho))
         torch.add(acc_delta, eps, out=delta).sqrt_()
         torch.add(square_avg, eps, out=std).sqrt_()
         delta.div_(std).mul_(values)
@@ -86,8 +92,11 @@ class LazyAdadelta(torch.optim.Optimizer):
     def _workspace(self, p: torch.Tensor, rows: int) -> tuple[torch.Tensor, ...]:
         buffer = self._buffers.get(p)
         if buffer is None or buffer.shape[1] < rows:
-            buffer = torch.empty((4, max(rows, 2 * (buffer.shape[1] if buffer is not None else 0)), *p.shape[1:]),
-                                 dtype=p.dtype, device=p.device)
+            buffer = torch.empty(
+                (4, max(rows, 2 * (buffer.shape[1] if buffer is not None else 0)), *p.shape[1:]),
+                dtype=p.dtype,
+                device=p.device,
+            )
             self._buffers[p] = buffer
         return tuple(buffer[i, :rows] for i in range(4))
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from textcnn.errors import ConfigError
-
-POOLINGS = ("max", "avg", "kmax", "chunk-max", "logsumexp", "max+avg")
+from textcnn.names import POOLINGS
 
 
 @dataclass(frozen=True)
@@ -41,8 +40,8 @@ def max_pool(x: torch.Tensor, mask: torch.Tensor) -> Pooled:
 
 def avg_pool(x: torch.Tensor, mask: torch.Tensor) -> Pooled:
     """Mean over real positions only: dividing by the padded length would measure padding."""
-    weights = mask[:, None, :].to(x.dtype)  # (B, 1, T)
-    return Pooled((x * weights).sum(dim=2) / weights.sum(dim=2))
+    total = x.masked_fill(~mask[:, None, :], 0.0).sum(dim=2)  # (B, C); masked_fill, not x * 0: inf * 0 is NaN
+    return Pooled(total / mask.sum(dim=1, keepdim=True).to(x.dtype))
 
 
 def kmax_pool(x: torch.Tensor, mask: torch.Tensor, k: int) -> Pooled:
@@ -73,10 +72,12 @@ def chunk_max_pool(x: torch.Tensor, mask: torch.Tensor, chunks: int) -> Pooled:
     Regions follow the real length, not the padded one, so the answer does not depend on the batch.
     A sentence shorter than `chunks` leaves some regions empty: they give 0 at position -1.
     """
-    B, C, T = x.shape
+    B, C, _ = x.shape
     lengths = mask.sum(dim=1, keepdim=True)  # (B, 1)
-    t = torch.arange(T, device=x.device)[None, :]  # (1, T)
-    region = torch.div(t * chunks, lengths, rounding_mode="floor")  # (B, T), in [0, chunks) at real positions
+    rank = mask.long().cumsum(dim=1) - 1  # (B, T): index among the row's real positions
+    region = torch.div(
+        rank * chunks, lengths, rounding_mode="floor"
+    )  # (B, T), in [0, chunks) at real positions
     in_region = (region[:, None, :] == torch.arange(chunks, device=x.device)[None, :, None]) & mask[
         :, None, :
     ]

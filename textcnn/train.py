@@ -22,10 +22,10 @@ from textcnn.bundle import Classifier, atomic_write_bytes, package_versions, res
 from textcnn.errors import ConfigError, TextCNNError
 from textcnn.evaluate import classification_metrics
 from textcnn.model import ModelConfig, TextCNN
+from textcnn.names import OPTIMIZERS
 from textcnn.optim import LazyAdadelta
 from textcnn.text import TextEncoder, Vocabulary
 
-OPTIMIZERS = ("adadelta", "adam")
 CHECKPOINT_FILE = "checkpoint.safetensors"
 LOG_FILE = "train_log.jsonl"
 

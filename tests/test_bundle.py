@@ -1,0 +1,409 @@
+import hashlib
+import json
+import math
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from textcnn import bundle as bundle_module
+from textcnn.bundle import Classifier, Prediction, atomic_write_bytes
+from textcnn.errors import BundleError
+from textcnn.model import ModelConfig, TextCNN
+from textcnn.text import TextEncoder, Vocabulary, tokenize
+
+LABELS = ["negative", "positive", "neutral"]
+INFO = {"metrics": {"dev_accuracy": 0.75}, "data": {"name": "tiny", "train_size": 6}}
+CORPUS = [
+    "a gripping , funny film",
+    "the plot is dull and it does n't work",
+    "i 'd watch it again !",
+    "flat , tedious , too long",
+    "it 's fine",
+    "the cast is great but the script is weak",
+]
+TEXTS = [
+    "great",  # shorter than every filter width
+    " ".join(["the plot is dull and the cast is weak"] * 20),  # 180 tokens
+    "",
+    "a funny film",
+    "zebra quokka",  # unknown words only
+    " ".join(["it 's a gripping film , funny and great"] * 6),
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny tensors: on a shared 2-core machine OpenMP threads spin against each other (~40x slower).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_classifier(seed: int = 0, num_filters: int = 4) -> Classifier:
+    vocab = Vocabulary.build(tokenize(text) for text in CORPUS)
+    config = ModelConfig(
+        vocab_size=len(vocab),
+        num_classes=len(LABELS),
+        embedding_dim=8,
+        num_filters=num_filters,
+        filter_widths=(3, 4, 5),
+        extra={"note": "tiny"},
+    )
+    torch.manual_seed(seed)
+    model = TextCNN(config)
+    with torch.no_grad():
+        model.classifier.weight.mul_(20.0)  # spread the probabilities, so rows are told apart
+    return Classifier(model, TextEncoder(vocab, max_length=150), LABELS, INFO)
+
+
+@pytest.fixture
+def classifier() -> Classifier:
+    return make_classifier()
+
+
+@pytest.fixture
+def bundle(tmp_path, classifier) -> Path:
+    return classifier.save(tmp_path / "bundle")
+
+
+def read_config(bundle: Path) -> dict:
+    return json.loads((bundle / "config.json").read_text(encoding="utf-8"))
+
+
+def write_config(bundle: Path, config: dict) -> None:
+    (bundle / "config.json").write_text(json.dumps(config), encoding="utf-8")
+
+
+def write_weights(bundle: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """New weights with config.json's digest updated, as a consistent (if wrong) bundle would have."""
+    data = save_safetensors(tensors, metadata={"format": "textcnn-bundle"})
+    (bundle / "weights.safetensors").write_bytes(data)
+    config = read_config(bundle)
+    config["weights"]["sha256"] = hashlib.sha256(data).hexdigest()
+    write_config(bundle, config)
+
+
+# -- round trips -------------------------------------------------------------------------------
+
+
+def test_round_trip_gives_identical_logits(bundle, classifier):
+    loaded = Classifier.load(bundle, device="cpu")
+    assert torch.equal(loaded.logits(TEXTS), classifier.logits(TEXTS))
+    for name, tensor in classifier.model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[name], tensor), name
+    assert loaded.model.config == classifier.model.config
+    assert loaded.model.config.extra == {"note": "tiny"}
+    assert not loaded.model.training
+
+
+def test_half_bundle_is_smaller_and_close(tmp_path, classifier):
+    full = classifier.save(tmp_path / "full")
+    half = classifier.save(tmp_path / "half", half=True)
+    assert read_config(half)["weights"]["dtype"] == "float16"
+    assert (half / "weights.safetensors").stat().st_size < 0.6 * (full / "weights.safetensors").stat().st_size
+    loaded = Classifier.load(half, device="cpu")
+    assert all(t.dtype == torch.float32 for t in loaded.model.state_dict().values())
+    expected = classifier.logits(TEXTS)
+    got = loaded.logits(TEXTS)
+    assert not torch.equal(got, expected)  # the weights really were rounded
+    torch.testing.assert_close(got, expected, rtol=1e-2, atol=2e-2)
+
+
+def test_labels_info_and_text_settings_survive(bundle, classifier):
+    loaded = Classifier.load(bundle, device="cpu")
+    assert loaded.label_names == LABELS
+    assert loaded.info == INFO
+    assert loaded.encoder.vocab == classifier.encoder.vocab
+    assert loaded.encoder.vocab.counts == classifier.encoder.vocab.counts
+    assert loaded.encoder.to_json() == {"lowercase": True, "max_length": 150}
+
+
+def test_info_cannot_overwrite_reserved_keys(tmp_path, classifier):
+    classifier.info = {"labels": ["x"], "format_version": 99, "notes": "kept"}
+    loaded = Classifier.load(classifier.save(tmp_path / "b"), device="cpu")
+    assert loaded.label_names == LABELS
+    assert loaded.info == {"notes": "kept"}
+
+
+def test_saving_over_a_bundle_replaces_it(bundle):
+    other = make_classifier(seed=1)
+    other.save(bundle)
+    assert torch.equal(Classifier.load(bundle, device="cpu").logits(TEXTS), other.logits(TEXTS))
+    assert sorted(p.name for p in bundle.iterdir()) == ["config.json", "vocab.json", "weights.safetensors"]
+
+
+def test_bundle_files_are_readable_by_others(tmp_path, classifier):
+    old = os.umask(0o022)
+    try:
+        bundle = classifier.save(tmp_path / "b")
+    finally:
+        os.umask(old)
+    for name in ("config.json", "vocab.json", "weights.safetensors"):
+        assert (bundle / name).stat().st_mode & 0o044 == 0o044, name
+
+
+# -- predict -----------------------------------------------------------------------------------
+
+
+def test_predict_returns_label_names_and_probabilities(classifier):
+    predictions = classifier.predict(TEXTS)
+    assert len(predictions) == len(TEXTS)
+    for prediction in predictions:
+        assert isinstance(prediction, Prediction)
+        assert list(prediction.probabilities) == LABELS
+        assert math.fsum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
+        assert prediction.label in LABELS
+        assert prediction.score == prediction.probabilities[prediction.label]
+        assert prediction.score == max(prediction.probabilities.values())
+        assert prediction.to_json() == {
+            "label": prediction.label,
+            "score": prediction.score,
+            "probabilities": prediction.probabilities,
+        }
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 256])
+def test_predict_keeps_input_order(classifier, batch_size):
+    alone = [classifier.predict([text])[0].probabilities for text in TEXTS]
+    together = [p.probabilities for p in classifier.predict(TEXTS, batch_size=batch_size)]
+    for got, expected in zip(together, alone, strict=True):
+        assert got == pytest.approx(expected, abs=1e-5)
+    # the texts are told apart, so a shuffled order could not pass
+    distinct = {tuple(round(v, 3) for v in p.values()) for p in alone}
+    assert len(distinct) == len(TEXTS)
+
+
+def test_predict_proba_matches_predict(classifier):
+    proba = classifier.predict_proba(TEXTS)
+    assert proba.shape == (len(TEXTS), len(LABELS))
+    for row, prediction in zip(proba, classifier.predict(TEXTS), strict=True):
+        assert row.tolist() == pytest.approx(list(prediction.probabilities.values()), abs=1e-6)
+
+
+def test_predict_on_nothing(classifier):
+    assert classifier.predict([]) == []
+    assert classifier.logits([]).shape == (0, len(LABELS))
+
+
+def test_logits_rejects_a_single_string(classifier):
+    with pytest.raises(TypeError, match="sequence of texts"):
+        classifier.logits("a funny film")
+
+
+def test_classifier_checks_labels_and_vocabulary(classifier):
+    with pytest.raises(BundleError, match="2 label names for a model with 3 classes"):
+        Classifier(classifier.model, classifier.encoder, LABELS[:2])
+    small = TextEncoder(Vocabulary(["<pad>", "<unk>", "a"]))
+    with pytest.raises(BundleError, match="vocabulary of 3 for a model expecting"):
+        Classifier(classifier.model, small, LABELS)
+
+
+# -- corrupted bundles -------------------------------------------------------------------------
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(BundleError, match="no model bundle here"):
+        Classifier.load(tmp_path / "nowhere")
+
+
+def test_missing_config(bundle):
+    (bundle / "config.json").unlink()
+    with pytest.raises(BundleError, match=r"config\.json is missing"):
+        Classifier.load(bundle)
+
+
+@pytest.mark.parametrize("content", ['{"format": "textcnn-bundle", ', "", "\xff\xfe"])
+def test_invalid_json(bundle, content):
+    (bundle / "config.json").write_bytes(content.encode("latin-1"))
+    with pytest.raises(BundleError, match=r"config\.json: not valid JSON"):
+        Classifier.load(bundle)
+
+
+@pytest.mark.parametrize("tag", ["pytorch-checkpoint", None])
+def test_wrong_format_tag(bundle, tag):
+    config = read_config(bundle)
+    config["format"] = tag
+    write_config(bundle, config)
+    with pytest.raises(BundleError, match="not a textcnn bundle config"):
+        Classifier.load(bundle)
+
+
+def test_config_that_is_not_an_object(bundle):
+    write_config(bundle, ["textcnn-bundle"])
+    with pytest.raises(BundleError, match="not a textcnn bundle config"):
+        Classifier.load(bundle)
+
+
+@pytest.mark.parametrize("version", [2, 0, "1", None])
+def test_wrong_format_version(bundle, version):
+    config = read_config(bundle)
+    config["format_version"] = version
+    write_config(bundle, config)
+    with pytest.raises(BundleError, match=f"bundle format version {version!r}; this textcnn reads 1"):
+        Classifier.load(bundle)
+
+
+@pytest.mark.parametrize("key", ["labels", "model", "weights"])
+def test_missing_section(bundle, key):
+    config = read_config(bundle)
+    del config[key]
+    write_config(bundle, config)
+    with pytest.raises(BundleError, match=f"missing {key}"):
+        Classifier.load(bundle)
+
+
+def test_truncated_weights(bundle):
+    weights = bundle / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(BundleError, match="does not match the sha256"):
+        Classifier.load(bundle)
+
+
+def test_truncated_weights_without_digest(bundle):
+    weights = bundle / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    config = read_config(bundle)
+    del config["weights"]["sha256"]
+    write_config(bundle, config)
+    with pytest.raises(BundleError, match="unreadable safetensors file"):
+        Classifier.load(bundle)
+
+
+def test_missing_weights(bundle):
+    (bundle / "weights.safetensors").unlink()
+    with pytest.raises(BundleError, match=r"weights\.safetensors is missing"):
+        Classifier.load(bundle)
+
+
+def test_weights_from_another_model(tmp_path, bundle):
+    other = make_classifier(seed=1).save(tmp_path / "other")
+    (bundle / "weights.safetensors").write_bytes((other / "weights.safetensors").read_bytes())
+    with pytest.raises(BundleError, match="does not match the sha256"):
+        Classifier.load(bundle)
+
+
+@pytest.mark.parametrize("keep_digest", [True, False])
+def test_config_edited_to_another_shape(bundle, keep_digest):
+    # The digest still matches the weights: only the shape check can tell they no longer fit.
+    config = read_config(bundle)
+    config["model"]["num_filters"] = 6
+    if not keep_digest:
+        del config["weights"]["sha256"]
+    write_config(bundle, config)
+    with pytest.raises(BundleError) as caught:
+        Classifier.load(bundle)
+    saved = make_classifier().model.state_dict()
+    implied = make_classifier(num_filters=6).model.state_dict()
+    # whichever misfit tensor is checked first is named, with both shapes
+    possible = {
+        f"{bundle / 'weights.safetensors'}: {name} has shape {tuple(saved[name].shape)}, "
+        f"config.json implies {tuple(implied[name].shape)}"
+        for name in saved
+        if saved[name].shape != implied[name].shape
+    }
+    assert len(possible) == 7  # 3 conv weights, 3 conv biases, the classifier weight
+    assert str(caught.value) in possible
+
+
+def test_weights_missing_a_tensor(bundle):
+    tensors = load_safetensors((bundle / "weights.safetensors").read_bytes())
+    del tensors["classifier.bias"]
+    write_weights(bundle, tensors)
+    with pytest.raises(BundleError, match=r"tensors do not fit the config \(missing \['classifier.bias'\]"):
+        Classifier.load(bundle)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_weights(bundle, bad):
+    tensors = load_safetensors((bundle / "weights.safetensors").read_bytes())
+    tensors["convs.1.weight"][0, 0, 0] = bad
+    write_weights(bundle, tensors)
+    with pytest.raises(BundleError, match=r"convs\.1\.weight holds NaN or infinite values"):
+        Classifier.load(bundle)
+
+
+def test_missing_vocabulary(bundle):
+    (bundle / "vocab.json").unlink()
+    with pytest.raises(BundleError, match=r"vocab\.json"):
+        Classifier.load(bundle)
+
+
+def test_vocabulary_of_the_wrong_size(bundle):
+    vocab = json.loads((bundle / "vocab.json").read_text(encoding="utf-8"))
+    vocab["tokens"].append("extra")
+    vocab["counts"].append(1)
+    (bundle / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    with pytest.raises(BundleError, match="vocabulary of"):
+        Classifier.load(bundle)
+
+
+def test_unknown_model_key(bundle):
+    config = read_config(bundle)
+    config["model"]["num_layers"] = 2
+    write_config(bundle, config)
+    with pytest.raises(BundleError, match="unknown model config keys: num_layers"):
+        Classifier.load(bundle)
+
+
+def test_label_count_mismatch(bundle):
+    config = read_config(bundle)
+    config["labels"] = ["negative", "positive"]
+    write_config(bundle, config)
+    with pytest.raises(BundleError, match="2 label names for a model with 3 classes"):
+        Classifier.load(bundle)
+
+
+# -- atomic writes -----------------------------------------------------------------------------
+
+
+def test_atomic_write_writes_and_replaces(tmp_path):
+    target = tmp_path / "file.bin"
+    atomic_write_bytes(target, b"first")
+    atomic_write_bytes(target, b"second")
+    assert target.read_bytes() == b"second"
+    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]  # no temporary files left
+
+
+def test_atomic_write_keeps_old_content_when_rename_fails(tmp_path, monkeypatch):
+    target = tmp_path / "file.bin"
+    target.write_bytes(b"old")
+
+    def failing_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(bundle_module.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
+
+
+def test_atomic_write_cleans_up_when_interrupted(tmp_path, monkeypatch):
+    target = tmp_path / "file.bin"
+    target.write_bytes(b"old")
+
+    def interrupted_fsync(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bundle_module.os, "fsync", interrupted_fsync)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_atomic_write_mode_follows_umask(tmp_path, monkeypatch, umask, mode):
+    # mkstemp creates 0600 files; the bundle must be readable by a service user like any new file.
+    # The umask is read once at import (reading it means setting it), so the test sets that copy.
+    import textcnn.bundle
+
+    monkeypatch.setattr(textcnn.bundle, "_UMASK", umask)
+    atomic_write_bytes(tmp_path / "file.bin", b"x")
+    assert stat.S_IMODE((tmp_path / "file.bin").stat().st_mode) == mode

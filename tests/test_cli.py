@@ -1,0 +1,228 @@
+"""The `textcnn` command end to end, through subprocesses, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from textcnn.bundle import Classifier
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "data" / "samples"
+TINY_MODEL = ["--embedding-dim", "16", "--num-filters", "8", "--quiet"]
+
+
+def textcnn(*args: str, stdin: str | None = None, env: dict | None = None, timeout: float = 300):
+    return subprocess.run(
+        [sys.executable, "-m", "textcnn", *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("textcnn: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "tiny"
+    result = textcnn(
+        "train",
+        "--train",
+        SAMPLES / "tiny.csv",
+        "--folds",
+        "3",
+        "--fold",
+        "1",
+        "--out",
+        out,
+        "--epochs",
+        "3",
+        *TINY_MODEL,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["folds"][0]["fold"] == "fold-1" and summary["folds"][0]["test"]["n"] == 4
+    return out
+
+
+def test_help_and_version():
+    result = textcnn("--help")
+    assert result.returncode == 0 and "train" in result.stdout and "predict" in result.stdout
+    for command in ("train", "evaluate", "predict", "datasets"):
+        help_text = textcnn(command, "--help").stdout
+        assert "usage: textcnn " + command in help_text
+    assert textcnn("--version").stdout.startswith("textcnn ")
+
+
+def test_predict_arguments_and_stdin_give_json_lines(tiny_bundle):
+    result = textcnn("predict", tiny_bundle, "a warm and funny film .", "the plot is thin .")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["text"] for r in rows] == ["a warm and funny film .", "the plot is thin ."]
+    for row in rows:
+        assert row["label"] in {"negative", "positive"}
+        assert abs(sum(row["probabilities"].values()) - 1) < 1e-5
+        assert row["score"] == row["probabilities"][row["label"]]
+    piped = textcnn("predict", tiny_bundle, stdin="a warm and funny film .\n\nthe plot is thin .\n")
+    assert [json.loads(line) for line in piped.stdout.splitlines()] == rows  # blank lines skipped
+
+
+def test_predict_matches_the_library(tiny_bundle):
+    texts = ["a warm and funny film .", "x", "the plot is thin and the jokes fall flat ."]
+    result = textcnn("predict", tiny_bundle, *texts)
+    library = Classifier.load(tiny_bundle).predict(texts)
+    for line, prediction in zip(result.stdout.splitlines(), library, strict=True):
+        row = json.loads(line)
+        assert row["label"] == prediction.label and row["score"] == pytest.approx(prediction.score, abs=1e-6)
+
+
+def test_evaluate_reuses_the_fold_the_bundle_was_tested_on(tiny_bundle):
+    result = textcnn(
+        "evaluate", tiny_bundle, "--train", SAMPLES / "tiny.csv", "--folds", "3", "--fold", "1", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    trained = Classifier.load(tiny_bundle).info["metrics"]["test"]
+    assert metrics["n"] == 4 and metrics["accuracy"] == pytest.approx(trained["accuracy"])
+    assert set(metrics["per_class"]) == {"negative", "positive"}
+    assert sum(map(sum, metrics["confusion_matrix"])) == 4
+    text = textcnn("evaluate", tiny_bundle, "--train", SAMPLES / "tiny.csv", "--folds", "3", "--fold", "1")
+    assert "accuracy" in text.stdout and "precision" in text.stdout
+
+
+def test_datasets_lists_the_registry(data_dir):
+    result = textcnn("datasets", "--data-dir", data_dir)
+    assert result.returncode == 0
+    for name in ("mr", "sst1", "sst2", "subj", "trec"):
+        assert name in result.stdout
+    rows = json.loads(textcnn("datasets", "--json", env={"TEXTCNN_DATA_DIR": str(data_dir)}).stdout)
+    assert {r["name"]: r["rows"] for r in rows}["trec"] == {"train": 5452, "test": 500}
+
+
+def test_train_and_evaluate_a_registered_dataset(data_dir, tmp_path):
+    out = tmp_path / "trec"
+    result = textcnn(
+        "train",
+        "--dataset",
+        "trec",
+        "--out",
+        out,
+        "--epochs",
+        "1",
+        "--max-length",
+        "20",
+        *TINY_MODEL,
+        env={"TEXTCNN_DATA_DIR": str(data_dir)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy" in result.stderr and (out / "train_log.jsonl").exists()
+    evaluated = textcnn("evaluate", out, "--json", env={"TEXTCNN_DATA_DIR": str(data_dir)})
+    metrics = json.loads(evaluated.stdout)
+    assert metrics["dataset"] == "trec" and metrics["split"] == "test" and metrics["n"] == 500
+    assert metrics["accuracy"] == pytest.approx(json.loads(result.stdout)["folds"][0]["test"]["accuracy"])
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["predict", "/nonexistent/bundle", "text"], ["/nonexistent/bundle", "no model bundle"]),
+        (["train", "--dataset", "nosuch", "--out", "x"], ["unknown dataset", "nosuch"]),
+        (["train", "--train", "/nonexistent.csv", "--out", "x"], ["/nonexistent.csv"]),
+        (["train", "--train", str(SAMPLES / "tiny.csv"), "--out", "x", "--variant", "static"], ["--vectors"]),
+        (["train", "--train", str(SAMPLES / "tiny.csv"), "--out", "x", "--dropout", "1.5"], ["dropout"]),
+        (
+            ["train", "--dataset", "mr", "--out", "x", "--data-dir", "/nonexistent"],
+            ["/nonexistent", "--data-dir"],
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(args, fragments):
+    assert_one_line_error(textcnn(*args), *fragments)
+
+
+def test_bad_rows_name_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\ngood film,positive\n   ,negative\n", encoding="utf-8")
+    assert_one_line_error(textcnn("train", "--train", bad, "--out", tmp_path / "m"), "bad.csv:3")
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b'{"text": "ok", "label": "a"}\n{"text": "\xff\xfe", "label": "b"}\n')
+    assert_one_line_error(textcnn("train", "--train", binary, "--out", tmp_path / "m"), "binary.jsonl:2")
+
+
+def test_usage_errors_exit_2():
+    assert textcnn("train").returncode == 2  # --out missing
+    assert textcnn("train", "--out", "x", "--filter-widths", "3,a").returncode == 2
+    assert textcnn("frobnicate").returncode == 2
+
+
+def test_corrupted_bundle_is_one_line(tiny_bundle, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("config.json", "vocab.json"):
+        (broken / name).write_bytes((tiny_bundle / name).read_bytes())
+    (broken / "weights.safetensors").write_bytes((tiny_bundle / "weights.safetensors").read_bytes()[:100])
+    assert_one_line_error(textcnn("predict", broken, "text"), "weights.safetensors")
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_best_model_and_resume_finishes(data_dir, tmp_path):
+    out = tmp_path / "sst2"
+    args = [
+        "train",
+        "--dataset",
+        "sst2",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--epochs",
+        "40",
+        "--patience",
+        "0",
+        "--embedding-dim",
+        "16",
+        "--num-filters",
+        "8",
+        "--quiet",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "textcnn", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.safetensors").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (out / "checkpoint.safetensors").exists(), "no checkpoint appeared"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    epochs_before = len((out / "train_log.jsonl").read_text().splitlines())
+    assert 1 <= epochs_before < 40
+    Classifier.load(out)  # the best model so far is a complete bundle
+    resumed = textcnn(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == list(range(1, 41))
+    assert not (out / "checkpoint.safetensors").exists()

@@ -1,0 +1,5 @@
+"""The names configs accept, importable without torch so that `textcnn --help` answers at once."""
+
+POOLINGS = ("max", "avg", "kmax", "chunk-max", "logsumexp", "max+avg")
+VARIANTS = ("rand", "static", "non-static", "multichannel")  # Kim (2014), section 3.2
+OPTIMIZERS = ("adadelta", "adam")
