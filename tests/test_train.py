@@ -78,6 +78,8 @@ def test_train_config_validation():
         TrainConfig(batch_size=0)
     with pytest.raises(ConfigError):
         TrainConfig(patience=0)
+    with pytest.raises(ConfigError, match="amp"):
+        TrainConfig(amp="fp8")
     assert TrainConfig().learning_rate == 1.0 and TrainConfig(optimizer="adam").learning_rate == 1e-3
 
 
@@ -112,6 +114,22 @@ def test_vocabulary_comes_from_training_texts_only():
     )
     vocab = outcome.classifier.encoder.vocab
     assert "great" in vocab and "zebra" not in vocab and "okapi" not in vocab
+
+
+def test_bf16_autocast_on_the_cpu_trains():
+    texts, labels = toy_texts()
+    outcome = train_classifier(
+        texts,
+        labels,
+        texts[:40],
+        labels[:40],
+        ["neg", "pos"],
+        SMALL,
+        TrainConfig(epochs=6, patience=None, seed=7, batch_size=10, amp="bf16"),
+        progress=False,
+    )
+    assert outcome.dev_metrics["accuracy"] >= 0.9
+    assert all(p.dtype == torch.float32 for p in outcome.classifier.model.parameters())  # fp32 master weights
 
 
 def test_adam_and_max_norm_off_also_train():

@@ -130,8 +130,7 @@ class Classifier:
         encoded = self.encoder.encode_many(texts)
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         out = torch.empty(len(encoded), self.model.config.num_classes)
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
+        for chunk in _similar_length_chunks(order, [len(e) for e in encoded], batch_size):
             out[chunk] = self.logits_for_batch(self.encoder.pad([encoded[i] for i in chunk], self.min_length))
         return out
 
@@ -211,6 +210,27 @@ class Classifier:
             model, encoder, config["labels"], {k: v for k, v in config.items() if k not in _RESERVED_KEYS}
         )
         return classifier.to(device)
+
+
+def _similar_length_chunks(order: list[int], lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Cut length-sorted indices into batches of at most `batch_size` that waste little on padding.
+
+    A batch is closed early once padding it to its longest text would cost more than a quarter
+    of extra work: a 256-text batch mixing 5- and 50-token texts would be mostly padding.
+    """
+    chunks, current, tokens = [], [], 0
+    for i in order:
+        width = max(lengths[i], 1)
+        if current and (
+            len(current) >= batch_size or (len(current) + 1) * width > 1.25 * (tokens + width) + 64
+        ):
+            chunks.append(current)
+            current, tokens = [], 0
+        current.append(i)
+        tokens += width
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 _RESERVED_KEYS = {

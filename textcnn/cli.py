@@ -80,7 +80,7 @@ def _load_corpus(args: argparse.Namespace):
 
 def build_parser() -> argparse.ArgumentParser:
     from textcnn import __version__
-    from textcnn.names import OPTIMIZERS, POOLINGS, VARIANTS
+    from textcnn.names import AMP_MODES, OPTIMIZERS, POOLINGS, VARIANTS
 
     parser = argparse.ArgumentParser(
         prog="textcnn", description="Kim (2014)'s CNN for sentence classification."
@@ -127,9 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     fitting.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     fitting.add_argument(
         "--amp",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="bf16 mixed precision on CUDA (default on)",
+        choices=AMP_MODES,
+        default="auto",
+        help="bf16 mixed precision: auto (on CUDA only, the default), bf16 (CPU too), off",
     )
     fitting.add_argument(
         "--min-count", type=_positive_int, default=1, help="drop words seen fewer times in train"

@@ -22,7 +22,7 @@ from textcnn.bundle import Classifier, atomic_write_bytes, package_versions, res
 from textcnn.errors import ConfigError, TextCNNError
 from textcnn.evaluate import classification_metrics
 from textcnn.model import ModelConfig, TextCNN
-from textcnn.names import OPTIMIZERS
+from textcnn.names import AMP_MODES, OPTIMIZERS
 from textcnn.optim import LazyAdadelta
 from textcnn.text import TextEncoder, Vocabulary
 
@@ -41,7 +41,7 @@ class TrainConfig:
     patience: int | None = 5  # stop after this many epochs without a better dev accuracy; None: never
     seed: int = 0
     device: str = "auto"  # auto: CUDA when present
-    amp: bool = True  # bf16 autocast, on CUDA only
+    amp: str = "auto"  # bf16 autocast: "auto" on CUDA only, "bf16" on any device, "off" never
     bucket_batches: int = 50  # sort this many batches' worth of sentences by length, then cut batches
 
     def __post_init__(self) -> None:
@@ -51,6 +51,8 @@ class TrainConfig:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         if self.batch_size < 1 or self.epochs < 1 or self.bucket_batches < 1:
             raise ConfigError("batch_size, epochs and bucket_batches must be >= 1")
+        if self.amp not in AMP_MODES:
+            raise ConfigError(f"unknown amp mode {self.amp!r}; choose one of {', '.join(AMP_MODES)}")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience must be >= 1 or None, got {self.patience}")
 
@@ -175,7 +177,8 @@ def fit(
     model.to(device)
     train, dev = train.to(device), dev.to(device)
     optimizer = make_optimizer(model, config)
-    use_amp = config.amp and device.type == "cuda"
+    # bf16 on the CPU is opt-in: ~25% faster on CPUs with AVX512-BF16 here, but fp32 is the reference.
+    use_amp = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
     run_dir = Path(run_dir) if run_dir is not None else None
     fingerprint = {"model": model.config.to_json(), "train": config.to_json(), **(fingerprint or {})}
 

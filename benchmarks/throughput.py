@@ -1,0 +1,135 @@
+"""Training and inference throughput of Kim's CNN-rand (300-d, widths 3/4/5 x 100) on MR.
+
+    python benchmarks/throughput.py --data-dir ../shared/data
+
+Training: sentences per second over whole epochs of MR's fold-0 training part (batches of 50 by
+similar length, LazyAdadelta, max-norm), dev evaluation excluded. Inference: texts per second
+through `Classifier` from raw text (tokenizing included), one text per call and 256 per call.
+Writes benchmarks/results/throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from textcnn.bundle import Classifier
+from textcnn.data import load_registered, make_folds
+from textcnn.model import ModelConfig, TextCNN
+from textcnn.text import TextEncoder, Vocabulary
+from textcnn.train import EncodedSplit, TrainConfig, length_bucketed_batches, make_optimizer
+
+sys.path.insert(0, str(Path(__file__).parent))
+from accuracy import machine
+
+RESULTS = Path(__file__).parent / "results" / "throughput.json"
+
+
+def training_throughput(split: EncodedSplit, model: TextCNN, epochs: int, bf16: bool) -> dict:
+    config = TrainConfig()
+    optimizer = make_optimizer(model, config)
+    lengths = split.lengths
+    widest = max(model.config.filter_widths)
+    model.train()
+    rates = []
+    for epoch in range(epochs + 1):  # epoch 0 warms up the kernels and is not counted
+        batches = length_bucketed_batches(
+            lengths, config.batch_size, config.bucket_batches, torch.Generator().manual_seed(epoch)
+        )
+        started = time.perf_counter()
+        for batch in batches:
+            width = max(int(lengths[batch].max()), widest)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = model(split.ids[batch, :width], lengths[batch])
+            loss = F.cross_entropy(logits.float(), split.labels[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            model.apply_max_norm()
+        if epoch:
+            rates.append(len(split) / (time.perf_counter() - started))
+    return {
+        "sentences_per_second": round(statistics.median(rates), 1),
+        "epochs": epochs,
+        "per_epoch": [round(r, 1) for r in rates],
+    }
+
+
+def inference_throughput(classifier: Classifier, texts: list[str], batch_size: int, seconds: float) -> dict:
+    classifier.model.eval()
+    done, started = 0, time.perf_counter()
+    latencies = []
+    while time.perf_counter() - started < seconds:
+        chunk = [texts[(done + i) % len(texts)] for i in range(batch_size)]
+        t0 = time.perf_counter()
+        classifier.predict(chunk, batch_size=batch_size)
+        latencies.append(time.perf_counter() - t0)
+        done += batch_size
+    elapsed = time.perf_counter() - started
+    return {
+        "batch_size": batch_size,
+        "texts_per_second": round(done / elapsed, 1),
+        "median_call_ms": round(1000 * statistics.median(latencies), 3),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", help="benchmark data folder (default: $TEXTCNN_DATA_DIR)")
+    parser.add_argument("--epochs", type=int, default=2, help="timed training epochs (after one warm-up)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="time per inference measurement")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    corpus = load_registered("mr", args.data_dir)
+    (fold,) = make_folds(corpus, seed=0)
+    probe = TextEncoder(Vocabulary(["<pad>", "<unk>"]))
+    vocab = Vocabulary.build(probe.tokenize(t) for t in fold.train.texts)
+    encoder = TextEncoder(vocab)
+    index = {name: i for i, name in enumerate(corpus.label_names)}
+    split = EncodedSplit.encode(encoder, fold.train.texts, [index[y] for y in fold.train.labels], 5)
+    config = ModelConfig(vocab_size=len(vocab), num_classes=len(corpus.label_names))
+
+    results = {
+        "machine": machine(),
+        "dataset": "mr (fold 0 train part)",
+        "sentences": len(split),
+        "mean_tokens": round(float(split.lengths.float().mean()), 1),
+        "vocab_size": len(vocab),
+        "config": "CNN-rand 300-d, widths 3/4/5 x 100, batch 50, Adadelta, max-norm 3, fp32",
+    }
+    results["train_fp32"] = training_throughput(split, TextCNN(config), args.epochs, bf16=False)
+    print(f"training fp32: {results['train_fp32']['sentences_per_second']:,.0f} sentences/s", file=sys.stderr)
+    results["train_bf16_autocast"] = training_throughput(split, TextCNN(config), args.epochs, bf16=True)
+    print(
+        f"training bf16 autocast: {results['train_bf16_autocast']['sentences_per_second']:,.0f} sentences/s",
+        file=sys.stderr,
+    )
+
+    classifier = Classifier(TextCNN(config), encoder, corpus.label_names)
+    texts = list(fold.test.texts)
+    results["inference"] = [inference_throughput(classifier, texts, b, args.seconds) for b in (1, 256)]
+    for row in results["inference"]:
+        print(
+            f"inference batch {row['batch_size']}: {row['texts_per_second']:,.0f} texts/s "
+            f"({row['median_call_ms']} ms a call)",
+            file=sys.stderr,
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
