@@ -348,3 +348,42 @@ def test_cross_validation_writes_each_fold_and_a_summary(data_dir, tmp_path):
     assert summary["test"]["folds"] == 3 and len(summary["test"]["accuracy"]["values"]) == 3
     for bundle in run.bundles:
         Classifier.load(bundle)
+
+
+def test_resume_of_cross_validation_keeps_finished_folds(tmp_path, monkeypatch):
+    import textcnn.train as train_module
+    from textcnn.data import load_files
+
+    texts, labels = toy_texts(90)
+    path = tmp_path / "toy.jsonl"
+    path.write_text(
+        "\n".join(json.dumps({"text": t, "label": y}) for t, y in zip(texts, labels, strict=True))
+    )
+    corpus = load_files(path)
+    folds = make_folds(corpus, folds=3, seed=0)
+    config = TrainConfig(epochs=2, patience=None, batch_size=10)
+
+    real = train_module.length_bucketed_batches
+    calls = {"n": 0}
+
+    def interrupt_in_second_fold(*args, **kwargs):  # fold 0: epochs 1-2; fold 1: epoch 1, then Ctrl-C
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "length_bucketed_batches", interrupt_in_second_fold)
+    first = train_folds(corpus, folds, tmp_path / "cv", SMALL, config, progress=False)
+    assert [o.fit.interrupted for o in first.outcomes] == [False, True]
+    assert (tmp_path / "cv" / "fold-1" / CHECKPOINT_FILE).exists() and not (
+        tmp_path / "cv" / "fold-2"
+    ).exists()
+    fold0_weights = (tmp_path / "cv" / "fold-0" / "weights.safetensors").read_bytes()
+
+    monkeypatch.setattr(train_module, "length_bucketed_batches", real)
+    resumed = train_folds(corpus, folds, tmp_path / "cv", SMALL, config, resume=True, progress=False)
+    assert [o.fit.interrupted for o in resumed.outcomes] == [False, False, False]
+    assert (tmp_path / "cv" / "fold-0" / "weights.safetensors").read_bytes() == fold0_weights  # not retrained
+    assert [len(o.fit.history) for o in resumed.outcomes] == [2, 2, 2]
+    assert resumed.summary["test"]["folds"] == 3
+    assert not any((tmp_path / "cv" / f"fold-{k}" / CHECKPOINT_FILE).exists() for k in range(3))

@@ -235,9 +235,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"{corpus.name}: test {format_summary(run.summary['test'])}", file=sys.stderr)
     print(json.dumps(run.summary))
     if run.outcomes and run.outcomes[-1].fit.interrupted:
-        print(
-            "textcnn: interrupted; the best model so far was written (resume with --resume)", file=sys.stderr
+        written = (
+            "the best model so far was written" if run.outcomes[-1].fit.best_epoch else "no epoch finished"
         )
+        print(f"textcnn: interrupted; {written} (continue with --resume)", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
 

@@ -537,6 +537,15 @@ def train_folds(
                 },
             }
         }
+        finished = resume and not (run_dir / CHECKPOINT_FILE).exists() and (run_dir / "config.json").exists()
+        if finished:  # this fold completed before the interruption: keep its bundle
+            outcome = _finished_outcome(run_dir)
+            outcomes.append(outcome)
+            bundles.append(run_dir)
+            rows.append(_fold_row(fold, run_dir, outcome))
+            if on_fold is not None:
+                on_fold(fold, outcome)
+            continue
         outcome = train_classifier(
             fold.train.texts,
             fold.train.labels,
@@ -551,24 +560,16 @@ def train_folds(
             fold.test.texts if fold.test else None,
             fold.test.labels if fold.test else None,
             run_dir,
-            resume,
+            resume and (run_dir / CHECKPOINT_FILE).exists(),  # a fold never started starts afresh
             progress,
             info,
         )
-        bundles.append(outcome.classifier.save(run_dir, half=half))
+        if outcome.fit.best_epoch > 0:  # interrupted before any epoch ended: nothing worth writing
+            bundles.append(outcome.classifier.save(run_dir, half=half))
         if not outcome.fit.interrupted:  # finished: nothing left to resume
             (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
         outcomes.append(outcome)
-        rows.append(
-            {
-                "fold": fold.name,
-                "bundle": str(run_dir),
-                "dev": _headline(outcome.dev_metrics),
-                "test": _headline(outcome.test_metrics) if outcome.test_metrics else None,
-                "best_epoch": outcome.fit.best_epoch,
-                "seconds": round(outcome.fit.seconds, 2),
-            }
-        )
+        rows.append(_fold_row(fold, run_dir, outcome))
         if on_fold is not None:
             on_fold(fold, outcome)
         if outcome.fit.interrupted:
@@ -580,3 +581,34 @@ def train_folds(
     if len(folds) > 1:
         atomic_write_bytes(out / "cv.json", json.dumps(summary, indent=2).encode())
     return ProtocolRun(outcomes, bundles, summary)
+
+
+def _fold_row(fold, run_dir: Path, outcome: TrainOutcome) -> dict:
+    return {
+        "fold": fold.name,
+        "bundle": str(run_dir),
+        "dev": _headline(outcome.dev_metrics),
+        "test": _headline(outcome.test_metrics) if outcome.test_metrics else None,
+        "best_epoch": outcome.fit.best_epoch,
+        "seconds": round(outcome.fit.seconds, 2),
+    }
+
+
+def _finished_outcome(run_dir: Path) -> TrainOutcome:
+    """What a completed fold's bundle and log say about its run (for --resume of a CV run)."""
+    classifier = Classifier.load(run_dir)
+    training, metrics = classifier.info.get("training", {}), classifier.info.get("metrics", {})
+    log = run_dir / LOG_FILE
+    history = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    fit_result = FitResult(
+        best_epoch=training.get("best_epoch", 0),
+        best_dev_accuracy=(metrics.get("dev") or {}).get("accuracy", float("nan")),
+        epochs_run=training.get("epochs_run", len(history)),
+        history=history,
+        interrupted=False,
+        stopped_early=training.get("stopped_early", False),
+        seconds=training.get("seconds", 0.0),
+    )
+    return TrainOutcome(
+        classifier, fit_result, metrics.get("dev") or {}, metrics.get("test"), classifier.info.get("vectors")
+    )
