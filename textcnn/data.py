@@ -186,6 +186,7 @@ class Fold:
     dev: LabeledTexts
     test: LabeledTexts | None
     dev_source: str
+    of: int | None = None  # how many folds the cross-validation has; None for fixed splits
 
 
 # --------------------------------------------------------------------------------------------
@@ -671,6 +672,7 @@ def make_folds(
                 dev=train_data.subset(dev_idx),
                 test=data.subset(sorted(int(i) for i in test_part)),
                 dev_source=_dev_source(dev_fraction, seed, stratified),
+                of=n_folds,
             )
         )
     return result

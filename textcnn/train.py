@@ -527,7 +527,7 @@ def train_folds(
                 "source": corpus.source,
                 "fold": fold.name,
                 "fold_index": fold.index,
-                "folds": len(folds) if fold.index is not None and len(folds) > 1 else None,
+                "folds": fold.of,
                 "split_seed": train_config.seed,
                 "dev": fold.dev_source,
                 "rows": {
