@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,3 +32,12 @@ def glove_file() -> Path:
     if not path.is_file():
         pytest.skip("shared GloVe file not found")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """For modules of tiny tensors: on 2 shared cores OpenMP threads spin against each other (~40x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -14,13 +14,7 @@ from textcnn.text import PAD_ID, TextEncoder
 VOCAB, DIM, FILTERS, CLASSES = 50, 8, 4, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny tensors: on a shared 2-core machine OpenMP threads spin against each other (~40x slower).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(**overrides) -> ModelConfig:

@@ -11,13 +11,7 @@ from textcnn.optim import LazyAdadelta, catch_up_state
 VOCAB, DIM, CLASSES, STEPS = 50, 8, 3, 50
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny tensors: on a shared 2-core machine OpenMP threads spin against each other (~40x slower).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Tiny(nn.Module):

@@ -10,13 +10,7 @@ HUGE = 1e30  # stands in for whatever a padding window computes: it must never r
 K, CHUNKS = 3, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny tensors: on a shared 2-core machine OpenMP threads spin against each other (~40x slower).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def lengths_mask(lengths: list[int], width: int) -> torch.Tensor:

@@ -49,6 +49,14 @@ def toy_texts(n: int = 120) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
+def toy_run(config: TrainConfig, model: dict = SMALL, **kwargs):
+    """Train on the toy task with its first 40 sentences as dev."""
+    texts, labels = toy_texts()
+    return train_classifier(
+        texts, labels, texts[:40], labels[:40], ["neg", "pos"], model, config, progress=False, **kwargs
+    )
+
+
 def test_batches_cover_every_sentence_once_and_group_similar_lengths():
     lengths = torch.randint(1, 60, (1000,), generator=torch.Generator().manual_seed(1))
     batches = length_bucketed_batches(lengths, 50, 5, torch.Generator().manual_seed(0))
@@ -84,15 +92,8 @@ def test_train_config_validation():
     assert TrainConfig().learning_rate == 1.0 and TrainConfig(optimizer="adam").learning_rate == 1e-3
 
 
-def test_learns_a_toy_task_and_is_repeatable_with_a_seed(tmp_path):
-    texts, labels = toy_texts()
-    config = TrainConfig(epochs=6, patience=None, seed=7, batch_size=10)
-    runs = [
-        train_classifier(
-            texts, labels, texts[:40], labels[:40], ["neg", "pos"], SMALL, config, progress=False
-        )
-        for _ in range(2)
-    ]
+def test_learns_a_toy_task_and_is_repeatable_with_a_seed():
+    runs = [toy_run(TrainConfig(epochs=6, patience=None, seed=7, batch_size=10)) for _ in range(2)]
     assert runs[0].dev_metrics["accuracy"] >= 0.9
     assert [h["train_loss"] for h in runs[0].fit.history] == [h["train_loss"] for h in runs[1].fit.history]
     first, second = (r.classifier.model.state_dict() for r in runs)
@@ -118,65 +119,24 @@ def test_vocabulary_comes_from_training_texts_only():
 
 
 def test_bf16_autocast_on_the_cpu_trains():
-    texts, labels = toy_texts()
-    outcome = train_classifier(
-        texts,
-        labels,
-        texts[:40],
-        labels[:40],
-        ["neg", "pos"],
-        SMALL,
-        TrainConfig(epochs=6, patience=None, seed=7, batch_size=10, amp="bf16"),
-        progress=False,
-    )
+    outcome = toy_run(TrainConfig(epochs=6, patience=None, seed=7, batch_size=10, amp="bf16"))
     assert outcome.dev_metrics["accuracy"] >= 0.9
     assert all(p.dtype == torch.float32 for p in outcome.classifier.model.parameters())  # fp32 master weights
 
 
 def test_adam_and_max_norm_off_also_train():
-    texts, labels = toy_texts()
-    outcome = train_classifier(
-        texts,
-        labels,
-        texts[:20],
-        labels[:20],
-        ["neg", "pos"],
-        SMALL | {"max_norm": None},
-        TrainConfig(epochs=2, optimizer="adam"),
-        progress=False,
-    )
+    outcome = toy_run(TrainConfig(epochs=2, optimizer="adam"), SMALL | {"max_norm": None})
     assert outcome.fit.epochs_run == 2
 
 
 def test_max_norm_holds_after_training():
-    texts, labels = toy_texts()
-    outcome = train_classifier(
-        texts,
-        labels,
-        texts[:20],
-        labels[:20],
-        ["neg", "pos"],
-        SMALL | {"max_norm": 0.5},
-        TrainConfig(epochs=3, lr=5.0),
-        progress=False,
-    )
+    outcome = toy_run(TrainConfig(epochs=3, lr=5.0), SMALL | {"max_norm": 0.5})
     norms = outcome.classifier.model.classifier.weight.detach().norm(dim=1)
     assert float(norms.max()) <= 0.5 + 1e-5
 
 
 def test_early_stopping_keeps_the_best_epoch(tmp_path):
-    texts, labels = toy_texts()
-    outcome = train_classifier(
-        texts,
-        labels,
-        texts[:40],
-        labels[:40],
-        ["neg", "pos"],
-        SMALL,
-        TrainConfig(epochs=30, patience=2, batch_size=10),
-        run_dir=tmp_path,
-        progress=False,
-    )
+    outcome = toy_run(TrainConfig(epochs=30, patience=2, batch_size=10), run_dir=tmp_path)
     history = outcome.fit.history
     assert outcome.fit.stopped_early and len(history) < 30
     best = max(history, key=lambda h: h["dev_accuracy"])

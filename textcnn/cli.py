@@ -167,7 +167,38 @@ def build_parser() -> argparse.ArgumentParser:
     datasets = commands.add_parser("datasets", help="list the registered datasets and where they resolve")
     datasets.add_argument("--data-dir", help="folder holding the datasets (default: $TEXTCNN_DATA_DIR)")
     datasets.add_argument("--json", action="store_true", help="print JSON")
+    _add_plugin_commands(commands)
     return parser
+
+
+PLUGIN_GROUP = "textcnn.commands"
+
+
+def _add_plugin_commands(commands) -> None:
+    """Subcommands that other installed packages register (e.g. `serve`, from this repo's `service`).
+
+    An entry point in group `textcnn.commands` names a function taking the subparsers object; it
+    adds its parser and sets `handler(args) -> int` as a default. The library never imports the
+    packages built on it: they plug in.
+    """
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=PLUGIN_GROUP):
+        try:
+            add_command = entry.load()
+        except ImportError as exc:  # e.g. the `serve` extra is not installed
+            commands.add_parser(entry.name, help=f"(unavailable: {exc})").set_defaults(
+                handler=_unavailable(entry.name, exc)
+            )
+            continue
+        add_command(commands)
+
+
+def _unavailable(name: str, exc: Exception):
+    def handler(args: argparse.Namespace) -> int:
+        raise TextCNNError(f"'{name}' cannot run here: {exc} (install the project's extras, e.g. .[serve])")
+
+    return handler
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -318,7 +349,8 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        handler = COMMANDS.get(args.command) or args.handler
+        return handler(args)
     except TextCNNError as exc:
         print(f"textcnn: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -198,6 +198,9 @@ def fit(
                 config.patience is not None and bad_epochs >= config.patience
             ) or start_epoch >= config.epochs:
                 start_epoch = config.epochs  # that run had already finished
+            # The log may hold an epoch the checkpoint missed (killed between the two writes).
+            log_lines = "".join(json.dumps(record) + "\n" for record in history)
+            atomic_write_bytes(run_dir / LOG_FILE, log_lines.encode())
         else:
             (run_dir / LOG_FILE).unlink(missing_ok=True)
 
@@ -237,17 +240,18 @@ def fit(
                 correct += (logits.detach().argmax(dim=1) == labels).sum()
                 if progress and step % 25 == 0:
                     steps.set_postfix(loss=f"{float(loss):.3f}")
+            train_loss, train_accuracy = float(loss_sum) / len(train), float(correct) / len(train)  # syncs
+            train_seconds = time.perf_counter() - epoch_started
             dev_predictions, dev_loss = evaluate_split(model, dev)
             dev_accuracy = float((dev_predictions == dev.labels.cpu()).float().mean())
-            seconds = time.perf_counter() - epoch_started
             record = {
                 "epoch": epoch + 1,
-                "train_loss": float(loss_sum) / len(train),
-                "train_accuracy": float(correct) / len(train),
+                "train_loss": train_loss,
+                "train_accuracy": train_accuracy,
                 "dev_loss": dev_loss,
                 "dev_accuracy": dev_accuracy,
-                "seconds": round(seconds, 3),
-                "sentences_per_second": round(len(train) / seconds, 1),
+                "seconds": round(time.perf_counter() - epoch_started, 3),  # with the dev evaluation
+                "sentences_per_second": round(len(train) / train_seconds, 1),  # training steps only
             }
             history.append(record)
             if dev_accuracy > best_accuracy:
