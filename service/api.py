@@ -1,0 +1,149 @@
+"""The LitAPI: a thin shell over `textcnn.Classifier`.
+
+LitServe calls, in each inference process: `setup` once, then for every batch of up to
+`max_batch_size` requests `decode_request` (each) -> `batch` -> `predict` -> `unbatch` ->
+`encode_response` (each). A request may carry several texts, so a batch of requests is a ragged
+list of token-id sequences: `batch` flattens them, `predict` runs them, and `unbatch` cuts the
+logits back at the request boundaries, in order.
+"""
+
+# No `from __future__ import annotations` here: LitServe reads the annotations of decode_request
+# and encode_response (inspect.signature) to type the FastAPI route, and needs the classes.
+import hashlib
+import json
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import litserve as ls
+import torch
+from litserve.loops import BatchedLoop
+
+from service import metrics
+from service.schemas import LabelScore, PredictRequest, PredictResponse, TextPrediction
+from textcnn.bundle import CONFIG_FILE, Classifier
+from textcnn.errors import BundleError
+from textcnn.text import Batch
+
+
+@dataclass(frozen=True)
+class FlatBatch:
+    """Every sequence of a batch of requests, cut into padded chunks of similar length."""
+
+    chunks: list[Batch]  # each (rows, width) with rows x width <= max_batch_tokens (or one row)
+    rows: list[list[int]]  # rows[c][r]: index, among all sequences, of chunk c's row r
+    sizes: list[int]  # sequences per request, in request order
+
+
+def plan_chunks(lengths: list[int], min_length: int, max_tokens: int) -> list[list[int]]:
+    """Indices sorted by length, cut so a chunk padded to its longest member stays under max_tokens.
+
+    Padding changes no prediction (textcnn's poolings are masked), so this only bounds memory
+    and the work spent on padding: one 2,000-token text no longer pads 2,000 short ones.
+    """
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        width = max(lengths[i], min_length)  # the widest so far: sorted ascending
+        if current and (len(current) + 1) * width > max_tokens:
+            chunks.append(current)
+            current = []
+        current.append(i)
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def model_id(path: str | Path) -> str:
+    """`<bundle folder name>@<first 12 hex digits of the weights' sha256>`, from config.json."""
+    path = Path(path)
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+        digest = config["weights"]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        digest = None
+    if not isinstance(digest, str) or not digest:  # a bundle without a digest: hash the config
+        digest = hashlib.sha256((path / CONFIG_FILE).read_bytes()).hexdigest()
+    return f"{path.resolve().name}@{digest[:12]}"
+
+
+class TextCNNAPI(ls.LitAPI):
+    def __init__(
+        self,
+        model_path: str | Path,
+        max_batch_size: int = 32,
+        batch_timeout: float = 0.002,
+        max_batch_tokens: int = 32768,
+    ):
+        # Always LitServe's batched loop, even for batches of one, so the hooks always run as
+        # batch -> predict -> unbatch (LitAPI warns when batch/unbatch meet max_batch_size=1).
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "The LitServer has both batch and unbatch", UserWarning)
+            super().__init__(
+                max_batch_size=max_batch_size,
+                batch_timeout=batch_timeout,
+                api_path="/predict",
+                loop=BatchedLoop(),
+            )
+        self.model_path = str(model_path)
+        self.max_batch_tokens = max_batch_tokens
+
+    def setup(self, device: str) -> None:
+        self.classifier = Classifier.load(self.model_path, device=device)
+        self.model_id = model_id(self.model_path)
+
+    def decode_request(self, request: PredictRequest, context: dict) -> list[list[int]]:
+        # `request` was validated by FastAPI in the HTTP server (see service.schemas).
+        context["top_k"] = request.top_k
+        context["probabilities"] = request.probabilities
+        return self.classifier.encoder.encode_many(request.all_texts)
+
+    def batch(self, inputs: list[list[list[int]]]) -> FlatBatch:
+        sequences = [ids for request in inputs for ids in request]
+        rows = plan_chunks([len(ids) for ids in sequences], self.classifier.min_length, self.max_batch_tokens)
+        chunks = [
+            self.classifier.encoder.pad([sequences[i] for i in chunk], self.classifier.min_length)
+            for chunk in rows
+        ]
+        metrics.observe_batch(requests=len(inputs), texts=len(sequences))
+        return FlatBatch(chunks, rows, [len(request) for request in inputs])
+
+    def predict(self, batch: FlatBatch) -> tuple[torch.Tensor, list[int]]:
+        start = time.perf_counter()
+        logits = torch.empty(sum(batch.sizes), self.classifier.model.config.num_classes)  # (N, C)
+        with torch.inference_mode():
+            for rows, chunk in zip(batch.rows, batch.chunks, strict=True):
+                logits[rows] = self.classifier.logits_for_batch(chunk)  # (rows, C)
+        metrics.observe_forward(time.perf_counter() - start)
+        return logits, batch.sizes
+
+    def unbatch(self, output: tuple[torch.Tensor, list[int]]) -> list[torch.Tensor]:
+        logits, sizes = output
+        return list(torch.split(logits, sizes))  # one (n_texts, C) block per request, in order
+
+    def encode_response(self, logits: torch.Tensor, context: dict) -> PredictResponse:
+        top_k, with_probabilities = context.get("top_k"), context.get("probabilities", False)
+        predictions = []
+        for prediction in self.classifier.predictions_from_logits(logits):
+            ranked = None
+            if top_k:
+                # sorted() is stable: equal probabilities keep the labels' order
+                order = sorted(prediction.probabilities.items(), key=lambda item: -item[1])
+                ranked = [LabelScore(label=label, score=score) for label, score in order[:top_k]]
+            predictions.append(
+                TextPrediction(
+                    label=prediction.label,
+                    score=prediction.score,
+                    probabilities=prediction.probabilities if with_probabilities else None,
+                    top_k=ranked,
+                )
+            )
+        return PredictResponse(model=self.model_id, predictions=predictions)
+
+
+def check_bundle(path: str | Path) -> Classifier:
+    """Load the bundle on the CPU in the main process, so a broken one fails before any worker starts."""
+    if not Path(path).exists():
+        raise BundleError(f"{path}: no model bundle here (set --model or TEXTCNN_MODEL)")
+    return Classifier.load(path, device="cpu")

@@ -1,0 +1,299 @@
+"""The LitServer around `TextCNNAPI`: routes, limits, error shapes, metrics; and running it.
+
+Routes: POST /predict (the LitAPI), GET /health (LitServe's: 200 once every inference worker has
+loaded the model, 503 before), GET /info (LitServe's, with the model card as its `model`),
+GET /metrics (Prometheus), /docs and /openapi.json (FastAPI, from the pydantic schemas).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+from pathlib import Path
+
+import litserve as ls
+import uvicorn
+from fastapi import HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service import metrics
+from service.api import TextCNNAPI, check_bundle, model_id
+from service.schemas import configure_limits
+from service.settings import ServeSettings
+from textcnn.bundle import CONFIG_FILE, Classifier, package_versions, resolve_device
+from textcnn.errors import TextCNNError
+
+logger = logging.getLogger(__name__)
+
+
+class ServeError(TextCNNError):
+    """The server cannot start (port taken, worker setup failed) or stopped on its own (worker died)."""
+
+
+class BodyLimitMiddleware:
+    """413 for a body over `max_body_bytes`: at once from Content-Length, else while it streams in."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        detail = f"request body is larger than {self.max_body_bytes} bytes"
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:  # chunked, or a Content-Length that lied
+                    raise HTTPException(413, detail)  # FastAPI answers it as JSON
+            return message
+
+        await self.app(scope, receive_limited, send)
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 shape ({"detail": [{"type", "loc", "msg"}]}) without echoing the input back."""
+    errors = []
+    for error in exc.errors():
+        message = error.get("msg", "invalid")
+        reason = (error.get("ctx") or {}).get("error")
+        if error.get("type") == "json_invalid" and isinstance(reason, str):
+            message = f"{message}: {reason}"
+        elif tuple(error.get("loc", ())) == ("body",) and error.get("type") == "model_attributes_type":
+            message = "the body must be a JSON object, sent with Content-Type: application/json"
+        errors.append({"type": error.get("type"), "loc": list(error.get("loc", ())), "msg": message})
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
+async def metrics_endpoint() -> Response:
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
+
+
+def _versions() -> dict:
+    import fastapi
+
+    return package_versions() | {"litserve": ls.__version__, "fastapi": fastapi.__version__}
+
+
+def model_card(classifier: Classifier, settings: ServeSettings) -> dict:
+    """The `model` section of GET /info: what was loaded, how it was trained, how well it did."""
+    path = Path(settings.model)
+    try:
+        bundle = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        bundle = {}
+    training = classifier.info.get("training") or {}
+    return {
+        "id": model_id(path),
+        "path": str(path.resolve()),
+        "created": bundle.get("created"),
+        "labels": classifier.label_names,
+        "vocab_size": len(classifier.encoder.vocab),
+        "model": classifier.model.config.to_json(),
+        "text": classifier.encoder.to_json(),
+        "data": classifier.info.get("data"),
+        "metrics": classifier.info.get("metrics"),
+        "training": {k: training.get(k) for k in ("best_epoch", "epochs_run", "stopped_early", "config")},
+        "vectors": classifier.info.get("vectors"),
+        "versions": {"trained_with": bundle.get("versions"), "serving": _versions()},
+        "limits": {
+            "max_texts": settings.max_texts,
+            "max_text_chars": settings.max_text_chars,
+            "max_body_bytes": settings.max_body_bytes,
+        },
+        "batching": {
+            "max_batch_size": settings.max_batch_size,
+            "batch_timeout": settings.batch_timeout,
+            "max_batch_tokens": settings.max_batch_tokens,
+        },
+    }
+
+
+def build_server(settings: ServeSettings) -> TextCNNServer:
+    """Check the bundle and the device here, in the main process, then assemble the LitServer."""
+    classifier = check_bundle(settings.model)
+    accelerator = settings.resolved_accelerator
+    resolve_device(accelerator)  # "cuda" without a GPU: one clear error now, not in a worker
+    configure_limits(settings.max_texts, settings.max_text_chars, len(classifier.label_names))
+    card = model_card(classifier, settings)
+    del classifier  # the workers load their own copy
+
+    api = TextCNNAPI(
+        settings.model,
+        max_batch_size=settings.max_batch_size,
+        batch_timeout=settings.batch_timeout,
+        max_batch_tokens=settings.max_batch_tokens,
+    )
+    server = TextCNNServer(
+        api,
+        accelerator=accelerator,
+        devices="auto",  # cpu: one device; cuda: every visible GPU, `workers` processes on each
+        workers_per_device=settings.workers,
+        timeout=settings.timeout,
+        model_metadata=card,
+        # Added innermost first: metrics see the 413s the body limit answers.
+        middlewares=[
+            (BodyLimitMiddleware, {"max_body_bytes": settings.max_body_bytes}),
+            metrics.MetricsMiddleware,
+        ],
+        fast_queue=settings.fast_queue,
+    )
+    server.app.add_exception_handler(RequestValidationError, validation_error)
+    _document_predict(server)
+    server.app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
+    return server
+
+
+_ERROR_SCHEMA = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
+
+
+def _document_predict(server: ls.LitServer) -> None:
+    """Name LitServe's /predict route and list the errors it answers, for /docs."""
+    for route in server.app.routes:
+        if getattr(route, "path", None) == "/predict":
+            route.summary = "Label one text or several"
+            route.description = (
+                "Give `text` or `texts`; the answer lists one prediction per text, in input order. "
+                "Errors are JSON with a `detail`."
+            )
+            route.responses = {
+                400: {
+                    "description": "The body is not UTF-8 JSON",
+                    "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+                },
+                413: {
+                    "description": "The body is too large",
+                    "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+                },
+                504: {
+                    "description": "The request waited too long for the model",
+                    "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+                },
+            }
+
+
+def check_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+class TextCNNServer(ls.LitServer):
+    """LitServer that stops cleanly on SIGTERM (`docker stop`) as on Ctrl-C, and on a dead worker.
+
+    Works around LitServe 0.2.19 (litserve/server.py): its shutdown calls `terminate()` on HTTP
+    servers run as threads, which threads lack (line 1210: logged, and the threads then keep the
+    process alive); it reacts to KeyboardInterrupt only, not SIGTERM (line 1519); and its worker
+    monitor polls the multiprocessing manager that the shutdown closes, logging a traceback when
+    it loses that race (line 1666). Here a signal (or a dead worker) lets uvicorn finish the
+    requests in flight, stops our own monitor, then releases LitServe's shutdown, which stops the
+    workers. The work runs on a helper thread: a signal handler must not touch the manager's
+    proxies, whose connection the interrupted main thread is blocked on.
+    """
+
+    monitor_interval = 0.5  # seconds between checks that every inference worker is alive
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._stopping = threading.Event()
+        self._monitor: threading.Thread | None = None
+        self.failure: str | None = None  # why the server stopped on its own, if it did
+
+    def run(self, **kwargs) -> None:
+        owner = os.getpid()
+
+        def on_signal(signum, frame) -> None:
+            if os.getpid() != owner:  # a forked HTTP server: uvicorn has handled the signal already
+                raise SystemExit(0)
+            self.request_shutdown()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            super().run(**kwargs)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            _stop_http_threads()
+
+    def request_shutdown(self) -> None:
+        """Begin a graceful stop; returns at once (safe in a signal handler)."""
+        if self._shutdown_event is None:  # LitServe has not started its manager yet
+            raise KeyboardInterrupt
+        if not self._stopping.is_set():
+            self._stopping.set()
+            threading.Thread(target=self._shut_down, name="textcnn-shutdown", daemon=True).start()
+
+    def _shut_down(self) -> None:
+        _stop_http_threads()
+        if self._monitor is not None:
+            self._monitor.join()
+        self._shutdown_event.set()  # LitServer.run goes on to stop the workers and the manager
+
+    def _start_worker_monitoring(self, manager, uvicorn_workers) -> None:
+        # Replaces LitServe's monitor (called from LitServer.run): a dead worker stops the server,
+        # with a non-zero exit, so that a supervisor (Docker's restart policy) starts it again.
+        def monitor() -> None:
+            while not self._stopping.wait(self.monitor_interval):
+                dead = [p for p in self.inference_workers if not p.is_alive()]
+                if dead:
+                    self.failure = f"inference worker {dead[0].pid} died (exit code {dead[0].exitcode})"
+                    logger.error("%s; shutting down", self.failure)
+                    self._monitor = None  # do not join ourselves
+                    self.request_shutdown()
+                    return
+
+        self._monitor = threading.Thread(target=monitor, name="textcnn-worker-monitor", daemon=True)
+        self._monitor.start()
+
+
+def _stop_http_threads(timeout: float = 30.0) -> None:
+    """Ask each uvicorn server running in a thread to finish its requests and stop, as SIGTERM would."""
+    threads = []
+    for thread in threading.enumerate():
+        server = getattr(getattr(thread, "_target", None), "__self__", None)  # Thread(target=server.run)
+        if isinstance(server, uvicorn.Server) and thread is not threading.current_thread():
+            server.should_exit = True
+            threads.append(thread)
+    for thread in threads:
+        thread.join(timeout=timeout)
+
+
+def run(settings: ServeSettings) -> int:
+    """Serve until Ctrl-C or SIGTERM. Raises TextCNNError (one line for the user) if it cannot start."""
+    check_port_free(settings.host, settings.port)
+    with metrics.multiprocess_dir():
+        server = build_server(settings)
+        try:
+            server.run(
+                host=settings.host,
+                port=settings.port,
+                num_api_servers=settings.num_api_servers,
+                api_server_worker_type=settings.api_server_worker_type,
+                log_level=settings.log_level,
+                generate_client_file=False,
+            )
+        except RuntimeError as exc:  # LitServer.verify_worker_status: a worker failed in setup
+            raise ServeError(f"{exc} (the worker's traceback is above)") from None
+    if server.failure:
+        raise ServeError(server.failure)
+    return 0

@@ -1,0 +1,432 @@
+"""The HTTP service in-process: settings, request schemas, the LitAPI hooks called directly, the
+LitServer app through FastAPI's TestClient, and the deployment files (Dockerfile, compose).
+
+Real server processes on loopback are in test_service_e2e.py.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shlex
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("litserve", reason="the serve extra is not installed")
+
+import torch
+from fastapi.testclient import TestClient
+from litserve.utils import wrap_litserve_start
+from pydantic import ValidationError
+
+from service import metrics
+from service.api import TextCNNAPI, model_id, plan_chunks
+from service.schemas import PredictRequest, PredictResponse, RequestLimits, configure_limits
+from service.server import build_server
+from service.settings import ServeSettings
+from textcnn.bundle import Classifier
+from textcnn.errors import BundleError, ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "data" / "samples"
+
+
+def train_tiny_bundle(path: Path) -> Path:
+    """A 2-class model trained for 2 epochs on the 12 sample sentences: seconds, and a real bundle."""
+    from textcnn.train import TrainConfig, train_classifier
+
+    rows = [json.loads(line) for line in (SAMPLES / "tiny.jsonl").read_text().splitlines()]
+    texts, labels = [r["text"] for r in rows], [r["label"] for r in rows]
+    outcome = train_classifier(
+        texts,
+        labels,
+        texts[:4],
+        labels[:4],
+        ["negative", "positive"],
+        {"embedding_dim": 16, "num_filters": 8},
+        TrainConfig(epochs=2),
+        progress=False,
+    )
+    return outcome.classifier.save(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory, one_thread) -> Path:
+    return train_tiny_bundle(tmp_path_factory.mktemp("service") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_bundle) -> Classifier:
+    return Classifier.load(tiny_bundle, device="cpu")
+
+
+@pytest.fixture
+def limits():
+    """Request limits for one test; the defaults again afterwards."""
+    yield configure_limits(max_texts=3, max_text_chars=40, num_classes=2)
+    PredictRequest.limits = RequestLimits()
+
+
+def sample_texts(n: int, seed: int = 0) -> list[str]:
+    """Texts of 1 to 30 words from the sample sentences' words (plus unknown ones)."""
+    words = " ".join(json.loads(line)["text"] for line in (SAMPLES / "tiny.jsonl").read_text().splitlines())
+    vocabulary = [*sorted(set(words.split())), "zyzzyva", "qwerty"]
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(vocabulary, k=rng.randint(1, 30))) for _ in range(n)]
+
+
+# -- settings ---------------------------------------------------------------------------------
+
+
+def test_settings_defaults_env_and_flags_in_that_order():
+    assert ServeSettings() == ServeSettings.from_env({})
+    env = {
+        "TEXTCNN_PORT": "9001",
+        "TEXTCNN_MODEL": "models/x",
+        "TEXTCNN_FAST_QUEUE": "off",
+        "TEXTCNN_HOST": "",
+    }
+    settings = ServeSettings.from_env(env, port=9002, workers=None)
+    assert settings.port == 9002  # the flag wins
+    assert settings.model == Path("models/x") and settings.fast_queue is False  # from the environment
+    assert settings.host == "127.0.0.1" and settings.workers == 1  # empty variable, None flag: defaults
+    assert ServeSettings.from_env({"TEXTCNN_BATCH_TIMEOUT": "0.01"}).batch_timeout == 0.01
+    assert json.dumps(settings.to_json())
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"TEXTCNN_PORT": "eighty"}, "TEXTCNN_PORT: expected an integer"),
+        ({"TEXTCNN_BATCH_TIMEOUT": "soon"}, "TEXTCNN_BATCH_TIMEOUT: expected a number"),
+        ({"TEXTCNN_FAST_QUEUE": "maybe"}, "TEXTCNN_FAST_QUEUE: expected true or false"),
+        ({"TEXTCNN_PORT": "80"}, "port must be from 1024"),
+        ({"TEXTCNN_HOST": "localhost"}, "host must be one of"),
+        ({"TEXTCNN_ACCELERATOR": "tpu"}, "accelerator must be one of"),
+        ({"TEXTCNN_WORKERS": "0"}, "workers must be a positive integer"),
+        ({"TEXTCNN_MAX_TEXTS": "-1"}, "max_texts must be a positive integer"),
+        ({"TEXTCNN_BATCH_TIMEOUT": "-0.1"}, "batch_timeout must be >= 0"),
+        ({"TEXTCNN_BATCH_TIMEOUT": "60"}, "must be below timeout"),
+        ({"TEXTCNN_NUM_API_SERVERS": "2"}, "needs api_server_worker_type 'process'"),
+    ],
+)
+def test_settings_reject_bad_values_naming_them(env, fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        ServeSettings.from_env(env)
+
+
+def test_settings_accept_several_http_servers_as_processes():
+    settings = ServeSettings(api_server_worker_type="process", num_api_servers=2)
+    assert settings.num_api_servers == 2
+
+
+# -- request schema ---------------------------------------------------------------------------
+
+
+def test_request_takes_one_text_or_several(limits):
+    assert PredictRequest.model_validate({"text": "a fine film"}).all_texts == ["a fine film"]
+    request = PredictRequest.model_validate({"texts": ["a", "b"], "top_k": 2, "probabilities": True})
+    assert request.all_texts == ["a", "b"] and request.top_k == 2 and request.probabilities
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({}, "exactly one of"),
+        ({"text": "a", "texts": ["b"]}, "exactly one of"),
+        ({"text": None}, "exactly one of"),
+        ({"text": ""}, "empty or only whitespace"),
+        ({"text": " \n\t"}, "empty or only whitespace"),
+        ({"texts": ["fine", "  "]}, "texts[1] is empty"),
+        ({"texts": []}, "texts is empty"),
+        ({"text": "x" * 41}, "41 characters; at most 40"),
+        ({"texts": ["ok", "x" * 41]}, "texts[1] has 41 characters"),
+        ({"texts": ["a", "b", "c", "d"]}, "4 texts in one request; at most 3"),
+        ({"text": "a", "top_k": 3}, "the model has 2 labels"),
+        ({"text": "a", "top_k": 0}, "greater than or equal to 1"),
+        ({"text": "a", "top_k": "2"}, "valid integer"),
+        ({"text": "a", "probabilities": "yes"}, "valid boolean"),
+        ({"text": 7}, "valid string"),
+        ({"texts": "a b"}, "valid list"),
+        ({"text": "a", "language": "en"}, "Extra inputs are not permitted"),
+    ],
+)
+def test_request_rejects(limits, body, fragment):
+    with pytest.raises(ValidationError, match=re.escape(fragment)):
+        PredictRequest.model_validate(body)
+
+
+def test_request_schema_shows_the_configured_limits_and_examples(limits):
+    configure_limits(max_texts=3, max_text_chars=60, num_classes=2)
+    schema = PredictRequest.model_json_schema()
+    assert schema["additionalProperties"] is False and len(schema["examples"]) == 2
+    text = next(option for option in schema["properties"]["text"]["anyOf"] if option.get("type") == "string")
+    assert text["maxLength"] == 60 and text["minLength"] == 1
+    texts = next(option for option in schema["properties"]["texts"]["anyOf"] if option.get("type") == "array")
+    assert texts["maxItems"] == 3 and texts["items"]["maxLength"] == 60
+    top_k = next(
+        option for option in schema["properties"]["top_k"]["anyOf"] if option.get("type") == "integer"
+    )
+    assert top_k["maximum"] == 2
+    for example in schema["examples"]:
+        PredictRequest.model_validate(example)
+
+
+# -- the LitAPI hooks, called directly --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def api(tiny_bundle) -> TextCNNAPI:
+    api = TextCNNAPI(tiny_bundle, max_batch_size=8, max_batch_tokens=40)  # small: several chunks
+    api.setup("cpu")
+    return api
+
+
+def run_hooks(api: TextCNNAPI, requests: list[PredictRequest]) -> list[PredictResponse]:
+    """What LitServe's BatchedLoop does with one batch (litserve/loops/simple_loops.py)."""
+    contexts = [{} for _ in requests]
+    decoded = [
+        api.decode_request(request, context) for request, context in zip(requests, contexts, strict=True)
+    ]
+    outputs = api.unbatch(api.predict(api.batch(decoded)))
+    return [api.encode_response(output, context) for output, context in zip(outputs, contexts, strict=True)]
+
+
+def test_plan_chunks_covers_every_sequence_once_within_the_budget():
+    rng = random.Random(1)
+    lengths = [rng.randint(1, 60) for _ in range(200)]
+    chunks = plan_chunks(lengths, min_length=5, max_tokens=100)
+    assert sorted(i for chunk in chunks for i in chunk) == list(range(200))
+    for chunk in chunks:
+        width = max(5, *(lengths[i] for i in chunk))
+        assert len(chunk) == 1 or len(chunk) * width <= 100
+    assert plan_chunks([500], 5, 100) == [[0]]  # longer than the budget: alone
+    assert plan_chunks([], 5, 100) == []
+
+
+def test_decode_request_encodes_with_the_bundles_encoder(api, classifier, limits):
+    context: dict = {}
+    request = PredictRequest(texts=["A warm, funny film!", "zyzzyva"], top_k=1)
+    assert api.decode_request(request, context) == classifier.encoder.encode_many(request.all_texts)
+    assert context == {"top_k": 1, "probabilities": False}
+
+
+def test_batched_hooks_answer_each_request_as_predict_does(api, classifier):
+    texts = sample_texts(23)
+    sizes = [1, 5, 1, 3, 7, 1, 4, 1]  # ragged: single and multi-text requests in one batch
+    groups, start = [], 0
+    for size in sizes:
+        groups.append(texts[start : start + size])
+        start += size
+    requests = [
+        PredictRequest(texts=group) if len(group) > 1 else PredictRequest(text=group[0]) for group in groups
+    ]
+    batch = api.batch([api.decode_request(request, {}) for request in requests])
+    assert len(batch.chunks) > 1  # max_batch_tokens=40 cut the batch
+    responses = run_hooks(api, requests)
+    assert [len(response.predictions) for response in responses] == sizes
+    for group, response in zip(groups, responses, strict=True):
+        expected = classifier.predict(group)
+        for want, got in zip(expected, response.predictions, strict=True):
+            assert got.label == want.label
+            assert got.score == pytest.approx(want.score, abs=1e-5)
+
+
+def test_encode_response_shapes(api, classifier):
+    logits = torch.tensor([[0.5, -0.25], [-1.0, 2.0]])  # (2 texts, 2 classes)
+    plain = api.encode_response(logits, {"top_k": None, "probabilities": False})
+    assert plain.model == model_id(api.model_path) and re.fullmatch(r"tiny@[0-9a-f]{12}", plain.model)
+    assert [p.label for p in plain.predictions] == ["negative", "positive"]
+    assert all(p.probabilities is None and p.top_k is None for p in plain.predictions)
+    full = api.encode_response(logits, {"top_k": 2, "probabilities": True})
+    first = full.predictions[0]
+    probabilities = torch.softmax(logits, dim=1)[0].tolist()
+    assert first.probabilities == pytest.approx({"negative": probabilities[0], "positive": probabilities[1]})
+    assert [entry.label for entry in first.top_k] == ["negative", "positive"]  # most probable first
+    assert first.top_k[0].score == pytest.approx(first.score)
+    assert len(api.encode_response(logits, {"top_k": 1, "probabilities": False}).predictions[1].top_k) == 1
+    json.loads(full.model_dump_json())
+
+
+def test_setup_fails_clearly_on_a_broken_bundle(tmp_path):
+    (tmp_path / "config.json").write_text("{")
+    with pytest.raises(BundleError, match="not valid JSON"):
+        TextCNNAPI(tmp_path).setup("cpu")
+
+
+def test_build_server_checks_the_bundle_and_the_device_first(tmp_path, tiny_bundle):
+    with pytest.raises(BundleError, match="no model bundle here"):
+        build_server(ServeSettings(model=tmp_path / "missing"))
+    if not torch.cuda.is_available():
+        with pytest.raises(Exception, match="torch sees no CUDA device"):
+            build_server(ServeSettings(model=tiny_bundle, accelerator="cuda"))
+
+
+# -- the app in-process (one inference worker process, as LitServe's own tests do) -----------
+
+
+@pytest.fixture(scope="module")
+def client(tiny_bundle):
+    settings = ServeSettings(model=tiny_bundle, max_texts=4, max_text_chars=200, max_body_bytes=4000)
+    with metrics.multiprocess_dir():
+        server = build_server(settings)
+        with wrap_litserve_start(server) as started, TestClient(started.app) as client:
+            for _ in range(600):  # the worker is a spawned process: wait for its model
+                if client.get("/health").status_code == 200:
+                    break
+                time.sleep(0.1)
+            yield client
+    PredictRequest.limits = RequestLimits()
+
+
+def test_app_predicts_one_text_and_several_in_order(client, classifier):
+    texts = ["a warm , funny and moving film .", "a tedious , overlong mess .", "zyzzyva"]
+    single = client.post("/predict", json={"text": texts[0]})
+    assert single.status_code == 200, single.text
+    body = single.json()
+    assert set(body) == {"model", "predictions"} and len(body["predictions"]) == 1
+    several = client.post("/predict", json={"texts": texts, "top_k": 2, "probabilities": True}).json()
+    for want, got in zip(classifier.predict(texts), several["predictions"], strict=True):
+        assert got["label"] == want.label and got["score"] == pytest.approx(want.score, abs=1e-5)
+        assert got["probabilities"] == pytest.approx(want.probabilities, abs=1e-5)
+        assert next(entry["label"] for entry in got["top_k"]) == want.label
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "fragment"),
+    [
+        (
+            {"content": b'{"text": ', "headers": {"content-type": "application/json"}},
+            422,
+            "JSON decode error",
+        ),
+        (
+            {"content": b'{"text": "\xff\xfe"}', "headers": {"content-type": "application/json"}},
+            400,
+            "parsing",
+        ),
+        ({"content": b'{"text": "a"}', "headers": {"content-type": "text/plain"}}, 422, "Content-Type"),
+        ({"json": ["a list"]}, 422, "must be a JSON object"),
+        ({"json": {"text": 1}}, 422, "valid string"),
+        ({"json": {"texts": ["a"], "top_k": 5}}, 422, "2 labels"),
+        ({"json": {"text": "a", "extra": 1}}, 422, "Extra inputs"),
+        ({"json": {"text": "   "}}, 422, "only whitespace"),
+        ({"json": {"text": "x" * 201}}, 422, "at most 200"),
+        ({"json": {"texts": ["a"] * 5}}, 422, "at most 4"),
+        ({"json": {"text": "x" * 5000}}, 413, "larger than 4000 bytes"),
+    ],
+)
+def test_app_answers_bad_input_with_a_4xx_and_keeps_serving(client, kwargs, status, fragment):
+    response = client.post("/predict", **kwargs)
+    assert response.status_code == status, response.text
+    assert fragment in response.text
+    assert "x" * 100 not in response.text  # the input is not echoed back
+    assert client.post("/predict", json={"text": "still here"}).status_code == 200
+
+
+def test_app_health_info_metrics_and_docs(client, tiny_bundle):
+    assert client.get("/health").text == "ok"
+    info = client.get("/info").json()
+    model = info["model"]
+    assert model["id"] == model_id(tiny_bundle) and model["labels"] == ["negative", "positive"]
+    assert model["model"]["pooling"] == "max" and model["model"]["variant"] == "rand"
+    assert model["vocab_size"] > 2 and model["metrics"]["dev"]["accuracy"] is not None
+    assert model["versions"]["serving"]["litserve"] == "0.2.19" and model["limits"]["max_texts"] == 4
+    client.post("/predict", json={"text": "count me"})
+    exposition = client.get("/metrics")
+    assert exposition.status_code == 200 and exposition.headers["content-type"].startswith("text/plain")
+    assert re.search(
+        r'textcnn_http_requests_total\{method="POST",path="/predict",status="200"\} [1-9]', exposition.text
+    )
+    assert re.search(r"textcnn_batch_texts_count [1-9]", exposition.text)  # from the worker process
+    schema = client.get("/openapi.json").json()
+    operation = schema["paths"]["/predict"]["post"]
+    assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/PredictRequest"
+    )
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/PredictResponse"
+    )
+    assert {"413", "422"} <= set(operation["responses"])
+    assert "maxItems" in json.dumps(schema["components"]["schemas"]["PredictRequest"])
+    assert client.get("/docs").status_code == 200
+
+
+# -- deployment files -------------------------------------------------------------------------
+
+
+def dockerfile_instruction(name: str) -> str:
+    """The (joined) text of the Dockerfile's last NAME instruction."""
+    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines() if line.strip().upper().startswith(name + " ")]
+    assert lines, f"no {name} in the Dockerfile"
+    return lines[-1][len(name) + 1 :].strip()
+
+
+def healthcheck_command() -> list[str]:
+    """The HEALTHCHECK's CMD, as an argument list (exec form)."""
+    instruction = dockerfile_instruction("HEALTHCHECK")
+    return json.loads(instruction[instruction.index("CMD") + 3 :])
+
+
+def parse_textcnn(argv: list[str]):
+    from textcnn.cli import build_parser
+
+    return build_parser().parse_args(argv)
+
+
+def test_dockerfile_runs_the_serve_command_the_cli_knows():
+    entrypoint = json.loads(dockerfile_instruction("ENTRYPOINT"))
+    command = json.loads(dockerfile_instruction("CMD"))
+    assert entrypoint == ["textcnn"]
+    args = parse_textcnn(command)
+    assert args.command == "serve" and args.host == "0.0.0.0" and args.port == 8000
+    settings = ServeSettings.from_env(
+        {}, **{k: v for k, v in vars(args).items() if k in ServeSettings.__dataclass_fields__}
+    )
+    assert settings.host == "0.0.0.0"
+    assert "8000" in dockerfile_instruction("EXPOSE")
+    assert any("/health" in part for part in healthcheck_command())
+    assert re.search(r"^USER\s+(?!root)\S+", (REPO / "Dockerfile").read_text(), re.MULTILINE)
+
+
+def load_yaml(path: Path) -> dict:
+    yaml = pytest.importorskip("yaml")
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.mark.parametrize("name", ["docker-compose.yml", "docker-compose.gpu.yml"])
+def test_compose_files_follow_the_compose_specification(name):
+    jsonschema = pytest.importorskip("jsonschema")
+    # check-jsonschema ships the Compose Specification's JSON schema (vendor/compose-spec.json).
+    schemas = pytest.importorskip(
+        "check_jsonschema.builtin_schemas", reason="check-jsonschema is not installed"
+    )
+    from importlib.resources import files
+
+    spec = json.loads((files(schemas) / "vendor" / "compose-spec.json").read_text())
+    jsonschema.validate(load_yaml(REPO / name), spec)
+
+
+def test_compose_serve_and_train_services():
+    compose = load_yaml(REPO / "docker-compose.yml")
+    serve, train = compose["services"]["serve"], compose["services"]["train"]
+    assert "/health" in " ".join(map(str, serve["healthcheck"]["test"]))
+    assert "./models:/app/models:ro" in serve["volumes"] and serve["restart"] == "unless-stopped"
+    assert str(serve["user"]).split(":")[0] not in ("0", "root")
+    # Every value is valid, with compose's ${NAME:-default} taken at its default.
+    environment = {k: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(v)) for k, v in serve["environment"].items()}
+    assert ServeSettings.from_env(environment).model == Path("models/default")
+    assert train["profiles"] == ["train"] and "TEXTCNN_DATA_DIR" in train["environment"]
+    for service in (serve, train):  # what each runs parses with the real CLI
+        command = service.get("command") or json.loads(dockerfile_instruction("CMD"))
+        command = shlex.split(command) if isinstance(command, str) else [str(part) for part in command]
+        args = parse_textcnn(command)
+        assert args.command in ("serve", "train")
+    gpu = load_yaml(REPO / "docker-compose.gpu.yml")["services"]["serve"]
+    (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"] and device["count"] == 1
+    assert gpu["environment"]["TEXTCNN_ACCELERATOR"] == "cuda"

@@ -1,0 +1,329 @@
+"""The service as users run it: `python -m service` (and `textcnn serve`) as real processes on a free
+loopback port, talked to over HTTP. One server for the module, one inference worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("litserve", reason="the serve extra is not installed")
+httpx = pytest.importorskip("httpx")
+
+from test_service import dockerfile_instruction, healthcheck_command, sample_texts, train_tiny_bundle  # noqa: E402
+
+from textcnn.bundle import Classifier  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+JSON = {"content-type": "application/json"}
+# The test's own processes: one thread each, and lowest priority next to whatever else runs.
+CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--workers", "1", *args],
+        cwd=REPO,
+        env=CHILD_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_healthy(process: subprocess.Popen, url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}:\n{process.stdout.read()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise AssertionError(f"server not healthy after {timeout} s:\n{process.stdout.read()}")
+
+
+def stop(process: subprocess.Popen, timeout: float = 60) -> tuple[int, str]:
+    """SIGTERM, as `docker stop` sends; the exit code and everything the server printed."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+        raise AssertionError(f"no exit {timeout} s after SIGTERM:\n{output}") from None
+    return process.returncode, output
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory, one_thread) -> Path:
+    return train_tiny_bundle(tmp_path_factory.mktemp("service-e2e") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_bundle) -> Classifier:
+    return Classifier.load(tiny_bundle, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def server(tiny_bundle):
+    """The server, with small limits to hit and a small token budget so batches get cut in chunks."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start_server(
+        "--model",
+        str(tiny_bundle),
+        "--port",
+        str(port),
+        "--max-texts",
+        "8",
+        "--max-text-chars",
+        "300",
+        "--max-body-bytes",
+        "8000",
+        "--max-batch-size",
+        "16",
+        "--batch-timeout",
+        "0.02",
+        "--max-batch-tokens",
+        "64",
+        "--log-level",
+        "warning",
+    )
+    wait_healthy(process, url)
+    with httpx.Client(base_url=url, timeout=30) as client:
+        yield client
+    if process.poll() is None:
+        stop(process)
+
+
+def metric(client, pattern: str) -> float:
+    text = client.get("/metrics").text
+    values = [
+        float(m.group(1)) for m in re.finditer(re.escape(pattern) + r" ([0-9.e+]+)$", text, re.MULTILINE)
+    ]
+    return sum(values)
+
+
+def check_answers(texts: list[str], body: dict, classifier: Classifier) -> None:
+    assert len(body["predictions"]) == len(texts)
+    for want, got in zip(classifier.predict(texts), body["predictions"], strict=True):
+        assert got["label"] == want.label
+        assert got["score"] == pytest.approx(want.score, abs=1e-5)
+
+
+def test_single_and_multi_text(server, classifier, tiny_bundle):
+    single = server.post("/predict", json={"text": "a warm , funny film ."})
+    assert single.status_code == 200, single.text
+    assert single.json()["model"].startswith("tiny@")
+    check_answers(["a warm , funny film ."], single.json(), classifier)
+    texts = sample_texts(8, seed=3)
+    several = server.post("/predict", json={"texts": texts, "probabilities": True, "top_k": 2})
+    check_answers(texts, several.json(), classifier)
+    for want, got in zip(classifier.predict(texts), several.json()["predictions"], strict=True):
+        assert got["probabilities"] == pytest.approx(want.probabilities, abs=1e-5)
+        assert got["top_k"][0]["label"] == want.label
+
+
+def chunked(body: bytes):
+    for start in range(0, len(body), 1000):
+        yield body[start : start + 1000]
+
+
+BAD_REQUESTS = {
+    "malformed JSON": ({"content": b'{"text": "unfinished', "headers": JSON}, 422),
+    "not UTF-8": ({"content": b'{"text": "caf\xe9"}', "headers": JSON}, 400),
+    "not JSON at all": ({"content": b"\x00\x01\x02", "headers": JSON}, 422),
+    "empty body": ({"content": b"", "headers": JSON}, 422),
+    "wrong type": ({"json": {"text": ["a"]}}, 422),
+    "missing field": ({"json": {"top_k": 1}}, 422),
+    "unknown field": ({"json": {"text": "a", "model": "other"}}, 422),
+    "empty text": ({"json": {"text": ""}}, 422),
+    "whitespace text": ({"json": {"texts": ["fine", "\u2003 \n"]}}, 422),
+    "text too long": ({"json": {"text": "word " * 61}}, 422),
+    "too many texts": ({"json": {"texts": ["a"] * 9}}, 422),
+    "body too large": ({"json": {"text": "x" * 9000}}, 413),
+    "body too large, chunked": (
+        {"content": chunked(b'{"text": "' + b"y" * 9000 + b'"}'), "headers": JSON},
+        413,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_bad_input_is_a_4xx_and_the_server_keeps_serving(server, classifier, case):
+    kwargs, status = BAD_REQUESTS[case]
+    response = server.post("/predict", **kwargs)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["detail"]  # a message: a string, or FastAPI's list of {loc, msg, type}
+    good = server.post("/predict", json={"texts": ["still", "answering"]})
+    assert good.status_code == 200
+    check_answers(["still", "answering"], good.json(), classifier)
+
+
+def test_health_info_and_metrics_move(server, tiny_bundle):
+    assert server.get("/health").status_code == 200
+    info = server.get("/info").json()["model"]
+    assert info["labels"] == ["negative", "positive"] and info["id"].startswith("tiny@")
+    assert info["limits"] == {"max_texts": 8, "max_text_chars": 300, "max_body_bytes": 8000}
+    ok = 'textcnn_http_requests_total{method="POST",path="/predict",status="200"}'
+    unprocessable = 'textcnn_http_requests_total{method="POST",path="/predict",status="422"}'
+    before_ok, before_bad, before_texts = (
+        metric(server, ok),
+        metric(server, unprocessable),
+        metric(server, "textcnn_texts_total"),
+    )
+    server.post("/predict", json={"texts": ["one", "two", "three"]})
+    server.post("/predict", json={"text": ""})
+    assert metric(server, ok) == before_ok + 1
+    assert metric(server, unprocessable) == before_bad + 1
+    assert metric(server, "textcnn_texts_total") == before_texts + 3
+    assert metric(server, "textcnn_forward_seconds_count") >= 1
+
+
+def test_concurrent_requests_are_never_mixed_up(server, classifier):
+    rng_texts = sample_texts(200, seed=7)
+    requests, start = [], 0
+    for i in range(64):  # mixed single-text and multi-text requests, all different
+        size = 1 if i % 3 else 1 + i % 8
+        texts = rng_texts[start : start + size]
+        start = (start + size) % 190
+        requests.append({"text": texts[0]} if size == 1 and i % 2 else {"texts": texts})
+    batches_before = metric(server, "textcnn_batch_requests_count")
+    requests_before = metric(server, "textcnn_batch_requests_sum")
+
+    def send(body: dict) -> dict:
+        response = server.post("/predict", json=body)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(send, requests))
+    for body, answer in zip(requests, answers, strict=True):
+        check_answers(body.get("texts") or [body["text"]], answer, classifier)
+    batches = metric(server, "textcnn_batch_requests_count") - batches_before
+    answered = metric(server, "textcnn_batch_requests_sum") - requests_before
+    assert answered == 64 and batches < 64  # some requests shared a batch
+
+
+def test_dockerfile_healthcheck_works_against_a_real_server(server):
+    port = server.base_url.port
+    command = [part.replace(":8000/", f":{port}/") for part in healthcheck_command()]
+    assert command[0] == "python"
+    result = subprocess.run([sys.executable, *command[1:]], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    unused = [part.replace(":8000/", f":{free_port()}/") for part in healthcheck_command()]
+    assert subprocess.run([sys.executable, *unused[1:]], capture_output=True, timeout=30).returncode != 0
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_server_error(server):
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+
+    url = str(server.base_url)
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+    operation = schema["/predict"]["POST"]
+    statuses: list[int] = []
+    for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        def no_server_error(case) -> None:
+            response = case.call(base_url=url, timeout=30)
+            statuses.append(response.status_code)
+            assert response.status_code < 500, (case.body, response.text)
+
+        no_server_error()
+    assert 200 in statuses and any(400 <= status < 500 for status in statuses), statuses
+    assert server.post("/predict", json={"text": "alive"}).status_code == 200
+
+
+def test_server_stops_cleanly_on_sigterm(tiny_bundle):
+    port = free_port()
+    process = start_server("--model", str(tiny_bundle), "--port", str(port), "--log-level", "warning")
+    wait_healthy(process, f"http://127.0.0.1:{port}")
+    assert httpx.post(f"http://127.0.0.1:{port}/predict", json={"text": "bye"}).status_code == 200
+    code, output = stop(process)
+    assert code == 0, output
+    assert "Traceback" not in output and "ERROR" not in output, output
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("textcnn: error: "), result.stderr
+    assert fragment in lines[0]
+
+
+def test_missing_bundle_exits_at_once_with_one_line(tmp_path):
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "--model", str(tmp_path / "nothing"), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=CHILD_ENV,
+    )
+    assert_one_line_error(result, "no model bundle here")
+    assert time.monotonic() - started < 60
+
+
+def test_textcnn_serve_reports_a_port_in_use_in_one_line(tiny_bundle):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "textcnn", "serve", "--model", str(tiny_bundle), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+            env=CHILD_ENV,
+        )
+    assert_one_line_error(result, f"cannot listen on 127.0.0.1:{port}")
+
+
+def test_textcnn_serve_help_lists_every_flag():
+    result = subprocess.run(
+        [sys.executable, "-m", "textcnn", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    flags = [
+        "--model",
+        "--host",
+        "--port",
+        "--workers",
+        "--max-batch-size",
+        "--batch-timeout",
+        "--accelerator",
+    ]
+    for flag in [*flags, "--max-texts", "--max-text-chars", "--max-body-bytes", "--fast-queue"]:
+        assert flag in result.stdout
+    assert json.loads(dockerfile_instruction("CMD"))[0] == "serve"
