@@ -1,6 +1,7 @@
 # The textcnn prediction service (LitServe): POST /predict, GET /health, /info, /metrics, /docs.
 #   docker build -t textcnn .
-#   docker run -p 8000:8000 -v "$PWD/models:/app/models:ro" textcnn      # serves models/default
+#   docker run -p 8000:8000 textcnn                                       # serves the shipped models/default
+#   docker run -p 8000:8000 -v "$PWD/models:/app/models:ro" -e TEXTCNN_MODEL=models/mr textcnn
 # or `docker compose up serve` (docker-compose.yml); see docs/deployment.md.
 FROM python:3.11-slim
 
@@ -22,10 +23,11 @@ COPY pyproject.toml README.md ./
 COPY textcnn ./textcnn
 COPY service ./service
 RUN pip install ".[serve]" \
-    && useradd --create-home --uid 10001 --user-group textcnn \
-    && mkdir -p /app/models && chown textcnn:textcnn /app/models
+    && useradd --create-home --uid 10001 --user-group textcnn
+# The shipped model, so the image serves with no mount; a mount on /app/models replaces it.
+COPY models/default ./models/default
 
-# Not root. Bundles come from a mount on /app/models (the default model is models/default).
+# Not root. Other bundles come from a mount on /app/models.
 USER textcnn
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \

@@ -73,8 +73,9 @@ class TextCNNAPI(ls.LitAPI):
         self,
         model_path: str | Path,
         max_batch_size: int = 32,
-        batch_timeout: float = 0.002,
+        batch_timeout: float = 0.0,
         max_batch_tokens: int = 32768,
+        threads: int | None = None,
     ):
         # Always LitServe's batched loop, even for batches of one, so the hooks always run as
         # batch -> predict -> unbatch (LitAPI warns when batch/unbatch meet max_batch_size=1).
@@ -88,8 +89,11 @@ class TextCNNAPI(ls.LitAPI):
             )
         self.model_path = str(model_path)
         self.max_batch_tokens = max_batch_tokens
+        self.threads = threads
 
     def setup(self, device: str) -> None:
+        if self.threads is not None and device == "cpu":
+            torch.set_num_threads(self.threads)  # this worker process only
         self.classifier = Classifier.load(self.model_path, device=device)
         self.model_id = model_id(self.model_path)
 

@@ -37,6 +37,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help=f"inference processes per device, each with its own model (default: {d.workers})",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help=f"torch threads per inference worker on the CPU (default: {d.threads})",
+    )
     batching = parser.add_argument_group("batching")
     batching.add_argument(
         "--max-batch-size",

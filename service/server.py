@@ -121,6 +121,8 @@ def model_card(classifier: Classifier, settings: ServeSettings) -> dict:
             "max_batch_size": settings.max_batch_size,
             "batch_timeout": settings.batch_timeout,
             "max_batch_tokens": settings.max_batch_tokens,
+            "workers": settings.workers,
+            "threads": settings.threads,
         },
     }
 
@@ -139,6 +141,7 @@ def build_server(settings: ServeSettings) -> TextCNNServer:
         max_batch_size=settings.max_batch_size,
         batch_timeout=settings.batch_timeout,
         max_batch_tokens=settings.max_batch_tokens,
+        threads=settings.threads,
     )
     server = TextCNNServer(
         api,

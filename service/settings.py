@@ -29,10 +29,15 @@ class ServeSettings:
     port: int = 8000
     accelerator: str = "auto"  # auto: cuda when torch sees a GPU, else cpu
     workers: int = 1  # inference processes per device, each holding its own copy of the model
+    # Torch threads per inference worker on the CPU. One: a served batch is small, and on a few
+    # cores a second OpenMP thread spins against the HTTP server for the same core.
+    threads: int = 1
     # Dynamic batching (LitServe): up to max_batch_size requests, waiting at most batch_timeout
-    # seconds for the batch to fill. 2 CPU cores: a few ms of waiting buys large batches.
+    # seconds for the batch to fill. 0: take what has queued and go; under load the queue fills
+    # while the model runs, so batches still form, and a lone request does not wait
+    # (benchmarks/RESULTS.md: 0 beat 0.002 and 0.005 s at every concurrency on 2 cores).
     max_batch_size: int = 32
-    batch_timeout: float = 0.002
+    batch_timeout: float = 0.0
     # One forward pass holds at most this many token positions (rows x padded width); a batch is
     # cut into length-sorted chunks under it, so one long text cannot make every row long.
     max_batch_tokens: int = 32768
@@ -41,12 +46,14 @@ class ServeSettings:
     max_texts: int = 64
     max_text_chars: int = 5000
     max_body_bytes: int = 1 << 20
-    # LitServe plumbing: ZeroMQ between HTTP and inference processes, HTTP servers as threads of
-    # the main process. LitServe 0.2.19 tags every request with one app-wide response-queue id,
-    # so several HTTP servers need api_server_worker_type="process".
+    # LitServe plumbing: ZeroMQ between HTTP and inference processes, two HTTP servers as forked
+    # processes: the HTTP side, not the model, bounds single-text requests, and a second server
+    # uses the second core (+25% requests/s on 2 cores, benchmarks/RESULTS.md). LitServe 0.2.19
+    # tags every request with one app-wide response-queue id, so several HTTP servers need
+    # api_server_worker_type="process".
     fast_queue: bool = True
-    api_server_worker_type: str = "thread"
-    num_api_servers: int = 1
+    api_server_worker_type: str = "process"
+    num_api_servers: int = 2
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -54,6 +61,7 @@ class ServeSettings:
         for name in (
             "port",
             "workers",
+            "threads",
             "max_batch_size",
             "max_batch_tokens",
             "max_texts",

@@ -77,10 +77,11 @@ def test_pooled_size():
 LENGTHS = [1, 2, 3, 4, 5, 9]  # 1 and 2 are shorter than every filter width (3, 4, 5)
 
 
+@pytest.mark.parametrize("wide", [False, True])
 @pytest.mark.parametrize("variant", ["rand", "multichannel"])
 @pytest.mark.parametrize("pooling", POOLINGS)
-def test_logits_alone_equal_logits_in_a_long_padded_batch(variant, pooling):
-    model = tiny_model(variant=variant, pooling=pooling)
+def test_logits_alone_equal_logits_in_a_long_padded_batch(variant, pooling, wide):
+    model = tiny_model(variant=variant, pooling=pooling, wide=wide)
     seqs = sentences(LENGTHS)
     with torch.no_grad():
         batched = model(*padded(seqs, 40))
@@ -89,10 +90,11 @@ def test_logits_alone_equal_logits_in_a_long_padded_batch(variant, pooling):
             torch.testing.assert_close(batched[i : i + 1], alone, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("wide", [False, True])
 @pytest.mark.parametrize("pooling", POOLINGS)
 @pytest.mark.parametrize("length", [1, 2, 4])
-def test_inputs_narrower_than_the_widest_filter(pooling, length):
-    model = tiny_model(pooling=pooling)
+def test_inputs_narrower_than_the_widest_filter(pooling, length, wide):
+    model = tiny_model(pooling=pooling, wide=wide)
     seq = sentences([length])[0]
     with torch.no_grad():
         narrow = model(torch.tensor([seq]), torch.tensor([length]))  # (1, length): no padding at all
@@ -103,7 +105,7 @@ def test_inputs_narrower_than_the_widest_filter(pooling, length):
 @pytest.mark.parametrize("pooling", POOLINGS)
 def test_padding_would_show_without_the_mask(monkeypatch, pooling):
     # The equalities above can fail: with every window counted, padding changes the logits.
-    model = tiny_model(pooling=pooling)
+    model = tiny_model(pooling=pooling, wide=False)  # wide: the mask also hides the edge windows
     seqs = sentences(LENGTHS)
     with torch.no_grad():
         masked = model(*padded(seqs, 40))
@@ -112,6 +114,34 @@ def test_padding_would_show_without_the_mask(monkeypatch, pooling):
         )
         unmasked = model(*padded(seqs, 40))
     assert not torch.allclose(masked, unmasked, atol=1e-4)
+
+
+def test_wide_convolution_sees_every_window_that_overlaps_the_sentence():
+    """Width w over L words: L + w - 1 windows, the first and last holding one word and w - 1 pads."""
+    model = tiny_model(pooling="avg", wide=True, filter_widths=(2, 3))
+    with torch.no_grad():
+        for conv in model.convs:  # each map sums its window: the mean over windows is then checkable
+            conv.weight.fill_(1.0)
+            conv.bias.zero_()
+        model.embedding.weight.copy_(torch.arange(VOCAB, dtype=torch.float)[:, None].expand(VOCAB, DIM))
+        model.embedding.weight[PAD_ID].zero_()
+        seq = [5, 6, 7, 8]
+        pooled = [p.values for p in model.features(*padded([seq], 9))]
+    for width, values in zip((2, 3), pooled, strict=True):
+        windows = len(seq) + width - 1
+        # every word lies in w windows, each summing its D embedding values
+        expected = width * DIM * sum(seq) / windows
+        torch.testing.assert_close(values, torch.full_like(values, expected))
+
+
+def test_wide_and_narrow_differ_and_wide_is_saved_in_the_config():
+    narrow, wide = tiny_model(seed=3, wide=False), tiny_model(seed=3)
+    ids, lengths = padded(sentences([6, 2]), 5)
+    with torch.no_grad():
+        assert not torch.allclose(narrow(ids, lengths), wide(ids, lengths))
+    assert ModelConfig.from_json(wide.config.to_json()).wide is True
+    with pytest.raises(ConfigError, match="wide must be true or false"):
+        tiny_config(wide="yes")
 
 
 def test_window_mask_exact():
@@ -186,7 +216,7 @@ def test_load_pretrained_rejects_wrong_shape():
 
 
 def test_multichannel_is_a_filter_over_each_channel_summed():
-    model = tiny_model(variant="multichannel")
+    model = tiny_model(variant="multichannel", wide=False)  # the narrow windows are spelled out below
     with torch.no_grad():
         model.embedding.weight.add_(torch.randn(VOCAB, DIM) * 0.5)  # the tuned channel has moved
         model.embedding.weight[PAD_ID].zero_()

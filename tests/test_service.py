@@ -107,10 +107,11 @@ def test_settings_defaults_env_and_flags_in_that_order():
         ({"TEXTCNN_HOST": "localhost"}, "host must be one of"),
         ({"TEXTCNN_ACCELERATOR": "tpu"}, "accelerator must be one of"),
         ({"TEXTCNN_WORKERS": "0"}, "workers must be a positive integer"),
+        ({"TEXTCNN_THREADS": "0"}, "threads must be a positive integer"),
         ({"TEXTCNN_MAX_TEXTS": "-1"}, "max_texts must be a positive integer"),
         ({"TEXTCNN_BATCH_TIMEOUT": "-0.1"}, "batch_timeout must be >= 0"),
         ({"TEXTCNN_BATCH_TIMEOUT": "60"}, "must be below timeout"),
-        ({"TEXTCNN_NUM_API_SERVERS": "2"}, "needs api_server_worker_type 'process'"),
+        ({"TEXTCNN_API_SERVER_WORKER_TYPE": "thread"}, "needs api_server_worker_type 'process'"),
     ],
 )
 def test_settings_reject_bad_values_naming_them(env, fragment):
@@ -118,9 +119,13 @@ def test_settings_reject_bad_values_naming_them(env, fragment):
         ServeSettings.from_env(env)
 
 
-def test_settings_accept_several_http_servers_as_processes():
-    settings = ServeSettings(api_server_worker_type="process", num_api_servers=2)
-    assert settings.num_api_servers == 2
+def test_settings_http_servers_default_to_two_processes_and_threads_take_one():
+    settings = ServeSettings()
+    assert (settings.api_server_worker_type, settings.num_api_servers) == ("process", 2)
+    threaded = ServeSettings.from_env(
+        {"TEXTCNN_API_SERVER_WORKER_TYPE": "thread", "TEXTCNN_NUM_API_SERVERS": "1"}
+    )
+    assert threaded.num_api_servers == 1
 
 
 # -- request schema ---------------------------------------------------------------------------
@@ -249,6 +254,33 @@ def test_encode_response_shapes(api, classifier):
     assert first.top_k[0].score == pytest.approx(first.score)
     assert len(api.encode_response(logits, {"top_k": 1, "probabilities": False}).predictions[1].top_k) == 1
     json.loads(full.model_dump_json())
+
+
+def test_setup_sets_the_workers_torch_threads_on_the_cpu_only(tiny_bundle):
+    before = torch.get_num_threads()
+    try:
+        TextCNNAPI(tiny_bundle, threads=1).setup("cpu")
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        TextCNNAPI(tiny_bundle).setup("cpu")  # None: torch's own choice stays
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_shipped_default_bundle_is_small_half_precision_and_predicts():
+    """models/default is what a fresh clone serves: it must load, be a few MB, and make sense."""
+    bundle = REPO / "models" / "default"
+    size = sum(f.stat().st_size for f in bundle.iterdir())
+    assert size < 5_000_000, size
+    classifier = Classifier.load(bundle, device="cpu")
+    assert next(classifier.model.parameters()).dtype == torch.float32  # fp16 on disk, fp32 to run
+    assert json.loads((bundle / "config.json").read_text())["weights"]["dtype"] == "float16"
+    labels = [
+        p.label for p in classifier.predict(["a gorgeous , witty , seductive movie .", "dull and tedious ."])
+    ]
+    assert labels == ["positive", "negative"]
+    assert classifier.info["metrics"]["test"]["accuracy"] > 0.7
 
 
 def test_setup_fails_clearly_on_a_broken_bundle(tmp_path):
@@ -391,6 +423,27 @@ def test_dockerfile_runs_the_serve_command_the_cli_knows():
     assert "8000" in dockerfile_instruction("EXPOSE")
     assert any("/health" in part for part in healthcheck_command())
     assert re.search(r"^USER\s+(?!root)\S+", (REPO / "Dockerfile").read_text(), re.MULTILINE)
+
+
+def test_every_file_the_dockerfile_copies_is_in_the_build_context():
+    """.dockerignore starts from `*`: a COPY source it does not let back in would break the build."""
+    allowed = {
+        line[1:].strip("/")
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    text = (REPO / "Dockerfile").read_text()
+    sources = [
+        part
+        for line in text.splitlines()
+        if line.startswith("COPY ")
+        for part in line.split()[1:-1]
+        if not part.startswith("--")
+    ]
+    assert "models/default" in sources
+    for source in sources:
+        assert source.strip("/") in allowed, source
+        assert (REPO / source).exists(), source
 
 
 def load_yaml(path: Path) -> dict:

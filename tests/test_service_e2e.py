@@ -269,6 +269,29 @@ def test_server_stops_cleanly_on_sigterm(tiny_bundle):
     assert "Traceback" not in output and "ERROR" not in output, output
 
 
+def test_a_fresh_clone_serves_the_shipped_model_with_no_flags():
+    """The README's first command: `textcnn serve` in the repository, no model given, no data."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "textcnn", "serve", "--port", str(port), "--log-level", "warning"],
+        cwd=REPO,
+        env={k: v for k, v in CHILD_ENV.items() if not k.startswith("TEXTCNN_")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(process, url)
+    texts = ["a gorgeous , witty , seductive movie .", "the plot is thin and the jokes fall flat ."]
+    body = httpx.post(f"{url}/predict", json={"texts": texts, "probabilities": True}).json()
+    assert [p["label"] for p in body["predictions"]] == ["positive", "negative"]
+    assert body["model"].startswith("default@")
+    info = httpx.get(f"{url}/info").json()["model"]
+    assert info["data"]["dataset"] == "mr" and info["labels"] == ["negative", "positive"]
+    code, output = stop(process)
+    assert code == 0, output
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
@@ -324,6 +347,6 @@ def test_textcnn_serve_help_lists_every_flag():
         "--batch-timeout",
         "--accelerator",
     ]
-    for flag in [*flags, "--max-texts", "--max-text-chars", "--max-body-bytes", "--fast-queue"]:
+    for flag in [*flags, "--threads", "--max-texts", "--max-text-chars", "--max-body-bytes", "--fast-queue"]:
         assert flag in result.stdout
     assert json.loads(dockerfile_instruction("CMD"))[0] == "serve"

@@ -107,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--filter-widths", type=_int_list, default=(3, 4, 5), help="comma-separated (default 3,4,5)"
     )
     model.add_argument("--num-filters", type=_positive_int, default=100, help="feature maps per width")
+    model.add_argument(
+        "--wide",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="wide convolution: width-1 <pad> on both sides of each sentence, as Kim's code (default: on)",
+    )
     model.add_argument("--pooling", choices=POOLINGS, default="max", help="pooling over time (default max)")
     model.add_argument("--k", type=_positive_int, default=3, help="k of kmax pooling")
     model.add_argument("--chunks", type=_positive_int, default=3, help="regions of chunk-max pooling")
@@ -213,6 +219,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "embedding_dim": args.embedding_dim,
         "filter_widths": args.filter_widths,
         "num_filters": args.num_filters,
+        "wide": args.wide,
         "pooling": args.pooling,
         "kmax_k": args.k,
         "chunks": args.chunks,

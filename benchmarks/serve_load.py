@@ -1,0 +1,308 @@
+"""Load test of the prediction service, next to LitServe's and HTTP's own ceilings.
+
+    python benchmarks/serve_load.py                      # models/default, about 4 minutes
+    python benchmarks/serve_load.py --sweep              # also try LitServe settings (about 9 more)
+
+Closed loop: `hey` (Debian package `hey`) keeps C connections busy for a fixed time, each sending
+its next request when the last is answered, on loopback only. Three servers, started here one
+after another as processes of their own: `textcnn serve` with the shipped model, a constant LitAPI
+with the same LitServe settings, and a bare FastAPI + uvicorn endpoint (benchmarks/serve_references.py).
+Each gets single-text and 32-text requests at concurrency 1, 16 and 64: requests/s, sentences/s,
+p50/p95/p99 latency, errors. Also the in-process `Classifier.predict` rate at batch 1 and 256.
+Writes benchmarks/results/serve.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent
+REPO = BENCHMARKS.parent
+RESULTS = BENCHMARKS / "results" / "serve.json"
+LOGS = BENCHMARKS / "results" / "logs"  # each server's output, for when one fails (not committed)
+sys.path.insert(0, str(BENCHMARKS))
+
+from accuracy import machine  # noqa: E402
+from throughput import inference_throughput  # noqa: E402
+
+# Settings swept with --sweep, each a change from the defaults (flags of `textcnn serve`).
+SWEEP = {
+    "defaults (2 process HTTP servers, batch_timeout 0)": [],
+    "1 thread HTTP server": ["--api-server-worker-type", "thread", "--num-api-servers", "1"],
+    "1 process HTTP server": ["--num-api-servers", "1"],
+    "3 process HTTP servers": ["--num-api-servers", "3"],
+    "manager queues (no fast_queue)": ["--no-fast-queue"],
+    "batch_timeout 0.002": ["--batch-timeout", "0.002"],
+    "batch_timeout 0.005": ["--batch-timeout", "0.005"],
+    "max_batch_size 8": ["--max-batch-size", "8"],
+    "max_batch_size 64": ["--max-batch-size", "64"],
+    "2 inference workers": ["--workers", "2"],
+    "2 torch threads per worker": ["--threads", "2"],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """A server process on a free loopback port, waited for until /health answers 200."""
+
+    def __init__(self, name: str, command: list[str], startup_seconds: float = 120.0):
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = os.environ | {"PYTHONUNBUFFERED": "1"}
+        LOGS.mkdir(parents=True, exist_ok=True)
+        self.log = open(LOGS / f"{name}.log", "w")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [*command, "--port", str(self.port)], cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + startup_seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {self.process.returncode}; see {self.log.name}")
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=1) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"{name} did not become healthy in {startup_seconds:.0f} s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def hey(url: str, body: str, concurrency: int, seconds: float) -> list[tuple[float, int]]:
+    """(latency in seconds, status) of every request answered in `seconds` of closed-loop load."""
+    command = ["hey", "-z", f"{seconds}s", "-c", str(concurrency), "-m", "POST", "-T", "application/json"]
+    out = subprocess.run(
+        [*command, "-d", body, "-o", "csv", url], capture_output=True, text=True, timeout=seconds + 60
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"hey failed: {out.stderr.strip()[:300]}")
+    rows = csv.DictReader(io.StringIO(out.stdout))
+    return [(float(r["response-time"]), int(r["status-code"])) for r in rows]
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def measure(url: str, body: str, texts_per_request: int, concurrency: int, seconds: float) -> dict:
+    hey(url, body, concurrency, min(1.0, seconds))  # warm-up: connections, caches, batch sizes
+    results = hey(url, body, concurrency, seconds)
+    latencies = sorted(latency for latency, _ in results)
+    errors = sum(status != 200 for _, status in results)
+    requests_per_second = len(results) / seconds
+    return {
+        "concurrency": concurrency,
+        "texts_per_request": texts_per_request,
+        "requests": len(results),
+        "errors": errors,
+        "requests_per_second": round(requests_per_second, 1),
+        "sentences_per_second": round((len(results) - errors) * texts_per_request / seconds, 1),
+        "p50_ms": round(1000 * percentile(latencies, 50), 2),
+        "p95_ms": round(1000 * percentile(latencies, 95), 2),
+        "p99_ms": round(1000 * percentile(latencies, 99), 2),
+    }
+
+
+def sample_texts(count: int) -> list[str]:
+    """MR sentences when the benchmark data is here (realistic lengths), else the repo's samples."""
+    try:
+        from textcnn.data import load_registered
+
+        corpus = load_registered("mr", os.environ.get("TEXTCNN_DATA_DIR") or str(REPO.parent / "shared/data"))
+        texts = list(corpus.splits["all"].texts)
+    except Exception:  # no data here: the hand-made samples
+        lines = (REPO / "data" / "samples" / "tiny.jsonl").read_text().splitlines()
+        texts = [json.loads(line)["text"] for line in lines]
+    return [texts[(i * 37) % len(texts)] for i in range(count)]
+
+
+def run_server(name: str, command: list[str], args, bodies: dict[int, str]) -> list[dict]:
+    rows = []
+    with Server(name, command) as server:
+        for texts_per_request, body in bodies.items():
+            for concurrency in args.concurrency:
+                row = measure(server.url + "/predict", body, texts_per_request, concurrency, args.seconds)
+                rows.append({"server": name, **row})
+                print(_row_line(row, name), file=sys.stderr, flush=True)
+    return rows
+
+
+def _row_line(row: dict, name: str) -> str:
+    return (
+        f"{name:<16} texts {row['texts_per_request']:>2}  c {row['concurrency']:>2}: "
+        f"{row['requests_per_second']:>7.0f} req/s {row['sentences_per_second']:>8.0f} sent/s  "
+        f"p50 {row['p50_ms']:6.1f}  p99 {row['p99_ms']:6.1f} ms  errors {row['errors']}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="models/default", help="bundle the service serves")
+    parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per load level")
+    parser.add_argument("--concurrency", default="1,16,64", help="comma-separated connection counts")
+    parser.add_argument("--sweep", action="store_true", help="also measure other LitServe settings")
+    parser.add_argument("--sweep-seconds", type=float, default=5.0, help="measured seconds per sweep level")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("serve_flags", nargs="*", help="extra `textcnn serve` flags (after --)")
+    args = parser.parse_args()
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    if shutil.which("hey") is None:
+        print("serve_load.py: error: needs `hey` (apt-get install hey)", file=sys.stderr)
+        return 1
+    (BENCHMARKS / "results").mkdir(exist_ok=True)
+
+    from service.settings import ServeSettings
+    from textcnn.bundle import Classifier
+
+    single, many = sample_texts(1), sample_texts(32)
+    bodies = {1: json.dumps({"text": single[0]}), 32: json.dumps({"texts": many})}
+    serve = [
+        sys.executable,
+        "-m",
+        "service",
+        "--model",
+        args.model,
+        "--log-level",
+        "warning",
+        *args.serve_flags,
+    ]
+    settings = ServeSettings.from_env(model=args.model)
+    results: dict = {
+        "machine": machine(),
+        "model": args.model,
+        "settings": settings.to_json(),
+        "extra_serve_flags": args.serve_flags,
+        "seconds_per_level": args.seconds,
+        "load_generator": "hey (closed loop, keep-alive, same machine)",
+    }
+
+    import torch
+
+    torch.set_num_threads(2)
+    classifier = Classifier.load(args.model, device="cpu")
+    texts = sample_texts(1024)
+    results["in_process"] = [inference_throughput(classifier, texts, b, args.seconds) for b in (1, 256)]
+    del classifier
+    for row in results["in_process"]:
+        print(
+            f"in-process batch {row['batch_size']}: {row['texts_per_second']:,.0f} texts/s", file=sys.stderr
+        )
+
+    reference = [sys.executable, str(BENCHMARKS / "serve_references.py")]
+    runs = run_server("textcnn", serve, args, bodies)
+    runs += run_server("constant-litapi", [*reference, "constant-litapi", *args.serve_flags], args, bodies)
+    runs += run_server("fastapi", [*reference, "fastapi"], args, bodies)
+    results["runs"] = runs
+    results["ratios"] = ratios(runs)
+    if args.sweep:
+        results["sweep"] = sweep(serve, reference, args, bodies[1])
+    args.out.write_text(json.dumps(results, indent=2))
+    print(table(results))
+    return 0
+
+
+def ratios(runs: list[dict]) -> list[dict]:
+    """The service's requests/s as a fraction of each ceiling's, per load level."""
+    by_key = {(r["server"], r["texts_per_request"], r["concurrency"]): r for r in runs}
+    out = []
+    for (server, texts, concurrency), row in by_key.items():
+        if server != "textcnn":
+            continue
+        litapi = by_key.get(("constant-litapi", texts, concurrency))
+        fastapi = by_key.get(("fastapi", texts, concurrency))
+        out.append(
+            {
+                "texts_per_request": texts,
+                "concurrency": concurrency,
+                "vs_constant_litapi": round(row["requests_per_second"] / litapi["requests_per_second"], 3),
+                "vs_fastapi": round(row["requests_per_second"] / fastapi["requests_per_second"], 3),
+            }
+        )
+    return out
+
+
+def sweep(serve: list[str], reference: list[str], args, body: str) -> list[dict]:
+    """Single-text load at each concurrency for each settings variant, service and constant LitAPI."""
+    rows = []
+    for label, flags in SWEEP.items():
+        for name, command in (("textcnn", serve), ("constant-litapi", [*reference, "constant-litapi"])):
+            with Server(f"sweep-{name}", [*command, *flags]) as server:
+                for concurrency in args.concurrency:
+                    row = measure(server.url + "/predict", body, 1, concurrency, args.sweep_seconds)
+                    rows.append({"variant": label, "flags": flags, "server": name, **row})
+                    print(f"[{label}] " + _row_line(row, name), file=sys.stderr, flush=True)
+    return rows
+
+
+def table(results: dict) -> str:
+    lines = [
+        "| server | texts/request | concurrency | requests/s | sentences/s | p50 ms | p95 ms | p99 ms | errors |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for r in results["runs"]:
+        lines.append(
+            f"| {r['server']} | {r['texts_per_request']} | {r['concurrency']} | {r['requests_per_second']:,.0f} | "
+            f"{r['sentences_per_second']:,.0f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | "
+            f"{r['errors']} |"
+        )
+    lines += ["", "| texts/request | concurrency | service / constant LitAPI | service / FastAPI |"]
+    lines += ["|--:|--:|--:|--:|"]
+    for r in results["ratios"]:
+        lines.append(
+            f"| {r['texts_per_request']} | {r['concurrency']} | {r['vs_constant_litapi']:.2f} | {r['vs_fastapi']:.2f} |"
+        )
+    lines += ["", "| in-process Classifier.predict | texts/s | ms a call |", "|--:|--:|--:|"]
+    for r in results["in_process"]:
+        lines.append(f"| batch {r['batch_size']} | {r['texts_per_second']:,.0f} | {r['median_call_ms']} |")
+    if "sweep" in results:
+        lines += ["", "| settings | server | concurrency | requests/s | p99 ms |", "|---|---|--:|--:|--:|"]
+        for r in results["sweep"]:
+            lines.append(
+                f"| {r['variant']} | {r['server']} | {r['concurrency']} | {r['requests_per_second']:,.0f} | "
+                f"{r['p99_ms']:.1f} |"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
