@@ -1,7 +1,8 @@
 """Load test of the prediction service, next to LitServe's and HTTP's own ceilings.
 
     python benchmarks/serve_load.py                      # models/default, about 4 minutes
-    python benchmarks/serve_load.py --sweep              # also try LitServe settings (about 9 more)
+    python benchmarks/serve_load.py --sweep              # also try LitServe settings (about 10 more)
+    python benchmarks/serve_load.py --paired-only        # only the paired ratio (2 min), into serve.json
 
 Closed loop: `hey` (Debian package `hey`) keeps C connections busy for a fixed time, each sending
 its next request when the last is answered, on loopback only. Three servers, started here one
@@ -9,6 +10,12 @@ after another as processes of their own: `textcnn serve` with the shipped model,
 with the same LitServe settings, and a bare FastAPI + uvicorn endpoint (benchmarks/serve_references.py).
 Each gets single-text and 32-text requests at concurrency 1, 16 and 64: requests/s, sentences/s,
 p50/p95/p99 latency, errors. Also the in-process `Classifier.predict` rate at batch 1 and 256.
+
+On a 2-core machine shared with the load generator, rates drift by 10-30% from minute to minute,
+more than the differences asked about. So the service/constant-LitAPI ratio is also measured
+paired: both servers up at once, single-text load alternating between them in short rounds, the
+ratio taken within each round and its median reported. Every level also records the CPU time the
+server's processes spent per request (from /proc), which drifts far less than requests/s.
 Writes benchmarks/results/serve.json and prints a table.
 """
 
@@ -22,6 +29,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -40,6 +48,7 @@ from throughput import inference_throughput  # noqa: E402
 # Settings swept with --sweep, each a change from the defaults (flags of `textcnn serve`).
 SWEEP = {
     "defaults (2 process HTTP servers, batch_timeout 0)": [],
+    "LitServe's own (polling) loop": ["--loop", "litserve"],
     "1 thread HTTP server": ["--api-server-worker-type", "thread", "--num-api-servers", "1"],
     "1 process HTTP server": ["--num-api-servers", "1"],
     "3 process HTTP servers": ["--num-api-servers", "3"],
@@ -122,9 +131,42 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-def measure(url: str, body: str, texts_per_request: int, concurrency: int, seconds: float) -> dict:
+def cpu_seconds_of_tree(root: int) -> float | None:
+    """User + system CPU time of a process and all its descendants (Linux /proc; else None)."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return None
+    parents, ticks = {}, {}
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:  # exited meanwhile
+                continue
+            parents[int(entry.name)] = int(fields[1])
+            ticks[int(entry.name)] = int(fields[11]) + int(fields[12])  # utime + stime
+    tree, frontier = {root}, {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - tree
+        tree |= frontier
+    return sum(ticks.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    url: str,
+    body: str,
+    texts_per_request: int,
+    concurrency: int,
+    seconds: float,
+    server_pid: int | None = None,
+) -> dict:
+    """One load level. With `server_pid`, also the CPU the server's processes spent per request:
+    on a machine shared with the load generator, requests/s drift with everything else running,
+    but CPU time per request measures what the server itself costs."""
     hey(url, body, concurrency, min(1.0, seconds))  # warm-up: connections, caches, batch sizes
+    cpu_before = cpu_seconds_of_tree(server_pid) if server_pid else None
     results = hey(url, body, concurrency, seconds)
+    cpu_after = cpu_seconds_of_tree(server_pid) if server_pid else None
     latencies = sorted(latency for latency, _ in results)
     errors = sum(status != 200 for _, status in results)
     requests_per_second = len(results) / seconds
@@ -138,6 +180,11 @@ def measure(url: str, body: str, texts_per_request: int, concurrency: int, secon
         "p50_ms": round(1000 * percentile(latencies, 50), 2),
         "p95_ms": round(1000 * percentile(latencies, 95), 2),
         "p99_ms": round(1000 * percentile(latencies, 99), 2),
+        "server_cpu_ms_per_request": (
+            round(1000 * (cpu_after - cpu_before) / len(results), 3)
+            if cpu_before is not None and cpu_after is not None and results
+            else None
+        ),
     }
 
 
@@ -159,7 +206,14 @@ def run_server(name: str, command: list[str], args, bodies: dict[int, str]) -> l
     with Server(name, command) as server:
         for texts_per_request, body in bodies.items():
             for concurrency in args.concurrency:
-                row = measure(server.url + "/predict", body, texts_per_request, concurrency, args.seconds)
+                row = measure(
+                    server.url + "/predict",
+                    body,
+                    texts_per_request,
+                    concurrency,
+                    args.seconds,
+                    server.process.pid,
+                )
                 rows.append({"server": name, **row})
                 print(_row_line(row, name), file=sys.stderr, flush=True)
     return rows
@@ -182,6 +236,9 @@ def main() -> int:
     parser.add_argument("--concurrency", default="1,16,64", help="comma-separated connection counts")
     parser.add_argument("--sweep", action="store_true", help="also measure other LitServe settings")
     parser.add_argument("--sweep-seconds", type=float, default=5.0, help="measured seconds per sweep level")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the paired ratio measurement")
+    parser.add_argument("--round-seconds", type=float, default=4.0, help="measured seconds per paired level")
+    parser.add_argument("--paired-only", action="store_true", help="only the paired ratio measurement")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("serve_flags", nargs="*", help="extra `textcnn serve` flags (after --)")
     args = parser.parse_args()
@@ -215,6 +272,15 @@ def main() -> int:
         "seconds_per_level": args.seconds,
         "load_generator": "hey (closed loop, keep-alive, same machine)",
     }
+    reference = [sys.executable, str(BENCHMARKS / "serve_references.py")]
+    constant = [*reference, "constant-litapi", *args.serve_flags]
+    if args.paired_only:  # added to the results already in --out, if any
+        if args.out.exists():
+            results = {**json.loads(args.out.read_text()), "machine": results["machine"]}
+        results["paired"] = paired(serve, constant, args, bodies[1])
+        args.out.write_text(json.dumps(results, indent=2))
+        print(json.dumps(results["paired"]["summary"], indent=2))
+        return 0
 
     import torch
 
@@ -228,12 +294,12 @@ def main() -> int:
             f"in-process batch {row['batch_size']}: {row['texts_per_second']:,.0f} texts/s", file=sys.stderr
         )
 
-    reference = [sys.executable, str(BENCHMARKS / "serve_references.py")]
     runs = run_server("textcnn", serve, args, bodies)
-    runs += run_server("constant-litapi", [*reference, "constant-litapi", *args.serve_flags], args, bodies)
+    runs += run_server("constant-litapi", constant, args, bodies)
     runs += run_server("fastapi", [*reference, "fastapi"], args, bodies)
     results["runs"] = runs
     results["ratios"] = ratios(runs)
+    results["paired"] = paired(serve, constant, args, bodies[1])
     if args.sweep:
         results["sweep"] = sweep(serve, reference, args, bodies[1])
     args.out.write_text(json.dumps(results, indent=2))
@@ -261,6 +327,64 @@ def ratios(runs: list[dict]) -> list[dict]:
     return out
 
 
+def paired(serve: list[str], constant: list[str], args, body: str) -> dict:
+    """Service / constant-LitAPI requests/s, single text, measured in alternating short rounds."""
+    levels = [c for c in args.concurrency if c > 1]
+    rows = []
+    with Server("paired-textcnn", serve) as service, Server("paired-constant-litapi", constant) as ceiling:
+        for round_index in range(args.rounds):
+            for concurrency in levels:
+                pair = {}
+                for name, server in (("textcnn", service), ("constant-litapi", ceiling)):
+                    pair[name] = measure(
+                        server.url + "/predict", body, 1, concurrency, args.round_seconds, server.process.pid
+                    )
+                ratio = (
+                    pair["textcnn"]["requests_per_second"] / pair["constant-litapi"]["requests_per_second"]
+                )
+                rows.append(
+                    {"round": round_index, "concurrency": concurrency, "ratio": round(ratio, 3), **pair}
+                )
+                print(
+                    f"round {round_index} c {concurrency:>2}: textcnn {pair['textcnn']['requests_per_second']:.0f}"
+                    f" / constant {pair['constant-litapi']['requests_per_second']:.0f} req/s = {ratio:.2f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    summary = []
+    for concurrency in levels:
+        ratios_here = sorted(r["ratio"] for r in rows if r["concurrency"] == concurrency)
+        mine = [r["textcnn"] for r in rows if r["concurrency"] == concurrency]
+        summary.append(
+            {
+                "concurrency": concurrency,
+                "median_ratio": statistics.median(ratios_here),
+                "min_ratio": ratios_here[0],
+                "max_ratio": ratios_here[-1],
+                "textcnn_median_requests_per_second": statistics.median(
+                    m["requests_per_second"] for m in mine
+                ),
+                "textcnn_worst_p99_ms": max(m["p99_ms"] for m in mine),
+                "textcnn_median_cpu_ms_per_request": _median_cpu(mine),
+                "constant_median_cpu_ms_per_request": _median_cpu(
+                    [r["constant-litapi"] for r in rows if r["concurrency"] == concurrency]
+                ),
+                "errors": sum(
+                    r[name]["errors"]
+                    for r in rows
+                    for name in ("textcnn", "constant-litapi")
+                    if r["concurrency"] == concurrency
+                ),
+            }
+        )
+    return {"rounds": args.rounds, "seconds_per_level": args.round_seconds, "rows": rows, "summary": summary}
+
+
+def _median_cpu(rows: list[dict]) -> float | None:
+    values = [r["server_cpu_ms_per_request"] for r in rows if r.get("server_cpu_ms_per_request") is not None]
+    return statistics.median(values) if values else None
+
+
 def sweep(serve: list[str], reference: list[str], args, body: str) -> list[dict]:
     """Single-text load at each concurrency for each settings variant, service and constant LitAPI."""
     rows = []
@@ -268,7 +392,9 @@ def sweep(serve: list[str], reference: list[str], args, body: str) -> list[dict]
         for name, command in (("textcnn", serve), ("constant-litapi", [*reference, "constant-litapi"])):
             with Server(f"sweep-{name}", [*command, *flags]) as server:
                 for concurrency in args.concurrency:
-                    row = measure(server.url + "/predict", body, 1, concurrency, args.sweep_seconds)
+                    row = measure(
+                        server.url + "/predict", body, 1, concurrency, args.sweep_seconds, server.process.pid
+                    )
                     rows.append({"variant": label, "flags": flags, "server": name, **row})
                     print(f"[{label}] " + _row_line(row, name), file=sys.stderr, flush=True)
     return rows
@@ -276,14 +402,15 @@ def sweep(serve: list[str], reference: list[str], args, body: str) -> list[dict]
 
 def table(results: dict) -> str:
     lines = [
-        "| server | texts/request | concurrency | requests/s | sentences/s | p50 ms | p95 ms | p99 ms | errors |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| server | texts/request | concurrency | requests/s | sentences/s | p50 ms | p95 ms | p99 ms | errors "
+        "| server CPU ms/request |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in results["runs"]:
         lines.append(
             f"| {r['server']} | {r['texts_per_request']} | {r['concurrency']} | {r['requests_per_second']:,.0f} | "
             f"{r['sentences_per_second']:,.0f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | "
-            f"{r['errors']} |"
+            f"{r['errors']} | {_cpu(r)} |"
         )
     lines += ["", "| texts/request | concurrency | service / constant LitAPI | service / FastAPI |"]
     lines += ["|--:|--:|--:|--:|"]
@@ -291,17 +418,35 @@ def table(results: dict) -> str:
         lines.append(
             f"| {r['texts_per_request']} | {r['concurrency']} | {r['vs_constant_litapi']:.2f} | {r['vs_fastapi']:.2f} |"
         )
+    if "paired" in results:
+        lines += [
+            "",
+            "| paired, single text: concurrency | service / constant LitAPI, requests/s: median | range "
+            "| server CPU ms/request, service | constant LitAPI |",
+            "|--:|--:|--:|--:|--:|",
+        ]
+        for r in results["paired"]["summary"]:
+            spread = f"{r['min_ratio']:.2f}-{r['max_ratio']:.2f}"
+            lines.append(
+                f"| {r['concurrency']} | {r['median_ratio']:.2f} | {spread} | "
+                f"{_cpu(r, 'textcnn_median_cpu_ms_per_request')} | {_cpu(r, 'constant_median_cpu_ms_per_request')} |"
+            )
     lines += ["", "| in-process Classifier.predict | texts/s | ms a call |", "|--:|--:|--:|"]
     for r in results["in_process"]:
         lines.append(f"| batch {r['batch_size']} | {r['texts_per_second']:,.0f} | {r['median_call_ms']} |")
     if "sweep" in results:
-        lines += ["", "| settings | server | concurrency | requests/s | p99 ms |", "|---|---|--:|--:|--:|"]
+        lines += ["", "| settings | server | concurrency | requests/s | p99 ms | server CPU ms/request |"]
+        lines += ["|---|---|--:|--:|--:|--:|"]
         for r in results["sweep"]:
             lines.append(
                 f"| {r['variant']} | {r['server']} | {r['concurrency']} | {r['requests_per_second']:,.0f} | "
-                f"{r['p99_ms']:.1f} |"
+                f"{r['p99_ms']:.1f} | {_cpu(r)} |"
             )
     return "\n".join(lines)
+
+
+def _cpu(row: dict, key: str = "server_cpu_ms_per_request") -> str:
+    return "—" if row.get(key) is None else f"{row[key]:.2f}"
 
 
 if __name__ == "__main__":

@@ -39,9 +39,8 @@ class ConstantAPI(ls.LitAPI):
 
 
 def serve_constant_litapi(argv: list[str]) -> int:
-    from litserve.loops import BatchedLoop
-
     from service.cli import add_serve_arguments, settings_from_args
+    from service.loop import make_loop
     from service.server import TextCNNServer
 
     parser = argparse.ArgumentParser(prog="serve_references.py constant-litapi")
@@ -51,7 +50,7 @@ def serve_constant_litapi(argv: list[str]) -> int:
         max_batch_size=settings.max_batch_size,
         batch_timeout=settings.batch_timeout,
         api_path="/predict",
-        loop=BatchedLoop(),  # as TextCNNAPI: the batched loop even for batches of one
+        loop=make_loop(settings.loop),  # as TextCNNAPI: a batched loop even for batches of one
     )
     server = TextCNNServer(
         api, accelerator="cpu", workers_per_device=settings.workers, fast_queue=settings.fast_queue

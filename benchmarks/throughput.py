@@ -62,6 +62,32 @@ def training_throughput(split: EncodedSplit, model: TextCNN, epochs: int, bf16: 
     }
 
 
+def matmul_gflops(size: int = 4096, repeats: int = 10) -> float:
+    """The machine's fp32 matrix-multiply rate: the ceiling the training rate is compared with."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(2):
+        a @ b
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def training_flops_per_sentence(config: ModelConfig, mean_tokens: float) -> float:
+    """Forward FLOPs of the convolutions for a sentence of `mean_tokens`, times 3 for the backward pass.
+
+    Wide convolution: L + w - 1 windows of width w, each D x w x F multiply-adds.
+    """
+    windows = [
+        (mean_tokens + w - 1) if config.wide else max(mean_tokens - w + 1, 1) for w in config.filter_widths
+    ]
+    forward = sum(
+        2 * config.embedding_dim * w * config.num_filters * n
+        for w, n in zip(config.filter_widths, windows, strict=True)
+    )
+    return 3 * forward
+
+
 def inference_throughput(classifier: Classifier, texts: list[str], batch_size: int, seconds: float) -> dict:
     classifier.model.eval()
     done, started = 0, time.perf_counter()
@@ -113,6 +139,15 @@ def main() -> int:
     results["train_bf16_autocast"] = training_throughput(split, TextCNN(config), args.epochs, bf16=True)
     print(
         f"training bf16 autocast: {results['train_bf16_autocast']['sentences_per_second']:,.0f} sentences/s",
+        file=sys.stderr,
+    )
+
+    results["matmul_gflops"] = round(matmul_gflops(), 1)
+    flops = training_flops_per_sentence(config, results["mean_tokens"])
+    results["train_mflop_per_sentence"] = round(flops / 1e6, 1)
+    results["train_fp32_gflops"] = round(flops * results["train_fp32"]["sentences_per_second"] / 1e9, 1)
+    print(
+        f"fp32 matmul: {results['matmul_gflops']} GFLOP/s; training reaches {results['train_fp32_gflops']} GFLOP/s",
         file=sys.stderr,
     )
 

@@ -18,41 +18,22 @@ from pathlib import Path
 
 import litserve as ls
 import torch
-from litserve.loops import BatchedLoop
 
 from service import metrics
+from service.loop import make_loop
 from service.schemas import LabelScore, PredictRequest, PredictResponse, TextPrediction
 from textcnn.bundle import CONFIG_FILE, Classifier
 from textcnn.errors import BundleError
-from textcnn.text import Batch
+from textcnn.text import Batch, similar_length_chunks
 
 
 @dataclass(frozen=True)
 class FlatBatch:
     """Every sequence of a batch of requests, cut into padded chunks of similar length."""
 
-    chunks: list[Batch]  # each (rows, width) with rows x width <= max_batch_tokens (or one row)
+    chunks: list[Batch]  # similar lengths; rows x width <= max_batch_tokens (or one row)
     rows: list[list[int]]  # rows[c][r]: index, among all sequences, of chunk c's row r
     sizes: list[int]  # sequences per request, in request order
-
-
-def plan_chunks(lengths: list[int], min_length: int, max_tokens: int) -> list[list[int]]:
-    """Indices sorted by length, cut so a chunk padded to its longest member stays under max_tokens.
-
-    Padding changes no prediction (textcnn's poolings are masked), so this only bounds memory
-    and the work spent on padding: one 2,000-token text no longer pads 2,000 short ones.
-    """
-    chunks: list[list[int]] = []
-    current: list[int] = []
-    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
-        width = max(lengths[i], min_length)  # the widest so far: sorted ascending
-        if current and (len(current) + 1) * width > max_tokens:
-            chunks.append(current)
-            current = []
-        current.append(i)
-    if current:
-        chunks.append(current)
-    return chunks
 
 
 def model_id(path: str | Path) -> str:
@@ -76,8 +57,9 @@ class TextCNNAPI(ls.LitAPI):
         batch_timeout: float = 0.0,
         max_batch_tokens: int = 32768,
         threads: int | None = None,
+        loop: str = "blocking",
     ):
-        # Always LitServe's batched loop, even for batches of one, so the hooks always run as
+        # Always a batched loop (service/loop.py), even for batches of one, so the hooks always run as
         # batch -> predict -> unbatch (LitAPI warns when batch/unbatch meet max_batch_size=1).
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "The LitServer has both batch and unbatch", UserWarning)
@@ -85,7 +67,7 @@ class TextCNNAPI(ls.LitAPI):
                 max_batch_size=max_batch_size,
                 batch_timeout=batch_timeout,
                 api_path="/predict",
-                loop=BatchedLoop(),
+                loop=make_loop(loop),
             )
         self.model_path = str(model_path)
         self.max_batch_tokens = max_batch_tokens
@@ -105,7 +87,12 @@ class TextCNNAPI(ls.LitAPI):
 
     def batch(self, inputs: list[list[list[int]]]) -> FlatBatch:
         sequences = [ids for request in inputs for ids in request]
-        rows = plan_chunks([len(ids) for ids in sequences], self.classifier.min_length, self.max_batch_tokens)
+        rows = similar_length_chunks(
+            [len(ids) for ids in sequences],
+            max_rows=len(sequences),  # LitServe's max_batch_size already bounds the requests
+            max_tokens=self.max_batch_tokens,
+            min_length=self.classifier.min_length,
+        )
         chunks = [
             self.classifier.encoder.pad([sequences[i] for i in chunk], self.classifier.min_length)
             for chunk in rows

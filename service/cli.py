@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 
-from service.settings import ACCELERATORS, API_SERVER_WORKER_TYPES, LOG_LEVELS, ServeSettings
+from service.settings import ACCELERATORS, API_SERVER_WORKER_TYPES, LOG_LEVELS, LOOPS, ServeSettings
 
 if importlib.util.find_spec("litserve") is None:  # textcnn's CLI lists `serve` as unavailable
     raise ImportError("litserve is not installed")
@@ -52,6 +52,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch-timeout",
         type=float,
         help=f"seconds to wait for a batch to fill (default: {d.batch_timeout})",
+    )
+    batching.add_argument(
+        "--loop",
+        choices=LOOPS,
+        help="how a worker collects a batch: blocking (waits without spinning) or litserve "
+        f"(LitServe's polling loop) (default: {d.loop})",
     )
     batching.add_argument(
         "--max-batch-tokens",

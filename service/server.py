@@ -120,6 +120,7 @@ def model_card(classifier: Classifier, settings: ServeSettings) -> dict:
         "batching": {
             "max_batch_size": settings.max_batch_size,
             "batch_timeout": settings.batch_timeout,
+            "loop": settings.loop,
             "max_batch_tokens": settings.max_batch_tokens,
             "workers": settings.workers,
             "threads": settings.threads,
@@ -142,6 +143,7 @@ def build_server(settings: ServeSettings) -> TextCNNServer:
         batch_timeout=settings.batch_timeout,
         max_batch_tokens=settings.max_batch_tokens,
         threads=settings.threads,
+        loop=settings.loop,
     )
     server = TextCNNServer(
         api,

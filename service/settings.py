@@ -16,6 +16,7 @@ from textcnn.errors import ConfigError
 
 ACCELERATORS = ("auto", "cpu", "cuda")
 API_SERVER_WORKER_TYPES = ("thread", "process")
+LOOPS = ("blocking", "litserve")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 # LitServer.run accepts only these (litserve/server.py, `host not in [...]`).
 HOSTS = ("127.0.0.1", "0.0.0.0", "::")
@@ -38,6 +39,10 @@ class ServeSettings:
     # (benchmarks/RESULTS.md: 0 beat 0.002 and 0.005 s at every concurrency on 2 cores).
     max_batch_size: int = 32
     batch_timeout: float = 0.0
+    # How a worker collects a batch: "blocking" waits for the first request without using the CPU
+    # (service/loop.py); "litserve" is LitServe's own loop, which polls the request queue and keeps
+    # a core busy even when idle.
+    loop: str = "blocking"
     # One forward pass holds at most this many token positions (rows x padded width); a batch is
     # cut into length-sorted chunks under it, so one long text cannot make every row long.
     max_batch_tokens: int = 32768
@@ -47,8 +52,8 @@ class ServeSettings:
     max_text_chars: int = 5000
     max_body_bytes: int = 1 << 20
     # LitServe plumbing: ZeroMQ between HTTP and inference processes, two HTTP servers as forked
-    # processes: the HTTP side, not the model, bounds single-text requests, and a second server
-    # uses the second core (+25% requests/s on 2 cores, benchmarks/RESULTS.md). LitServe 0.2.19
+    # processes: the HTTP side, not the model, costs most of a single-text request, and with one
+    # server each request cost ~8% more CPU on 2 cores (benchmarks/RESULTS.md). LitServe 0.2.19
     # tags every request with one app-wide response-queue id, so several HTTP servers need
     # api_server_worker_type="process".
     fast_queue: bool = True
@@ -92,6 +97,7 @@ class ServeSettings:
         _check_choice("accelerator", self.accelerator, ACCELERATORS)
         _check_choice("api_server_worker_type", self.api_server_worker_type, API_SERVER_WORKER_TYPES)
         _check_choice("log_level", self.log_level, LOG_LEVELS)
+        _check_choice("loop", self.loop, LOOPS)
         for name in ("fast_queue",):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")

@@ -23,7 +23,7 @@ from litserve.utils import wrap_litserve_start
 from pydantic import ValidationError
 
 from service import metrics
-from service.api import TextCNNAPI, model_id, plan_chunks
+from service.api import TextCNNAPI, model_id
 from service.schemas import PredictRequest, PredictResponse, RequestLimits, configure_limits
 from service.server import build_server
 from service.settings import ServeSettings
@@ -198,18 +198,6 @@ def run_hooks(api: TextCNNAPI, requests: list[PredictRequest]) -> list[PredictRe
     ]
     outputs = api.unbatch(api.predict(api.batch(decoded)))
     return [api.encode_response(output, context) for output, context in zip(outputs, contexts, strict=True)]
-
-
-def test_plan_chunks_covers_every_sequence_once_within_the_budget():
-    rng = random.Random(1)
-    lengths = [rng.randint(1, 60) for _ in range(200)]
-    chunks = plan_chunks(lengths, min_length=5, max_tokens=100)
-    assert sorted(i for chunk in chunks for i in chunk) == list(range(200))
-    for chunk in chunks:
-        width = max(5, *(lengths[i] for i in chunk))
-        assert len(chunk) == 1 or len(chunk) * width <= 100
-    assert plan_chunks([500], 5, 100) == [[0]]  # longer than the budget: alone
-    assert plan_chunks([], 5, 100) == []
 
 
 def test_decode_request_encodes_with_the_bundles_encoder(api, classifier, limits):

@@ -85,7 +85,7 @@ def classifier(tiny_bundle) -> Classifier:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_bundle):
+def server_process(tiny_bundle):
     """The server, with small limits to hit and a small token budget so batches get cut in chunks."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -110,10 +110,16 @@ def server(tiny_bundle):
         "warning",
     )
     wait_healthy(process, url)
-    with httpx.Client(base_url=url, timeout=30) as client:
-        yield client
+    yield process, url
     if process.poll() is None:
         stop(process)
+
+
+@pytest.fixture(scope="module")
+def server(server_process):
+    _, url = server_process
+    with httpx.Client(base_url=url, timeout=30) as client:
+        yield client
 
 
 def metric(client, pattern: str) -> float:
@@ -224,6 +230,38 @@ def test_concurrent_requests_are_never_mixed_up(server, classifier):
     batches = metric(server, "textcnn_batch_requests_count") - batches_before
     answered = metric(server, "textcnn_batch_requests_sum") - requests_before
     assert answered == 64 and batches < 64  # some requests shared a batch
+
+
+def cpu_seconds_of_tree(root: int) -> float:
+    """User + system CPU time of a process and all its descendants, from /proc."""
+    parents, times = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:  # gone meanwhile
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(times.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_an_idle_server_does_not_spin(server, server_process):
+    """LitServe's own loop polls its request queue and kept a core busy while idle (service/loop.py)."""
+    assert server.post("/predict", json={"text": "warm up"}).status_code == 200
+    time.sleep(1.0)
+    before = cpu_seconds_of_tree(server_process[0].pid)
+    time.sleep(3.0)
+    used = cpu_seconds_of_tree(server_process[0].pid) - before
+    assert used < 0.6, f"the idle server used {used:.2f} s of CPU in 3 s"  # a polling loop: about 3 s
+    assert server.post("/predict", json={"text": "still answers"}).status_code == 200
 
 
 def test_dockerfile_healthcheck_works_against_a_real_server(server):

@@ -1,10 +1,21 @@
 import json
+import random
 
 import pytest
 import torch
 
 from textcnn.errors import BundleError, ConfigError
-from textcnn.text import PAD, PAD_ID, UNK, UNK_ID, TextEncoder, Vocabulary, clean_str, tokenize
+from textcnn.text import (
+    PAD,
+    PAD_ID,
+    UNK,
+    UNK_ID,
+    TextEncoder,
+    Vocabulary,
+    clean_str,
+    similar_length_chunks,
+    tokenize,
+)
 
 CORPUS = [
     ["the", "cat", "sat"],
@@ -194,3 +205,29 @@ def test_encoder_to_json(vocab):
         "lowercase": False,
         "max_length": 7,
     }
+
+
+# -- similar_length_chunks --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_tokens", [None, 100])
+def test_similar_length_chunks_cover_every_index_once_within_every_bound(max_tokens):
+    rng = random.Random(1)
+    lengths = [rng.randint(1, 60) for _ in range(300)]
+    chunks = similar_length_chunks(lengths, max_rows=32, max_tokens=max_tokens, min_length=5)
+    assert sorted(i for chunk in chunks for i in chunk) == list(range(300))
+    for chunk in chunks:
+        widths = [max(5, lengths[i]) for i in chunk]
+        assert len(chunk) <= 32
+        assert max_tokens is None or len(chunk) == 1 or len(chunk) * max(widths) <= max_tokens
+        # padding to the longest costs at most a quarter more than the real tokens, plus the slack
+        assert len(chunk) * max(widths) <= 1.25 * sum(widths) + 64
+
+
+def test_similar_length_chunks_keep_short_texts_together_and_long_ones_apart():
+    lengths = [5] * 40 + [80] * 3
+    chunks = similar_length_chunks(lengths, max_rows=256)
+    assert chunks[0] == list(range(40))  # one batch of the short ones, not 40 rows padded to 80
+    assert sorted(chunks[1]) == [40, 41, 42]
+    assert similar_length_chunks([500], max_rows=8, max_tokens=100) == [[0]]  # over budget: alone
+    assert similar_length_chunks([], max_rows=8) == []

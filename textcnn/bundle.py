@@ -23,7 +23,7 @@ import torch
 
 from textcnn.errors import BundleError, TextCNNError
 from textcnn.model import ModelConfig, TextCNN
-from textcnn.text import Batch, TextEncoder, Vocabulary
+from textcnn.text import Batch, TextEncoder, Vocabulary, similar_length_chunks
 
 FORMAT = "textcnn-bundle"
 FORMAT_VERSION = 1
@@ -128,9 +128,8 @@ class Classifier:
         if isinstance(texts, str):
             raise TypeError("logits() takes a sequence of texts, not a single string")
         encoded = self.encoder.encode_many(texts)
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         out = torch.empty(len(encoded), self.model.config.num_classes)
-        for chunk in _similar_length_chunks(order, [len(e) for e in encoded], batch_size):
+        for chunk in similar_length_chunks([len(e) for e in encoded], batch_size, min_length=self.min_length):
             out[chunk] = self.logits_for_batch(self.encoder.pad([encoded[i] for i in chunk], self.min_length))
         return out
 
@@ -210,27 +209,6 @@ class Classifier:
             model, encoder, config["labels"], {k: v for k, v in config.items() if k not in _RESERVED_KEYS}
         )
         return classifier.to(device)
-
-
-def _similar_length_chunks(order: list[int], lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Cut length-sorted indices into batches of at most `batch_size` that waste little on padding.
-
-    A batch is closed early once padding it to its longest text would cost more than a quarter
-    of extra work: a 256-text batch mixing 5- and 50-token texts would be mostly padding.
-    """
-    chunks, current, tokens = [], [], 0
-    for i in order:
-        width = max(lengths[i], 1)
-        if current and (
-            len(current) >= batch_size or (len(current) + 1) * width > 1.25 * (tokens + width) + 64
-        ):
-            chunks.append(current)
-            current, tokens = [], 0
-        current.append(i)
-        tokens += width
-    if current:
-        chunks.append(current)
-    return chunks
 
 
 _RESERVED_KEYS = {

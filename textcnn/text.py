@@ -130,6 +130,37 @@ class Batch:
         return Batch(self.ids.to(device, non_blocking=True), self.lengths.to(device, non_blocking=True))
 
 
+def similar_length_chunks(
+    lengths: Sequence[int], max_rows: int, max_tokens: int | None = None, min_length: int = 1
+) -> list[list[int]]:
+    """Indices sorted by length, cut into batches that waste little on padding.
+
+    Prediction pads each batch to its longest member, so a batch mixing 5- and 50-token texts
+    would be mostly padding; a chunk is therefore closed once padding it would cost more than a
+    quarter of extra work (plus a little slack, so short texts still batch), once it has
+    `max_rows` members, or once rows x padded length would pass `max_tokens` (a memory bound: one
+    2,000-token text never pads 2,000 short ones). A text longer than `max_tokens` goes alone.
+    Padding changes no prediction (every pooling is masked); this is only about speed and memory.
+    """
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    tokens = 0
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        width = max(lengths[i], min_length)  # the widest so far: sorted ascending
+        if current and (
+            len(current) >= max_rows
+            or (len(current) + 1) * width > 1.25 * (tokens + width) + 64
+            or (max_tokens is not None and (len(current) + 1) * width > max_tokens)
+        ):
+            chunks.append(current)
+            current, tokens = [], 0
+        current.append(i)
+        tokens += width
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 class TextEncoder:
     """Text -> token ids -> padded batches: the one path every caller uses."""
 
