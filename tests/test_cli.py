@@ -186,7 +186,8 @@ def test_corrupted_bundle_is_one_line(tiny_bundle, tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_keeps_the_best_model_and_resume_finishes(data_dir, tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_keeps_the_best_model_and_resume_finishes(data_dir, tmp_path, stop_signal):
     out = tmp_path / "sst2"
     args = [
         "train",
@@ -212,12 +213,15 @@ def test_ctrl_c_keeps_the_best_model_and_resume_finishes(data_dir, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell starts background jobs with SIGINT ignored, and Python then never turns it into
+        # KeyboardInterrupt: give the child the default, as an interactive terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not (out / "checkpoint.safetensors").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert (out / "checkpoint.safetensors").exists(), "no checkpoint appeared"
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop_signal)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr

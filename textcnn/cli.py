@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -207,6 +208,15 @@ def _unavailable(name: str, exc: Exception):
     return handler
 
 
+def _stop_on_sigterm_as_on_ctrl_c() -> None:
+    """`docker stop` and process supervisors send SIGTERM: keep the best model then too, and say so."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from textcnn.data import make_folds
     from textcnn.evaluate import format_metrics, format_summary
@@ -214,6 +224,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.variant != "rand" and not args.vectors:
         raise TextCNNError(f"--variant {args.variant} needs --vectors (a vectors file or glove-6b-50d)")
+    _stop_on_sigterm_as_on_ctrl_c()
     model_options = {
         "variant": args.variant,
         "embedding_dim": args.embedding_dim,
