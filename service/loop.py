@@ -24,6 +24,10 @@ from litserve.loops import BatchedLoop
 from litserve.loops.base import _SENTINEL_VALUE, _StopLoopError
 from litserve.utils import LitAPIStatus, LoopResponseType
 
+# What the queue raises while the server shuts down: Ctrl-C reaches every process of the terminal's
+# group at once, and the manager holding the queue may go first. The worker then stops quietly,
+# as on LitServe's own stop sentinel, instead of printing a traceback.
+STOPPING = (KeyboardInterrupt, EOFError, ConnectionError)
 IDLE_WAIT_SECONDS = 1.0  # how long one blocking get waits before the loop goes round (idle: once a second)
 
 
@@ -44,6 +48,8 @@ class BlockingBatchedLoop(BatchedLoop):
             first = request_queue.get(timeout=IDLE_WAIT_SECONDS)
         except Empty:
             return payloads, timed_out
+        except STOPPING as exc:
+            raise _StopLoopError() from exc
         self._accept(first, lit_api, transport, payloads, timed_out)
         deadline = time.monotonic() + lit_api.batch_timeout
         while len(payloads) + len(timed_out) < lit_api.max_batch_size:
@@ -54,6 +60,8 @@ class BlockingBatchedLoop(BatchedLoop):
                 )
             except Empty:
                 break
+            except STOPPING as exc:
+                raise _StopLoopError() from exc
             self._accept(request, lit_api, transport, payloads, timed_out)
         return payloads, timed_out
 

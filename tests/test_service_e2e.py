@@ -36,7 +36,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(*args: str) -> subprocess.Popen:
+def start_server(*args: str, own_process_group: bool = False) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "service", "--host", "127.0.0.1", "--workers", "1", *args],
         cwd=REPO,
@@ -44,6 +44,9 @@ def start_server(*args: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=own_process_group,
+        # As in a terminal: a shell's background jobs start with SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
@@ -305,6 +308,35 @@ def test_server_stops_cleanly_on_sigterm(tiny_bundle):
     code, output = stop(process)
     assert code == 0, output
     assert "Traceback" not in output and "ERROR" not in output, output
+
+
+def test_ctrl_c_in_a_terminal_stops_every_process_without_a_traceback(tiny_bundle):
+    """Ctrl-C signals the terminal's whole process group: server, HTTP servers, queue manager, worker."""
+    port = free_port()
+    process = start_server(
+        "--model", str(tiny_bundle), "--port", str(port), "--log-level", "warning", own_process_group=True
+    )
+    wait_healthy(process, f"http://127.0.0.1:{port}")
+    assert httpx.post(f"http://127.0.0.1:{port}/predict", json={"text": "bye"}).status_code == 200
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        output, _ = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise AssertionError(f"still running 60 s after Ctrl-C:\n{process.communicate()[0]}") from None
+    assert "Traceback" not in output, output
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _group_alive(process.pid):
+        time.sleep(0.2)
+    assert not _group_alive(process.pid), "a process of the server outlived Ctrl-C"
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_a_fresh_clone_serves_the_shipped_model_with_no_flags():

@@ -106,3 +106,22 @@ def test_the_sentinel_stops_the_loop():
     queue.put(_SENTINEL_VALUE)
     with pytest.raises(_StopLoopError):
         BlockingBatchedLoop().get_batch_requests(api(), queue, RecordingTransport())
+
+
+class FailingQueue:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+    def get(self, timeout=None):
+        raise self.error
+
+    def get_nowait(self):
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error", [KeyboardInterrupt(), EOFError(), BrokenPipeError(), ConnectionResetError()]
+)
+def test_ctrl_c_or_a_vanished_queue_stops_the_loop_quietly(error):
+    with pytest.raises(_StopLoopError):
+        BlockingBatchedLoop().get_batch_requests(api(), FailingQueue(error), RecordingTransport())
