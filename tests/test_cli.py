@@ -233,3 +233,19 @@ def test_ctrl_c_keeps_the_best_model_and_resume_finishes(data_dir, tmp_path, sto
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == list(range(1, 41))
     assert not (out / "checkpoint.safetensors").exists()
+
+
+def test_explain_prints_the_deciding_ngrams(tiny_bundle):
+    result = textcnn("explain", tiny_bundle, "--json", "--top", "2", stdin="a warm and funny film\n\n")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 1 and lines[0]["text"] == "a warm and funny film"
+    assert lines[0]["label"] in Classifier.load(tiny_bundle).label_names
+    for side in ("for", "against"):
+        assert len(lines[0][side]) <= 2
+        for item in lines[0][side]:
+            assert set(item["ngram"].split()) <= {"a", "warm", "and", "funny", "film"}
+    text = textcnn("explain", tiny_bundle, "a warm and funny film")
+    assert text.returncode == 0 and "->" in text.stdout
+    missing = textcnn("explain", tiny_bundle.parent / "nothing", "x")
+    assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1

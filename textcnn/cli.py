@@ -171,6 +171,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=_positive_int, default=256, help="texts per forward pass")
     predict.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
+    explain = commands.add_parser(
+        "explain",
+        help="the n-grams that decided each prediction",
+        description="For each text: the predicted label and the n-grams whose max-pooled features pushed "
+        "it most for and against that label (pooled value x output weight). Needs a pooling that keeps "
+        "positions: max, kmax or chunk-max.",
+    )
+    explain.add_argument("bundle", help="model bundle folder")
+    explain.add_argument("texts", nargs="*", help="texts to explain; none: read one a line from stdin")
+    explain.add_argument("--top", type=_positive_int, default=5, help="n-grams to show each way")
+    explain.add_argument("--json", action="store_true", help="print one JSON line per text")
+    explain.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
     datasets = commands.add_parser("datasets", help="list the registered datasets and where they resolve")
     datasets.add_argument("--data-dir", help="folder holding the datasets (default: $TEXTCNN_DATA_DIR)")
     datasets.add_argument("--json", action="store_true", help="print JSON")
@@ -347,6 +360,31 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from textcnn.bundle import Classifier
+    from textcnn.probes import explain
+
+    classifier = Classifier.load(args.bundle, device=args.device)
+    texts = [text for text in (args.texts or [line.rstrip("\n") for line in sys.stdin]) if text.strip()]
+    for text in texts:
+        try:
+            explanation = explain(classifier, text, top=args.top)
+        except ValueError as exc:  # a pooling without positions
+            raise TextCNNError(f"{args.bundle}: {exc}") from None
+        if args.json:
+            print(json.dumps(explanation, ensure_ascii=False))
+            continue
+        print(
+            f"{text}\n  -> {explanation['label']} (logit {explanation['logit']:.2f}, bias {explanation['bias']:.2f})"
+        )
+        for side in ("for", "against"):
+            for c in explanation[side]:
+                print(
+                    f"     {c['contribution']:+7.3f}  {c['ngram']!r}  (width {c['width']}, filter {c['filter']})"
+                )
+    return 0
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
     from textcnn.data import dataset_status
 
@@ -361,7 +399,13 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "datasets": cmd_datasets}
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "explain": cmd_explain,
+    "datasets": cmd_datasets,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

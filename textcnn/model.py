@@ -140,8 +140,14 @@ class TextCNN(nn.Module):
             x = x + self.static_embedding(ids)
         return x.transpose(1, 2)  # (B, D, T): Conv1d slides over the last axis
 
-    def features(self, ids: torch.Tensor, lengths: torch.Tensor) -> list[Pooled]:
-        """Pooled feature maps per filter width, with the positions they came from where defined."""
+    def feature_maps(
+        self, ids: torch.Tensor, lengths: torch.Tensor
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per filter width: the ReLU feature maps (B, F, windows) and the mask of real windows.
+
+        Window p of width w covers tokens p - (w - 1) .. p in wide mode, p .. p + w - 1 in narrow
+        mode (`window_tokens` maps it back); tokens outside the sentence are zero rows.
+        """
         widest = max(self.config.filter_widths)
         if ids.shape[1] < widest:  # too short for any window of the widest filter: pad with <pad>
             ids = F.pad(ids, (0, widest - ids.shape[1]), value=PAD_ID)
@@ -149,7 +155,7 @@ class TextCNN(nn.Module):
         cfg = self.config
         if cfg.wide:  # <pad> rows embed to zeros, so zero columns are the same as <pad> tokens
             x = F.pad(x, (widest - 1, widest - 1))  # (B, D, T + 2 (widest - 1))
-        pooled = []
+        out = []
         for conv, width in zip(self.convs, cfg.filter_widths, strict=True):
             if cfg.wide:
                 # Start w - 1 columns before the first word: windows at offsets -(w-1) .. L-1, which
@@ -159,8 +165,21 @@ class TextCNN(nn.Module):
             else:
                 maps = F.relu(conv(x))  # (B, F, T - w + 1)
                 mask = window_mask(lengths, width, maps.shape[2])  # (B, T - w + 1)
-            pooled.append(pool(cfg.pooling, maps, mask, cfg.kmax_k, cfg.chunks, cfg.temperature))
-        return pooled
+            out.append((maps, mask))
+        return out
+
+    def features(self, ids: torch.Tensor, lengths: torch.Tensor) -> list[Pooled]:
+        """Pooled feature maps per filter width, with the positions they came from where defined."""
+        cfg = self.config
+        return [
+            pool(cfg.pooling, maps, mask, cfg.kmax_k, cfg.chunks, cfg.temperature)
+            for maps, mask in self.feature_maps(ids, lengths)
+        ]
+
+    def window_tokens(self, position: int, width: int, length: int) -> range:
+        """Indices of the sentence's tokens (of `length`) that window `position` of `width` covers."""
+        start = position - (width - 1) if self.config.wide else position
+        return range(max(start, 0), min(start + width, length))
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         pooled = torch.cat([p.values for p in self.features(ids, lengths)], dim=1)  # (B, pooled_size)

@@ -1,0 +1,83 @@
+"""The probes on hand-built models whose answers are known."""
+
+import pytest
+import torch
+
+from textcnn.bundle import Classifier
+from textcnn.model import ModelConfig, TextCNN
+from textcnn.probes import explain, max_statistics, winning_ngrams
+from textcnn.text import PAD, UNK, TextEncoder, Vocabulary
+
+WORDS = [PAD, UNK, "good", "movie", "bad", "the"]
+GOOD, MOVIE = WORDS.index("good"), WORDS.index("movie")
+
+
+def bigram_classifier(wide: bool = False, pooling: str = "max") -> Classifier:
+    """One-hot embeddings; filter 0 fires (value 1) only on the bigram "good movie" and votes
+    "positive"; filter 1 has zero weights and bias: it never fires."""
+    config = ModelConfig(
+        vocab_size=len(WORDS),
+        num_classes=2,
+        embedding_dim=len(WORDS),
+        filter_widths=(2,),
+        num_filters=2,
+        wide=wide,
+        pooling=pooling,
+    )
+    model = TextCNN(config)
+    with torch.no_grad():
+        model.embedding.weight.copy_(torch.eye(len(WORDS)))
+        model.embedding.weight[0].zero_()
+        conv = model.convs[0]
+        conv.weight.zero_()
+        conv.bias.zero_()
+        conv.weight[0, GOOD, 0] = 1.0
+        conv.weight[0, MOVIE, 1] = 1.0
+        conv.bias[0] = -1.0  # 1 on "good movie", at most 0 elsewhere
+        model.classifier.weight.copy_(torch.tensor([[-1.0, 0.0], [1.0, 0.0]]))
+        model.classifier.bias.zero_()
+    return Classifier(model, TextEncoder(Vocabulary(WORDS)), ["negative", "positive"])
+
+
+def test_max_statistics_counts_ties_silence_dead_maps_and_collapse():
+    texts = ["good movie", "the good movie", "bad movie", "the bad movie"]
+    stats = max_statistics(bigram_classifier(), texts)
+    # Narrow windows of width 2: one window for two tokens, two for three.
+    # filter 0: [1], [0, 1], [0], [0, 0]  -> silent twice, tied once (the bad movie: 0 = 0)
+    # filter 1: [0], [0, 0], [0], [0, 0]  -> silent four times, tied twice
+    assert stats.feature_maps == 2
+    assert stats.silent_fraction == pytest.approx(6 / 8)
+    assert stats.tied_fraction == pytest.approx(3 / 8)
+    assert stats.tied_above_zero_fraction == 0.0
+    assert stats.dead_maps == 1
+    assert (stats.distinct_texts, stats.distinct_pooled_vectors) == (4, 2)  # [1, 0] twice, [0, 0] twice
+
+
+def test_a_repeated_phrase_ties_above_zero():
+    stats = max_statistics(bigram_classifier(), ["good movie good movie"])  # windows: 1, 0, 1
+    assert stats.tied_above_zero_fraction == pytest.approx(1 / 2)  # filter 0 of the two maps
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_winning_ngrams_find_the_bigram(wide):
+    texts = ["the good movie", "good movie", "bad movie", "the good movie the"]
+    maps = winning_ngrams(bigram_classifier(wide=wide), texts)
+    assert maps[0]["fired"] == 3
+    assert maps[0]["top"] == [("good movie", 3)]
+    assert maps[1] == {"width": 2, "filter": 1, "fired": 0, "top": []}
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_explain_names_the_deciding_ngram(wide):
+    explanation = explain(bigram_classifier(wide=wide), "the good movie")
+    assert explanation["label"] == "positive"
+    assert explanation["for"] == [
+        {"ngram": "good movie", "width": 2, "filter": 0, "value": 1.0, "weight": 1.0, "contribution": 1.0}
+    ]
+    assert explanation["against"] == []
+    assert explanation["logit"] == pytest.approx(explanation["bias"] + 1.0)
+
+
+def test_explain_refuses_poolings_without_positions():
+    with pytest.raises(ValueError, match="keeps no positions"):
+        explain(bigram_classifier(pooling="avg"), "the good movie")

@@ -1,0 +1,187 @@
+"""Probes of what max-over-time pooling keeps and what it throws away.
+
+Two questions from the discussion this project was born from, answered on a trained model:
+
+- *What if several positions share the maximum, or all examples end up looking alike?*
+  `max_statistics` counts, over a set of sentences, how often a feature map's maximum is attained
+  at two or more windows (after a ReLU, ties at 0 are common: the map saw nothing), which maps are
+  dead (0 for every sentence), and how many distinct pooled vectors the sentences map to.
+- *Where does the maximum come from?* `winning_ngrams` lists, per feature map, the n-grams that
+  most often win its maximum; `explain` gives, for one sentence, the n-grams that decided its
+  prediction, each with its contribution to the predicted class (pooled value x output weight).
+
+All of it reads the model's own feature maps (`TextCNN.feature_maps`), masked as the model masks
+them, so padding can never be reported as a winner.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+
+from textcnn.bundle import Classifier
+from textcnn.text import similar_length_chunks
+
+
+@dataclass(frozen=True)
+class MaxStatistics:
+    sentences: int
+    feature_maps: int
+    tied_fraction: float  # of (sentence, map) pairs whose maximum is attained at >= 2 windows
+    tied_above_zero_fraction: float  # the same, counting only maxima > 0 (a real feature, not silence)
+    silent_fraction: float  # of (sentence, map) pairs whose maximum is 0: the map saw nothing
+    dead_maps: int  # maps whose maximum is 0 for every sentence
+    distinct_texts: int
+    distinct_pooled_vectors: int  # < distinct_texts: different sentences collapsed to one vector
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _maps_by_batch(classifier: Classifier, texts: Sequence[str], batch_size: int):
+    """(indices, [(maps (B, F, W), mask (B, W)) per width]) for batches of similar length."""
+    encoded = classifier.encoder.encode_many(texts)
+    lengths = [len(ids) for ids in encoded]
+    model = classifier.model
+    model.eval()
+    with torch.inference_mode():
+        for chunk in similar_length_chunks(lengths, batch_size, min_length=classifier.min_length):
+            batch = classifier.encoder.pad([encoded[i] for i in chunk], classifier.min_length).to(
+                classifier.device
+            )
+            per_width = model.feature_maps(batch.ids, batch.lengths)
+            yield chunk, [(maps.float().cpu(), mask.cpu()) for maps, mask in per_width]
+
+
+def max_statistics(classifier: Classifier, texts: Sequence[str], batch_size: int = 256) -> MaxStatistics:
+    """Ties, silence and collapse of max-over-time features over `texts` (any pooling's maps)."""
+    tied = tied_above_zero = silent = pairs = 0
+    ever_fired: torch.Tensor | None = None
+    pooled_vectors: set[bytes] = set()
+    for _, per_width in _maps_by_batch(classifier, texts, batch_size):
+        maxima = []
+        for maps, mask in per_width:
+            masked = maps.masked_fill(~mask[:, None, :], float("-inf"))  # (B, F, W)
+            best = masked.max(dim=2).values  # (B, F)
+            winners = (masked == best[:, :, None]).sum(dim=2)  # (B, F): windows attaining the max
+            tied += int((winners >= 2).sum())
+            tied_above_zero += int(((winners >= 2) & (best > 0)).sum())
+            silent += int((best == 0).sum())
+            pairs += best.numel()
+            maxima.append(best)
+        maxima_all = torch.cat(maxima, dim=1)  # (B, all maps)
+        fired = (maxima_all > 0).any(dim=0)
+        ever_fired = fired if ever_fired is None else ever_fired | fired
+        pooled_vectors.update(row.numpy().tobytes() for row in maxima_all)
+    n_maps = 0 if ever_fired is None else len(ever_fired)
+    return MaxStatistics(
+        sentences=len(texts),
+        feature_maps=n_maps,
+        tied_fraction=tied / pairs if pairs else 0.0,
+        tied_above_zero_fraction=tied_above_zero / pairs if pairs else 0.0,
+        silent_fraction=silent / pairs if pairs else 0.0,
+        dead_maps=0 if ever_fired is None else int((~ever_fired).sum()),
+        distinct_texts=len(set(texts)),
+        distinct_pooled_vectors=len(pooled_vectors),
+    )
+
+
+def _tokens(classifier: Classifier, text: str) -> list[str]:
+    """The tokens the model saw, aligned with its ids (truncated as the encoder truncates)."""
+    tokens = classifier.encoder.tokenize(text)
+    if classifier.encoder.max_length is not None:
+        tokens = tokens[: classifier.encoder.max_length]
+    return tokens or ["<unk>"]
+
+
+def _map_index(classifier: Classifier) -> list[tuple[int, int]]:
+    """(width, filter) for each feature map, in the order of the pooled vector."""
+    config = classifier.model.config
+    return [(width, f) for width in config.filter_widths for f in range(config.num_filters)]
+
+
+def winning_ngrams(
+    classifier: Classifier, texts: Sequence[str], top: int = 5, batch_size: int = 256
+) -> list[dict]:
+    """Per feature map, the n-grams that most often hold its maximum (maxima of 0 not counted)."""
+    counters = [Counter() for _ in _map_index(classifier)]
+    fired = [0] * len(counters)
+    tokens = [_tokens(classifier, text) for text in texts]
+    widths = classifier.model.config.filter_widths
+    for chunk, per_width in _maps_by_batch(classifier, texts, batch_size):
+        offset = 0
+        for width, (maps, mask) in zip(widths, per_width, strict=True):
+            masked = maps.masked_fill(~mask[:, None, :], float("-inf"))
+            best, where = masked.max(dim=2)  # (B, F); ties go to the first window
+            for row, sentence in enumerate(chunk):
+                for f in torch.nonzero(best[row] > 0).flatten().tolist():
+                    span = classifier.model.window_tokens(int(where[row, f]), width, len(tokens[sentence]))
+                    counters[offset + f][" ".join(tokens[sentence][i] for i in span)] += 1
+                    fired[offset + f] += 1
+            offset += maps.shape[1]
+    return [
+        {"width": width, "filter": f, "fired": fired[m], "top": counters[m].most_common(top)}
+        for m, (width, f) in enumerate(_map_index(classifier))
+    ]
+
+
+def explain(classifier: Classifier, text: str, top: int = 5) -> dict:
+    """The n-grams that decided one prediction, by contribution to the predicted class.
+
+    With max pooling the logit of class c is bias_c + sum_j pooled_j * W[c, j], and each pooled_j
+    comes from one window: its n-gram's contribution is pooled_j * W[c, j]. Other poolings that keep
+    positions (k-max, chunk-max) are explained slot by slot the same way; poolings without positions
+    (avg, logsumexp) mix every window, so there is nothing to attribute and this raises ValueError.
+    """
+    config = classifier.model.config
+    if config.pooling not in ("max", "kmax", "chunk-max"):
+        raise ValueError(f"{config.pooling} pooling keeps no positions: nothing to attribute")
+    tokens = _tokens(classifier, text)
+    batch = classifier.encoder.pad([classifier.encoder.encode(text)], classifier.min_length).to(
+        classifier.device
+    )
+    model = classifier.model
+    model.eval()
+    with torch.inference_mode():
+        pooled = model.features(batch.ids, batch.lengths)
+        logits = model.classifier(torch.cat([p.values for p in pooled], dim=1)).float()[0]
+    predicted = int(logits.argmax())
+    weights = model.classifier.weight[predicted].detach().float().cpu()
+    contributions, column = [], 0
+    for width, part in zip(config.filter_widths, pooled, strict=True):
+        values = part.values[0].float().cpu()  # (F * m,)
+        positions = part.positions[0].cpu()  # (F, m)
+        slots = positions.shape[1]
+        for f in range(positions.shape[0]):
+            for s in range(slots):
+                j = column + f * slots + s
+                position = int(positions[f, s])
+                if position < 0 or values[f * slots + s] <= 0:
+                    continue  # an empty slot, or a map that saw nothing
+                span = model.window_tokens(position, width, len(tokens))
+                contributions.append(
+                    {
+                        "ngram": " ".join(tokens[i] for i in span),
+                        "width": width,
+                        "filter": f,
+                        "value": float(values[f * slots + s]),
+                        "weight": float(weights[j]),
+                        "contribution": float(values[f * slots + s] * weights[j]),
+                    }
+                )
+        column += values.numel()
+    return {
+        "text": text,
+        "label": classifier.label_names[predicted],
+        "logit": float(logits[predicted]),
+        "bias": float(model.classifier.bias[predicted].detach()),
+        "for": sorted((c for c in contributions if c["contribution"] > 0), key=lambda c: -c["contribution"])[
+            :top
+        ],
+        "against": sorted(
+            (c for c in contributions if c["contribution"] < 0), key=lambda c: c["contribution"]
+        )[:top],
+    }
