@@ -5,7 +5,15 @@ import torch
 
 from textcnn.bundle import Classifier
 from textcnn.model import ModelConfig, TextCNN
-from textcnn.probes import explain, max_statistics, winning_ngrams
+from textcnn.probes import (
+    compare_texts,
+    explain,
+    max_statistics,
+    pooled_vectors,
+    pure_shift,
+    winning_ngrams,
+    with_filler,
+)
 from textcnn.text import PAD, UNK, TextEncoder, Vocabulary
 
 WORDS = [PAD, UNK, "good", "movie", "bad", "the"]
@@ -34,7 +42,8 @@ def bigram_classifier(wide: bool = False, pooling: str = "max") -> Classifier:
         conv.weight[0, GOOD, 0] = 1.0
         conv.weight[0, MOVIE, 1] = 1.0
         conv.bias[0] = -1.0  # 1 on "good movie", at most 0 elsewhere
-        model.classifier.weight.copy_(torch.tensor([[-1.0, 0.0], [1.0, 0.0]]))
+        model.classifier.weight.zero_()
+        model.classifier.weight[:, 0] = torch.tensor([-1.0, 1.0])  # filter 0's first pooled value
         model.classifier.bias.zero_()
     return Classifier(model, TextEncoder(Vocabulary(WORDS)), ["negative", "positive"])
 
@@ -81,3 +90,33 @@ def test_explain_names_the_deciding_ngram(wide):
 def test_explain_refuses_poolings_without_positions():
     with pytest.raises(ValueError, match="keeps no positions"):
         explain(bigram_classifier(pooling="avg"), "the good movie")
+
+
+@pytest.mark.parametrize("pooling", ["max", "avg", "kmax", "chunk-max", "logsumexp", "max+avg"])
+@pytest.mark.parametrize("wide", [False, True])
+def test_every_masked_pooling_is_exactly_invariant_to_a_pure_shift(pooling, wide):
+    classifier = bigram_classifier(wide=wide, pooling=pooling)
+    texts = ["the good movie", "good movie", "bad movie the good movie", "the"]
+    result = pure_shift(classifier, texts, shift=3)
+    assert result.max_abs_change == 0.0
+    assert result.unchanged_predictions == 1.0
+
+
+def test_filler_words_leave_the_max_and_dilute_the_average():
+    texts = ["good movie", "the good movie"]
+    shifted = [with_filler(t, 3, filler="bad") for t in texts]
+    assert shifted[0] == "bad bad bad good movie"
+    maxed = compare_texts(bigram_classifier(pooling="max"), texts, shifted)
+    averaged = compare_texts(bigram_classifier(pooling="avg"), texts, shifted)
+    assert maxed.max_abs_change == 0.0  # the bigram's feature is 1 wherever the bigram is
+    assert averaged.max_abs_change > 0.1  # 1 / windows: 1/1 -> 1/4 for "good movie"
+    pooled, _ = pooled_vectors(bigram_classifier(pooling="avg"), shifted)
+    assert pooled[0, 0].item() == pytest.approx(1 / 4)
+
+
+def test_pooled_vectors_keep_the_input_order():
+    classifier = bigram_classifier()
+    texts = ["bad movie the good movie the bad", "good movie", "bad"]  # sorted by length inside
+    pooled, logits = pooled_vectors(classifier, texts)
+    assert pooled[:, 0].tolist() == [1.0, 1.0, 0.0]
+    assert logits.argmax(dim=1).tolist() == [1, 1, logits[2].argmax().item()]

@@ -6,6 +6,11 @@ Two questions from the discussion this project was born from, answered on a trai
   `max_statistics` counts, over a set of sentences, how often a feature map's maximum is attained
   at two or more windows (after a ReLU, ties at 0 are common: the map saw nothing), which maps are
   dead (0 for every sentence), and how many distinct pooled vectors the sentences map to.
+- *Does max pooling give translation invariance?* `pure_shift` moves every sentence k windows
+  to the right inside its padding (the masks move with it): with correct masking every pooling is
+  exactly invariant. `compare_texts` compares sentences with variants of them (k filler words in
+  front, a key phrase moved): the maximum of a feature that fires on the phrase stays, an average
+  is diluted by the new windows.
 - *Where does the maximum come from?* `winning_ngrams` lists, per feature map, the n-grams that
   most often win its maximum; `explain` gives, for one sentence, the n-grams that decided its
   prediction, each with its contribution to the predicted class (pooled value x output weight).
@@ -21,8 +26,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 
 from textcnn.bundle import Classifier
+from textcnn.pooling import pool
 from textcnn.text import similar_length_chunks
 
 
@@ -185,3 +192,74 @@ def explain(classifier: Classifier, text: str, top: int = 5) -> dict:
             (c for c in contributions if c["contribution"] < 0), key=lambda c: c["contribution"]
         )[:top],
     }
+
+
+@dataclass(frozen=True)
+class ShiftResult:
+    sentences: int
+    unchanged_predictions: float  # fraction of sentences whose predicted label did not change
+    mean_relative_change: float  # mean over sentences of |pooled' - pooled| / |pooled|
+    max_abs_change: float  # largest change of any pooled feature
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def pooled_vectors(
+    classifier: Classifier, texts: Sequence[str], shift: int = 0, batch_size: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled vectors (N, P) and logits (N, C) in input order; `shift` moves each sentence's maps.
+
+    Shifting the feature maps k windows to the right, zeros entering and the mask moving with
+    them, is what k leading <pad> tokens would give a convolution (it is translation-equivariant,
+    and <pad> embeds to zeros) if the mask knew where the sentence starts.
+    """
+    config = classifier.model.config
+    pooled_rows, logit_rows, order = [], [], []
+    for chunk, per_width in _maps_by_batch(classifier, texts, batch_size):
+        parts = []
+        for maps, mask in per_width:
+            if shift:
+                maps, mask = F.pad(maps, (shift, 0)), F.pad(mask, (shift, 0), value=False)
+            parts.append(
+                pool(config.pooling, maps, mask, config.kmax_k, config.chunks, config.temperature).values
+            )
+        pooled = torch.cat(parts, dim=1)
+        with torch.inference_mode():
+            head = classifier.model.classifier
+            logits = F.linear(pooled, head.weight.detach().float().cpu(), head.bias.detach().float().cpu())
+        pooled_rows.append(pooled)
+        logit_rows.append(logits)
+        order.extend(chunk)
+    inverse = torch.argsort(torch.as_tensor(order))
+    return torch.cat(pooled_rows)[inverse], torch.cat(logit_rows)[inverse]
+
+
+def _shift_result(
+    before: tuple[torch.Tensor, torch.Tensor], after: tuple[torch.Tensor, torch.Tensor]
+) -> ShiftResult:
+    (pooled, logits), (pooled_after, logits_after) = before, after
+    change = (pooled_after - pooled).norm(dim=1) / pooled.norm(dim=1).clamp_min(1e-12)
+    return ShiftResult(
+        sentences=len(pooled),
+        unchanged_predictions=float((logits.argmax(dim=1) == logits_after.argmax(dim=1)).float().mean()),
+        mean_relative_change=float(change.mean()),
+        max_abs_change=float((pooled_after - pooled).abs().max()) if len(pooled) else 0.0,
+    )
+
+
+def pure_shift(classifier: Classifier, texts: Sequence[str], shift: int) -> ShiftResult:
+    """How much a pure shift by `shift` windows changes the pooled vectors and the predictions."""
+    return _shift_result(pooled_vectors(classifier, texts), pooled_vectors(classifier, texts, shift=shift))
+
+
+def compare_texts(classifier: Classifier, texts: Sequence[str], variants: Sequence[str]) -> ShiftResult:
+    """How much rewriting each text as its variant (filler in front, a phrase moved) changes things."""
+    if len(texts) != len(variants):
+        raise ValueError(f"{len(texts)} texts but {len(variants)} variants")
+    return _shift_result(pooled_vectors(classifier, texts), pooled_vectors(classifier, variants))
+
+
+def with_filler(text: str, count: int, filler: str = "the") -> str:
+    """`text` shifted right by `count` real tokens of a neutral word."""
+    return " ".join([filler] * count + [text])
