@@ -52,10 +52,11 @@ def padded(seqs, min_length: int):
 # -- shapes ------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("convolution", [True, False])
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("pooling", POOLINGS)
-def test_output_shape(variant, pooling):
-    model = tiny_model(variant=variant, pooling=pooling, kmax_k=2, chunks=2)
+def test_output_shape(variant, pooling, convolution):
+    model = tiny_model(variant=variant, pooling=pooling, kmax_k=2, chunks=2, convolution=convolution)
     ids, lengths = padded(sentences([7, 1, 5]), 5)
     with torch.no_grad():
         logits = model(ids, lengths)
@@ -70,6 +71,9 @@ def test_pooled_size():
     assert tiny_config(pooling="kmax", kmax_k=2).pooled_size == 3 * FILTERS * 2
     assert tiny_config(pooling="chunk-max", chunks=5).pooled_size == 3 * FILTERS * 5
     assert tiny_config(pooling="max+avg").pooled_size == 3 * FILTERS * 2
+    assert tiny_config(pooling="max", convolution=False).pooled_size == DIM  # one value per vector dimension
+    assert tiny_config(pooling="kmax", kmax_k=2, convolution=False).pooled_size == DIM * 2
+    assert len(TextCNN(tiny_config(convolution=False)).convs) == 0
 
 
 # -- padding never changes the answer ----------------------------------------------------------
@@ -77,11 +81,13 @@ def test_pooled_size():
 LENGTHS = [1, 2, 3, 4, 5, 9]  # 1 and 2 are shorter than every filter width (3, 4, 5)
 
 
-@pytest.mark.parametrize("wide", [False, True])
+@pytest.mark.parametrize("layout", ["narrow", "wide", "no-convolution"])
 @pytest.mark.parametrize("variant", ["rand", "multichannel"])
 @pytest.mark.parametrize("pooling", POOLINGS)
-def test_logits_alone_equal_logits_in_a_long_padded_batch(variant, pooling, wide):
-    model = tiny_model(variant=variant, pooling=pooling, wide=wide)
+def test_logits_alone_equal_logits_in_a_long_padded_batch(variant, pooling, layout):
+    model = tiny_model(
+        variant=variant, pooling=pooling, wide=layout == "wide", convolution=layout != "no-convolution"
+    )
     seqs = sentences(LENGTHS)
     with torch.no_grad():
         batched = model(*padded(seqs, 40))

@@ -120,3 +120,26 @@ def test_pooled_vectors_keep_the_input_order():
     pooled, logits = pooled_vectors(classifier, texts)
     assert pooled[:, 0].tolist() == [1.0, 1.0, 0.0]
     assert logits.argmax(dim=1).tolist() == [1, 1, logits[2].argmax().item()]
+
+
+def test_without_convolution_the_winners_are_single_words(tmp_path):
+    config = ModelConfig(
+        vocab_size=len(WORDS), num_classes=2, embedding_dim=len(WORDS), convolution=False, pooling="max"
+    )
+    model = TextCNN(config)
+    with torch.no_grad():
+        model.embedding.weight.copy_(torch.eye(len(WORDS)))
+        model.embedding.weight[0].zero_()
+        model.classifier.weight.zero_()
+        model.classifier.weight[:, GOOD] = torch.tensor([-1.0, 1.0])  # the "good" dimension votes positive
+        model.classifier.bias.zero_()
+    classifier = Classifier(model, TextEncoder(Vocabulary(WORDS)), ["negative", "positive"])
+    explanation = explain(classifier, "the good movie")
+    assert explanation["label"] == "positive"
+    assert [(c["ngram"], c["width"], c["filter"]) for c in explanation["for"]] == [("good", 1, GOOD)]
+    maps = winning_ngrams(classifier, ["the good movie", "good"])
+    assert maps[GOOD]["top"] == [("good", 2)]
+    classifier.save(tmp_path / "no-conv")  # a bundle without convolutions loads back the same
+    again = Classifier.load(tmp_path / "no-conv", device="cpu")
+    assert again.model.config.convolution is False
+    assert explain(again, "the good movie") == explanation

@@ -111,7 +111,7 @@ class Classifier:
 
     @property
     def min_length(self) -> int:
-        return max(self.model.config.filter_widths)
+        return max(self.model.config.map_widths)
 
     def to(self, device: str | torch.device) -> Classifier:
         self.model.to(resolve_device(device))

@@ -114,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="wide convolution: width-1 <pad> on both sides of each sentence, as Kim's code (default: on)",
     )
+    model.add_argument(
+        "--convolution",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="--no-convolution pools the word vectors themselves: the ablation of the convolution (default: on)",
+    )
     model.add_argument("--pooling", choices=POOLINGS, default="max", help="pooling over time (default max)")
     model.add_argument("--k", type=_positive_int, default=3, help="k of kmax pooling")
     model.add_argument("--chunks", type=_positive_int, default=3, help="regions of chunk-max pooling")
@@ -244,6 +250,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "filter_widths": args.filter_widths,
         "num_filters": args.num_filters,
         "wide": args.wide,
+        "convolution": args.convolution,
         "pooling": args.pooling,
         "kmax_k": args.k,
         "chunks": args.chunks,

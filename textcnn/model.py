@@ -31,6 +31,9 @@ class ModelConfig:
     # (conv_net_sentence.py, `pad = filter_h - 1`), so an edge word is seen at every filter offset.
     # On MR (CNN-rand, folds 0-2, seed 0) it gave 75.4% against 74.8% for the narrow convolution.
     wide: bool = True
+    # False: no convolution at all, the pooling runs straight over the word vectors (the ablation
+    # "is the convolution needed before pooling?"); filter widths and counts are then unused.
+    convolution: bool = True
     pooling: str = "max"  # see textcnn.pooling.POOLINGS
     kmax_k: int = 3
     chunks: int = 3
@@ -58,8 +61,9 @@ class ModelConfig:
             raise ConfigError(f"filter_widths must be positive integers, got {self.filter_widths}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not isinstance(self.wide, bool):
-            raise ConfigError(f"wide must be true or false, got {self.wide!r}")
+        for name in ("wide", "convolution"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.max_norm is not None and not self.max_norm > 0:
             raise ConfigError(f"max_norm must be positive or None, got {self.max_norm}")
         validate_pooling(self.pooling, self.kmax_k, self.chunks, self.temperature)
@@ -69,9 +73,18 @@ class ModelConfig:
         return self.variant != "rand"
 
     @property
+    def map_widths(self) -> tuple[int, ...]:
+        """Window width of each group of feature maps: the filter widths, or 1 for the word vectors."""
+        return self.filter_widths if self.convolution else (1,)
+
+    @property
+    def maps_per_width(self) -> int:
+        return self.num_filters if self.convolution else self.embedding_dim
+
+    @property
     def pooled_size(self) -> int:
         per_map = output_multiplier(self.pooling, self.kmax_k, self.chunks)
-        return len(self.filter_widths) * self.num_filters * per_map
+        return len(self.map_widths) * self.maps_per_width * per_map
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self) | {"filter_widths": list(self.filter_widths)}
@@ -115,7 +128,8 @@ class TextCNN(nn.Module):
             self.static_embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=PAD_ID)
             self.static_embedding.weight.requires_grad_(False)
         self.convs = nn.ModuleList(
-            nn.Conv1d(config.embedding_dim, config.num_filters, kernel_size=w) for w in config.filter_widths
+            nn.Conv1d(config.embedding_dim, config.num_filters, kernel_size=w)
+            for w in (config.filter_widths if config.convolution else ())
         )
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(config.pooled_size, config.num_classes)
@@ -148,11 +162,13 @@ class TextCNN(nn.Module):
         Window p of width w covers tokens p - (w - 1) .. p in wide mode, p .. p + w - 1 in narrow
         mode (`window_tokens` maps it back); tokens outside the sentence are zero rows.
         """
-        widest = max(self.config.filter_widths)
+        cfg = self.config
+        widest = max(cfg.map_widths)
         if ids.shape[1] < widest:  # too short for any window of the widest filter: pad with <pad>
             ids = F.pad(ids, (0, widest - ids.shape[1]), value=PAD_ID)
         x = self.embed(ids)  # (B, D, T)
-        cfg = self.config
+        if not cfg.convolution:  # the word vectors themselves, one "window" per token
+            return [(x, window_mask(lengths, 1, x.shape[2]))]
         if cfg.wide:  # <pad> rows embed to zeros, so zero columns are the same as <pad> tokens
             x = F.pad(x, (widest - 1, widest - 1))  # (B, D, T + 2 (widest - 1))
         out = []

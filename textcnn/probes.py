@@ -107,7 +107,7 @@ def _tokens(classifier: Classifier, text: str) -> list[str]:
 def _map_index(classifier: Classifier) -> list[tuple[int, int]]:
     """(width, filter) for each feature map, in the order of the pooled vector."""
     config = classifier.model.config
-    return [(width, f) for width in config.filter_widths for f in range(config.num_filters)]
+    return [(width, f) for width in config.map_widths for f in range(config.maps_per_width)]
 
 
 def winning_ngrams(
@@ -117,7 +117,7 @@ def winning_ngrams(
     counters = [Counter() for _ in _map_index(classifier)]
     fired = [0] * len(counters)
     tokens = [_tokens(classifier, text) for text in texts]
-    widths = classifier.model.config.filter_widths
+    widths = classifier.model.config.map_widths
     for chunk, per_width in _maps_by_batch(classifier, texts, batch_size):
         offset = 0
         for width, (maps, mask) in zip(widths, per_width, strict=True):
@@ -158,7 +158,7 @@ def explain(classifier: Classifier, text: str, top: int = 5) -> dict:
     predicted = int(logits.argmax())
     weights = model.classifier.weight[predicted].detach().float().cpu()
     contributions, column = [], 0
-    for width, part in zip(config.filter_widths, pooled, strict=True):
+    for width, part in zip(config.map_widths, pooled, strict=True):
         values = part.values[0].float().cpu()  # (F * m,)
         positions = part.positions[0].cpu()  # (F, m)
         slots = positions.shape[1]
