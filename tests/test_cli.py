@@ -249,3 +249,15 @@ def test_explain_prints_the_deciding_ngrams(tiny_bundle):
     assert text.returncode == 0 and "->" in text.stdout
     missing = textcnn("explain", tiny_bundle.parent / "nothing", "x")
     assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_compare_quick_study_and_a_bad_pooling(data_dir, tmp_path):
+    out = tmp_path / "study"
+    args = ["compare", "--datasets", "trec", "--poolings", "max,avg", "--seeds", "1", "--quick", "--quiet"]
+    result = textcnn(*args, "--data-dir", data_dir, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "2 runs" in result.stdout
+    assert (out / "REPORT.md").exists() and (out / "plots" / "trec.png").exists()
+    bad = textcnn("compare", "--poolings", "max,median", "--data-dir", data_dir, "--out", tmp_path / "bad")
+    assert bad.returncode == 1 and "unknown pooling median" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

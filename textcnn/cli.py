@@ -190,6 +190,32 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", action="store_true", help="print one JSON line per text")
     explain.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
+    compare = commands.add_parser(
+        "compare",
+        help="the pooling study: the same runs with only the pooling changed, paired statistics, a report",
+        description="Train every (dataset, fold, seed, pooling), record each run in OUT/results.jsonl as it "
+        "ends (an interrupted study resumes), then write OUT/summary.json, OUT/REPORT.md and OUT/plots/.",
+    )
+    compare.add_argument(
+        "--datasets", default="mr,sst2,trec,subj,sst1", help="comma-separated registered datasets"
+    )
+    compare.add_argument("--poolings", default="max,avg,kmax,chunk-max", help="comma-separated poolings")
+    compare.add_argument("--seeds", type=_positive_int, default=3, help="training seeds per arm (0, 1, ...)")
+    compare.add_argument("--folds", type=_positive_int, default=10, help="cross-validation folds (MR, Subj)")
+    compare.add_argument("--max-folds", type=_positive_int, help="run only the first N folds")
+    compare.add_argument("--variant", choices=VARIANTS, default="rand", help="embedding variant")
+    compare.add_argument("--vectors", help="pretrained vectors for non-rand variants")
+    compare.add_argument("--epochs", type=_positive_int, default=25, help="most epochs per run")
+    compare.add_argument(
+        "--patience", type=int, default=5, help="early stopping patience; 0: never stop early"
+    )
+    compare.add_argument("--data-dir", help="folder holding the datasets (default: $TEXTCNN_DATA_DIR)")
+    compare.add_argument("--out", required=True, help="study folder (results, summary, report, plots)")
+    compare.add_argument(
+        "--quick", action="store_true", help="a small budget that checks the whole path in about a minute"
+    )
+    compare.add_argument("--quiet", action="store_true", help="no progress bar")
+
     datasets = commands.add_parser("datasets", help="list the registered datasets and where they resolve")
     datasets.add_argument("--data-dir", help="folder holding the datasets (default: $TEXTCNN_DATA_DIR)")
     datasets.add_argument("--json", action="store_true", help="print JSON")
@@ -392,6 +418,39 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from textcnn.names import POOLINGS
+    from textcnn.study import StudyConfig, run_study, summarize, write_report
+
+    poolings = tuple(p.strip() for p in args.poolings.split(",") if p.strip())
+    unknown = sorted(set(poolings) - set(POOLINGS))
+    if unknown:
+        raise TextCNNError(f"unknown pooling {', '.join(unknown)}; choose from {', '.join(POOLINGS)}")
+    quick = {
+        "max_train": 300,
+        "epochs": 2,
+        "max_folds": 1,
+        "model_options": {"embedding_dim": 32, "num_filters": 16},
+    }
+    settings = {
+        "datasets": tuple(d.strip() for d in args.datasets.split(",") if d.strip()),
+        "poolings": poolings,
+        "seeds": args.seeds,
+        "folds": args.folds,
+        "max_folds": args.max_folds,
+        "variant": args.variant,
+        "vectors": args.vectors,
+        "epochs": args.epochs,
+        "patience": args.patience or None,
+    }
+    config = StudyConfig(**(settings | (quick if args.quick else {})))
+    rows = run_study(config, args.out, args.data_dir, progress=not args.quiet)
+    command = "textcnn " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["compare"] else ""
+    report = write_report(summarize(rows), rows, config, args.out, command)
+    print(f"{len(rows)} runs -> {report}")
+    return 0
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
     from textcnn.data import dataset_status
 
@@ -411,6 +470,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
     "explain": cmd_explain,
+    "compare": cmd_compare,
     "datasets": cmd_datasets,
 }
 

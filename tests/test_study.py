@@ -1,0 +1,108 @@
+"""The pooling study: a tiny real study end to end, resuming, and the paired summary."""
+
+import json
+
+import pytest
+
+from textcnn.errors import ConfigError
+from textcnn.study import StudyConfig, load_results, run_study, summarize, write_report
+
+QUICK = {"max_train": 300, "epochs": 1, "model_options": {"embedding_dim": 16, "num_filters": 8}}
+
+
+def test_a_tiny_real_study_writes_results_summary_report_and_plots(data_dir, tmp_path, one_thread):
+    config = StudyConfig(datasets=("trec",), poolings=("max", "avg"), seeds=2, **QUICK)
+    rows = run_study(config, tmp_path, str(data_dir), progress=False)
+    assert len(rows) == 4
+    assert {(r["seed"], r["pooling"]) for r in rows} == {(0, "max"), (0, "avg"), (1, "max"), (1, "avg")}
+    assert all(len(r["test_predictions"]) == len(r["test_labels"]) == 500 for r in rows)
+    summary = summarize(rows)
+    comparison = summary["trec"]["comparisons"][0]
+    assert (comparison["reference"], comparison["other"], comparison["n"]) == ("max", "avg", 2)
+    assert len(comparison["mcnemar"]) == 2
+    report = write_report(summary, rows, config, tmp_path, "textcnn compare ...").read_text()
+    assert "## Test accuracy" in report and "| trec | avg | 2 |" in report
+    assert "![trec](plots/trec.png)" in report
+    assert (tmp_path / "plots" / "trec.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "summary.json").read_text())["trec"]["poolings"]["max"]["runs"] == 2
+    assert load_results(tmp_path / "results.jsonl") == rows
+
+
+def fake_training(calls):
+    def train(run, fold, label_names, config):
+        calls.append(run.key)
+        return {
+            "dataset": run.dataset,
+            "fold": run.fold,
+            "seed": run.seed,
+            "pooling": run.pooling,
+            "test_accuracy": 0.5 + 0.01 * run.seed,
+            "test_macro_f1": 0.5,
+            "best_epoch": 1,
+            "seconds": 0.1,
+        }
+
+    return train
+
+
+def test_an_interrupted_study_continues_where_it_stopped(data_dir, tmp_path):
+    config = StudyConfig(datasets=("mr",), poolings=("max", "avg"), seeds=2, max_folds=2)
+    calls: list = []
+    run_study(config, tmp_path, str(data_dir), progress=False, train=fake_training(calls))
+    assert len(calls) == 2 * 2 * 2  # folds x seeds x poolings
+    results = tmp_path / "results.jsonl"
+    lines = results.read_text().splitlines()
+    results.write_text("\n".join(lines[:5]) + "\n" + lines[5][:20])  # killed while writing run 6
+    calls.clear()
+    rows = run_study(config, tmp_path, str(data_dir), progress=False, train=fake_training(calls))
+    assert len(calls) == 3 and len(rows) == 8  # runs 6, 7, 8 again; the first five kept
+    assert len(load_results(results)) == 8
+    calls.clear()
+    run_study(config, tmp_path, str(data_dir), progress=False, train=fake_training(calls))
+    assert calls == []  # finished: nothing to do
+    calls.clear()  # a study grows by seeds, poolings, folds or datasets and keeps what it has
+    grown = StudyConfig(datasets=("mr",), poolings=("max", "avg", "kmax"), seeds=3, max_folds=2)
+    run_study(grown, tmp_path, str(data_dir), progress=False, train=fake_training(calls))
+    assert len(calls) == 2 * 3 * 3 - 8
+    with pytest.raises(ConfigError, match="other settings \\(epochs\\)"):
+        run_study(
+            StudyConfig(datasets=("mr",), poolings=("max",), epochs=3),
+            tmp_path,
+            str(data_dir),
+            train=fake_training([]),
+        )
+
+
+def test_summary_pairs_only_runs_that_share_fold_and_seed():
+    def row(pooling, seed, accuracy):
+        return {
+            "dataset": "d",
+            "fold": None,
+            "seed": seed,
+            "pooling": pooling,
+            "test_accuracy": accuracy,
+            "test_macro_f1": accuracy,
+            "best_epoch": 1,
+            "seconds": 1.0,
+        }
+
+    rows = [
+        row("max", 0, 0.80),
+        row("max", 1, 0.82),
+        row("max", 2, 0.81),
+        row("avg", 0, 0.78),
+        row("avg", 1, 0.79),
+    ]
+    summary = summarize(rows)["d"]
+    assert summary["poolings"]["max"]["runs"] == 3 and summary["poolings"]["avg"]["runs"] == 2
+    comparison = summary["comparisons"][0]
+    assert comparison["n"] == 2  # seed 2 has no avg run
+    assert comparison["mean_difference"] == pytest.approx((0.02 + 0.03) / 2)
+    assert "mcnemar" not in comparison  # no predictions recorded
+
+
+def test_a_study_needs_distinct_poolings_and_at_least_one_dataset():
+    with pytest.raises(ConfigError):
+        StudyConfig(datasets=(), poolings=("max",))
+    with pytest.raises(ConfigError, match="twice"):
+        StudyConfig(datasets=("mr",), poolings=("max", "max"))

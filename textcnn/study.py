@@ -1,0 +1,359 @@
+"""The pooling study: the same runs with only the pooling changed, then paired statistics and a report.
+
+Every arm shares everything but the pooling: the folds (fixed by the split seed), the training
+seed (so the same batches and dropout masks where shapes agree, and the same initial embeddings
+and convolutions: the model is built right after seeding, and the pooling only changes the size
+of the last layer), the epochs and the early stopping. A run is one (dataset, fold, seed,
+pooling); each finished run is appended to `results.jsonl` at once, so an interrupted study
+continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from textcnn.data import Fold, LabeledTexts, load_registered, make_folds
+from textcnn.errors import ConfigError
+from textcnn.stats import mcnemar, mean_and_std, paired_comparison
+
+RESULTS_FILE, SUMMARY_FILE, REPORT_FILE, PLAN_FILE = (
+    "results.jsonl",
+    "summary.json",
+    "REPORT.md",
+    "study.json",
+)
+REFERENCE = "max"  # every other pooling is compared with max-over-time
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    datasets: tuple[str, ...]
+    poolings: tuple[str, ...]
+    seeds: int = 3
+    folds: int = 10  # cross-validated datasets: stratified k-fold
+    max_folds: int | None = None  # run only the first N folds of a cross-validated dataset
+    variant: str = "rand"
+    vectors: str | None = None
+    epochs: int = 25
+    patience: int | None = 5
+    split_seed: int = 0  # fixes the folds and held-out dev parts for every run
+    max_train: int | None = None  # keep at most this many training sentences (quick budgets)
+    model_options: dict = field(default_factory=dict)  # other ModelConfig fields, e.g. embedding_dim
+
+    def __post_init__(self) -> None:
+        for name in ("datasets", "poolings"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+            if not getattr(self, name):
+                raise ConfigError(f"a study needs at least one of {name}")
+        if self.seeds < 1 or self.folds < 2 or (self.max_folds is not None and self.max_folds < 1):
+            raise ConfigError("seeds must be >= 1, folds >= 2 and max_folds >= 1")
+        if len(set(self.poolings)) != len(self.poolings):
+            raise ConfigError(f"a pooling is listed twice: {', '.join(self.poolings)}")
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self) | {"datasets": list(self.datasets), "poolings": list(self.poolings)}
+
+    def run_settings(self) -> dict:
+        """What every run's training depends on. Datasets, poolings, seeds and the number of folds
+        run only choose which runs exist, so a study can grow by them and keep its finished runs."""
+        grows_by = {"datasets", "poolings", "seeds", "max_folds"}
+        return {k: v for k, v in self.to_json().items() if k not in grows_by}
+
+
+@dataclass(frozen=True)
+class Run:
+    dataset: str
+    fold: int | None  # None: the dataset's fixed split
+    seed: int
+    pooling: str
+
+    @property
+    def key(self) -> tuple:
+        return (self.dataset, self.fold, self.seed, self.pooling)
+
+
+def plan_runs(config: StudyConfig, folds_by_dataset: dict[str, list[Fold]]) -> list[Run]:
+    """Dataset by dataset, fold by fold, seed by seed, every pooling in turn: a study stopped
+    early still holds complete pairs."""
+    return [
+        Run(dataset, fold.index, seed, pooling)
+        for dataset in config.datasets
+        for fold in folds_by_dataset[dataset]
+        for seed in range(config.seeds)
+        for pooling in config.poolings
+    ]
+
+
+def load_results(path: Path) -> list[dict]:
+    """Finished runs; a last line cut short by a kill is dropped (and the file mended)."""
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows = []
+    for number, line in enumerate(lines, 1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number != len(lines):
+                raise ConfigError(f"{path}:{number}: not a JSON line; the results file is damaged") from None
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return rows
+
+
+def _append(path: Path, row: dict) -> None:
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(row) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _subsample(texts: LabeledTexts, limit: int | None, seed: int) -> LabeledTexts:
+    if limit is None or len(texts.texts) <= limit:
+        return texts
+    return texts.subset(sorted(random.Random(seed).sample(range(len(texts)), limit)))
+
+
+def train_run(run: Run, fold: Fold, label_names: Sequence[str], config: StudyConfig) -> dict:
+    """One training and its test-set record (predictions kept for McNemar's test)."""
+    from textcnn.train import TrainConfig, train_classifier
+
+    train = _subsample(fold.train, config.max_train, config.split_seed)
+    started = time.perf_counter()
+    outcome = train_classifier(
+        train.texts,
+        train.labels,
+        fold.dev.texts,
+        fold.dev.labels,
+        label_names,
+        model_options={**config.model_options, "variant": config.variant, "pooling": run.pooling},
+        train_config=TrainConfig(seed=run.seed, epochs=config.epochs, patience=config.patience),
+        vectors=config.vectors,
+        test_texts=fold.test.texts,
+        test_labels=fold.test.labels,
+        progress=False,
+    )
+    predictions = outcome.classifier.logits(fold.test.texts).argmax(dim=1).tolist()
+    return {
+        "dataset": run.dataset,
+        "fold": run.fold,
+        "seed": run.seed,
+        "pooling": run.pooling,
+        "test_accuracy": outcome.test_metrics["accuracy"],
+        "test_macro_f1": outcome.test_metrics["macro_f1"],
+        "dev_accuracy": outcome.fit.best_dev_accuracy,
+        "best_epoch": outcome.fit.best_epoch,
+        "epochs_run": outcome.fit.epochs_run,
+        "seconds": round(time.perf_counter() - started, 2),
+        # A single split's predictions and labels, for McNemar's test between poolings.
+        "test_predictions": predictions if run.fold is None else None,
+        "test_labels": [list(label_names).index(y) for y in fold.test.labels] if run.fold is None else None,
+    }
+
+
+def run_study(
+    config: StudyConfig,
+    out_dir: str | Path,
+    data_dir: str | None = None,
+    progress: bool = True,
+    train: Callable[[Run, Fold, Sequence[str], StudyConfig], dict] = train_run,
+) -> list[dict]:
+    """Run every run not yet in `out_dir/results.jsonl`; return all finished rows."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plan_path = out / PLAN_FILE
+    if plan_path.exists():
+        before = StudyConfig(**json.loads(plan_path.read_text(encoding="utf-8"))).run_settings()
+        changed = sorted(k for k, v in config.run_settings().items() if before.get(k) != v)
+        if changed:
+            raise ConfigError(
+                f"{out} holds a study trained with other settings ({', '.join(changed)}); use another --out"
+            )
+    plan_path.write_text(json.dumps(config.to_json(), indent=2), encoding="utf-8")
+
+    corpora = {name: load_registered(name, data_dir) for name in config.datasets}
+    folds = {}
+    for name, corpus in corpora.items():
+        cross_validated = "all" in corpus.splits
+        folds[name] = make_folds(
+            corpus, folds=config.folds if cross_validated else None, seed=config.split_seed
+        )
+        if cross_validated and config.max_folds:
+            folds[name] = folds[name][: config.max_folds]
+    results_path = out / RESULTS_FILE
+    rows = load_results(results_path)
+    done = {(r["dataset"], r["fold"], r["seed"], r["pooling"]) for r in rows}
+    pending = [run for run in plan_runs(config, folds) if run.key not in done]
+    fold_of = {(name, f.index): f for name, fs in folds.items() for f in fs}
+    bar = tqdm(total=len(done) + len(pending), initial=len(done), unit="run", disable=not progress)
+    try:
+        for run in pending:
+            fold_name = f" fold {run.fold}" if run.fold is not None else ""
+            bar.set_description(f"{run.dataset} {run.pooling} seed {run.seed}{fold_name}")
+            row = train(run, fold_of[(run.dataset, run.fold)], corpora[run.dataset].label_names, config)
+            _append(results_path, row)
+            rows.append(row)
+            bar.update()
+    finally:
+        bar.close()
+    return rows
+
+
+def summarize(rows: Sequence[dict], reference: str = REFERENCE) -> dict:
+    """Per dataset: each pooling's mean ± std, and `reference` against each other pooling, paired."""
+    by_dataset: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_dataset[row["dataset"]].append(row)
+    summary: dict = {}
+    for dataset, dataset_rows in by_dataset.items():
+        by_pooling: dict[str, dict] = defaultdict(dict)
+        for row in dataset_rows:
+            by_pooling[row["pooling"]][(row["fold"], row["seed"])] = row
+        arms = {}
+        for pooling, runs in by_pooling.items():
+            accuracy = mean_and_std([r["test_accuracy"] for r in runs.values()])
+            macro_f1 = mean_and_std([r["test_macro_f1"] for r in runs.values()])
+            arms[pooling] = {
+                "runs": len(runs),
+                "accuracy_mean": accuracy[0],
+                "accuracy_std": accuracy[1],
+                "macro_f1_mean": macro_f1[0],
+                "macro_f1_std": macro_f1[1],
+                "epochs_mean": mean_and_std([r["best_epoch"] for r in runs.values()])[0],
+                "seconds_mean": mean_and_std([r["seconds"] for r in runs.values()])[0],
+            }
+        comparisons = []
+        if reference in by_pooling:
+            for other in sorted(set(by_pooling) - {reference}):
+                shared = sorted(set(by_pooling[reference]) & set(by_pooling[other]), key=str)
+                if not shared:
+                    continue
+                paired = paired_comparison(
+                    [by_pooling[reference][k]["test_accuracy"] for k in shared],
+                    [by_pooling[other][k]["test_accuracy"] for k in shared],
+                )
+                entry = {"reference": reference, "other": other, **paired.to_json()}
+                per_seed = []
+                for key in shared:
+                    a, b = by_pooling[reference][key], by_pooling[other][key]
+                    if a.get("test_predictions") and b.get("test_predictions") and a.get("test_labels"):
+                        test = mcnemar(a["test_labels"], a["test_predictions"], b["test_predictions"])
+                        per_seed.append({"seed": key[1], **test.to_json()})
+                if per_seed:
+                    entry["mcnemar"] = per_seed
+                comparisons.append(entry)
+        summary[dataset] = {"poolings": arms, "comparisons": comparisons}
+    return summary
+
+
+def write_report(
+    summary: dict, rows: Sequence[dict], config: StudyConfig, out_dir: str | Path, command: str = ""
+) -> Path:
+    """summary.json, REPORT.md and one strip plot per dataset (plots/<dataset>.png)."""
+    out = Path(out_dir)
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    plots = _plot(rows, config, out / "plots")
+    total_seconds = sum(r["seconds"] for r in rows)
+    lines = [
+        "# Pooling study",
+        "",
+        f"Variant `{config.variant}`, poolings {', '.join(config.poolings)}; {config.seeds} seed(s); "
+        f"cross-validated datasets: {config.max_folds or config.folds} fold(s) of {config.folds}; "
+        f"up to {config.epochs} epochs, patience {config.patience}. {len(rows)} runs, "
+        f"{_duration(total_seconds)} of training.",
+    ]
+    if command:
+        lines += ["", f"Command: `{command}`"]
+    lines += ["", "## Test accuracy (mean ± std over seeds and folds)", ""]
+    poolings = list(config.poolings)
+    lines += ["| dataset | " + " | ".join(poolings) + " |", "|---|" + "--:|" * len(poolings)]
+    for dataset, entry in summary.items():
+        cells = []
+        best = max(arm["accuracy_mean"] for arm in entry["poolings"].values())
+        for pooling in poolings:
+            arm = entry["poolings"].get(pooling)
+            if arm is None:
+                cells.append("—")
+                continue
+            cell = f"{100 * arm['accuracy_mean']:.1f} ± {100 * arm['accuracy_std']:.1f}"
+            cells.append(f"**{cell}**" if arm["accuracy_mean"] == best else cell)
+        lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"## {REFERENCE} against each other pooling, paired over the same seeds and folds",
+        "",
+        "Difference in accuracy points (max minus the other), its 95% t-interval, the paired t-test "
+        "and Wilcoxon's signed-rank test; for single-split datasets also McNemar's exact test on the "
+        "test predictions, per seed. A difference *holds* when the interval excludes 0.",
+        "",
+        "| dataset | other | pairs | difference | 95% interval | t-test p | Wilcoxon p | McNemar (p < 0.05) | holds |",
+        "|---|---|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    for dataset, entry in summary.items():
+        for c in entry["comparisons"]:
+            interval = f"{100 * c['ci_low']:+.1f} to {100 * c['ci_high']:+.1f}" if c["n"] >= 2 else "—"
+            holds = c["n"] >= 2 and (c["ci_low"] > 0 or c["ci_high"] < 0)
+            mcnemar_cell = "—"
+            if c.get("mcnemar"):
+                tests = c["mcnemar"]
+                better = sum(m["p_value"] < 0.05 and m["only_a_correct"] > m["only_b_correct"] for m in tests)
+                worse = sum(m["p_value"] < 0.05 and m["only_a_correct"] < m["only_b_correct"] for m in tests)
+                mcnemar_cell = f"max better in {better}, worse in {worse} of {len(tests)} seeds"
+            lines.append(
+                f"| {dataset} | {c['other']} | {c['n']} | {100 * c['mean_difference']:+.2f} | {interval} | "
+                f"{_p(c['t_p_value'])} | {_p(c['wilcoxon_p_value'])} | {mcnemar_cell} | "
+                f"{'yes: ' + ('max better' if c['mean_difference'] > 0 else 'max worse') if holds else 'no'} |"
+            )
+    if plots:
+        lines += ["", "## Accuracy by pooling, one point per run", ""]
+        lines += [f"![{path.stem}](plots/{path.name})" for path in plots]
+    report = out / REPORT_FILE
+    report.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return report
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} minutes"
+
+
+def _p(value: float) -> str:
+    return "—" if value != value else f"{value:.3g}"
+
+
+def _plot(rows: Sequence[dict], config: StudyConfig, folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for dataset in config.datasets:
+        dataset_rows = [r for r in rows if r["dataset"] == dataset]
+        if not dataset_rows:
+            continue
+        fig, ax = plt.subplots(figsize=(1.4 * len(config.poolings) + 2, 3.2))
+        for x, pooling in enumerate(config.poolings):
+            values = [100 * r["test_accuracy"] for r in dataset_rows if r["pooling"] == pooling]
+            jitter = [x + 0.08 * ((i % 5) - 2) for i in range(len(values))]
+            ax.scatter(jitter, values, s=14, alpha=0.7)
+            if values:
+                ax.hlines(sum(values) / len(values), x - 0.25, x + 0.25, color="black", linewidth=1.5)
+        ax.set_xticks(range(len(config.poolings)), config.poolings)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{dataset}: one point per seed and fold, bar = mean")
+        fig.tight_layout()
+        path = folder / f"{dataset}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
