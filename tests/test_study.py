@@ -106,3 +106,10 @@ def test_a_study_needs_distinct_poolings_and_at_least_one_dataset():
         StudyConfig(datasets=(), poolings=("max",))
     with pytest.raises(ConfigError, match="twice"):
         StudyConfig(datasets=("mr",), poolings=("max", "max"))
+
+
+def test_no_conv_arms_train_without_convolution():
+    from textcnn.study import arm_options
+
+    assert arm_options("avg") == {"pooling": "avg"}
+    assert arm_options("max:no-conv") == {"pooling": "max", "convolution": False}

@@ -199,7 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--datasets", default="mr,sst2,trec,subj,sst1", help="comma-separated registered datasets"
     )
-    compare.add_argument("--poolings", default="max,avg,kmax,chunk-max", help="comma-separated poolings")
+    compare.add_argument(
+        "--poolings",
+        default="max,avg,kmax,chunk-max",
+        help="comma-separated poolings; POOLING:no-conv pools the word vectors without convolution (the ablation)",
+    )
     compare.add_argument("--seeds", type=_positive_int, default=3, help="training seeds per arm (0, 1, ...)")
     compare.add_argument("--folds", type=_positive_int, default=10, help="cross-validation folds (MR, Subj)")
     compare.add_argument("--max-folds", type=_positive_int, help="run only the first N folds")
@@ -423,7 +427,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from textcnn.study import StudyConfig, run_study, summarize, write_report
 
     poolings = tuple(p.strip() for p in args.poolings.split(",") if p.strip())
-    unknown = sorted(set(poolings) - set(POOLINGS))
+    unknown = sorted(p for p in poolings if p.removesuffix(":no-conv") not in POOLINGS)
     if unknown:
         raise TextCNNError(f"unknown pooling {', '.join(unknown)}; choose from {', '.join(POOLINGS)}")
     quick = {

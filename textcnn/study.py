@@ -33,6 +33,14 @@ RESULTS_FILE, SUMMARY_FILE, REPORT_FILE, PLAN_FILE = (
     "study.json",
 )
 REFERENCE = "max"  # every other pooling is compared with max-over-time
+NO_CONV = ":no-conv"  # an arm "<pooling>:no-conv" pools the word vectors themselves (no convolution)
+
+
+def arm_options(arm: str) -> dict:
+    """Model options of a study arm: a pooling name, or `<pooling>:no-conv` for the ablation."""
+    if arm.endswith(NO_CONV):
+        return {"pooling": arm[: -len(NO_CONV)], "convolution": False}
+    return {"pooling": arm}
 
 
 @dataclass(frozen=True)
@@ -135,7 +143,7 @@ def train_run(run: Run, fold: Fold, label_names: Sequence[str], config: StudyCon
         fold.dev.texts,
         fold.dev.labels,
         label_names,
-        model_options={**config.model_options, "variant": config.variant, "pooling": run.pooling},
+        model_options={**config.model_options, "variant": config.variant, **arm_options(run.pooling)},
         train_config=TrainConfig(seed=run.seed, epochs=config.epochs, patience=config.patience),
         vectors=config.vectors,
         test_texts=fold.test.texts,
