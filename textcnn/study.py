@@ -271,11 +271,15 @@ def write_report(
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
     plots = _plot(rows, config, out / "plots")
     total_seconds = sum(r["seconds"] for r in rows)
+    folds = (
+        f"cross-validated datasets: {config.max_folds or config.folds} fold(s) of {config.folds}"
+        if any(r["fold"] is not None for r in rows)
+        else "fixed splits only"
+    )
     lines = [
         "# Pooling study",
         "",
-        f"Variant `{config.variant}`, poolings {', '.join(config.poolings)}; {config.seeds} seed(s); "
-        f"cross-validated datasets: {config.max_folds or config.folds} fold(s) of {config.folds}; "
+        f"Variant `{config.variant}`, poolings {', '.join(config.poolings)}; {config.seeds} seed(s); {folds}; "
         f"up to {config.epochs} epochs, patience {config.patience}. {len(rows)} runs, "
         f"{_duration(total_seconds)} of training.",
     ]
