@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from textcnn.bundle import Classifier
-from textcnn.pooling import pool
+from textcnn.pooling import max_pool, pool
 from textcnn.text import similar_length_chunks
 
 
@@ -121,8 +121,8 @@ def winning_ngrams(
     for chunk, per_width in _maps_by_batch(classifier, texts, batch_size):
         offset = 0
         for width, (maps, mask) in zip(widths, per_width, strict=True):
-            masked = maps.masked_fill(~mask[:, None, :], float("-inf"))
-            best, where = masked.max(dim=2)  # (B, F); ties go to the first window
+            maxed = max_pool(maps, mask)  # ties go to the first window
+            best, where = maxed.values, maxed.positions[:, :, 0]  # (B, F)
             for row, sentence in enumerate(chunk):
                 for f in torch.nonzero(best[row] > 0).flatten().tolist():
                     span = classifier.model.window_tokens(int(where[row, f]), width, len(tokens[sentence]))

@@ -150,7 +150,7 @@ def train_run(run: Run, fold: Fold, label_names: Sequence[str], config: StudyCon
         test_labels=fold.test.labels,
         progress=False,
     )
-    predictions = outcome.classifier.logits(fold.test.texts).argmax(dim=1).tolist()
+    label_index = {name: i for i, name in enumerate(label_names)}
     return {
         "dataset": run.dataset,
         "fold": run.fold,
@@ -163,8 +163,8 @@ def train_run(run: Run, fold: Fold, label_names: Sequence[str], config: StudyCon
         "epochs_run": outcome.fit.epochs_run,
         "seconds": round(time.perf_counter() - started, 2),
         # A single split's predictions and labels, for McNemar's test between poolings.
-        "test_predictions": predictions if run.fold is None else None,
-        "test_labels": [list(label_names).index(y) for y in fold.test.labels] if run.fold is None else None,
+        "test_predictions": outcome.test_predictions if run.fold is None else None,
+        "test_labels": [label_index[y] for y in fold.test.labels] if run.fold is None else None,
     }
 
 

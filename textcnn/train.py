@@ -382,6 +382,7 @@ class TrainOutcome:
     dev_metrics: dict
     test_metrics: dict | None
     vectors: dict | None  # coverage report of the pretrained vectors, if any
+    test_predictions: list[int] | None = None  # class ids, in the order of the test texts
 
 
 def train_classifier(
@@ -458,13 +459,12 @@ def train_classifier(
 
     dev_predictions, _ = evaluate_split(model, dev_split)
     dev_metrics = classification_metrics(dev_split.labels.tolist(), dev_predictions.tolist(), label_names)
-    test_metrics = None
+    test_metrics = test_predictions = None
     if test_texts is not None and test_labels is not None and len(test_texts):
         test_split = EncodedSplit.encode(encoder, test_texts, [label_index[y] for y in test_labels], widest)
-        test_predictions, _ = evaluate_split(model, test_split)
-        test_metrics = classification_metrics(
-            test_split.labels.tolist(), test_predictions.tolist(), label_names
-        )
+        predicted, _ = evaluate_split(model, test_split)
+        test_predictions = predicted.tolist()
+        test_metrics = classification_metrics(test_split.labels.tolist(), test_predictions, label_names)
 
     model.to("cpu")
     summary = {
@@ -483,7 +483,7 @@ def train_classifier(
         **(info or {}),
     }
     classifier = Classifier(model, encoder, label_names, summary)
-    return TrainOutcome(classifier, result, dev_metrics, test_metrics, coverage)
+    return TrainOutcome(classifier, result, dev_metrics, test_metrics, coverage, test_predictions)
 
 
 def _headline(metrics: dict) -> dict:
