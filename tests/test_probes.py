@@ -8,7 +8,9 @@ from textcnn.model import ModelConfig, TextCNN
 from textcnn.probes import (
     compare_texts,
     explain,
+    key_phrase_moved,
     max_statistics,
+    move_span,
     pooled_vectors,
     pure_shift,
     winning_ngrams,
@@ -81,7 +83,16 @@ def test_explain_names_the_deciding_ngram(wide):
     explanation = explain(bigram_classifier(wide=wide), "the good movie")
     assert explanation["label"] == "positive"
     assert explanation["for"] == [
-        {"ngram": "good movie", "width": 2, "filter": 0, "value": 1.0, "weight": 1.0, "contribution": 1.0}
+        {
+            "ngram": "good movie",
+            "start": 1,
+            "end": 3,
+            "width": 2,
+            "filter": 0,
+            "value": 1.0,
+            "weight": 1.0,
+            "contribution": 1.0,
+        }
     ]
     assert explanation["against"] == []
     assert explanation["logit"] == pytest.approx(explanation["bias"] + 1.0)
@@ -143,3 +154,25 @@ def test_without_convolution_the_winners_are_single_words(tmp_path):
     again = Classifier.load(tmp_path / "no-conv", device="cpu")
     assert again.model.config.convolution is False
     assert explain(again, "the good movie") == explanation
+
+
+def test_move_span_moves_the_phrase_to_the_front_or_else_to_the_back():
+    tokens = ["a", "b", "c", "d", "e"]
+    assert move_span(tokens, 2, 4) == ["c", "d", "a", "b", "e"]
+    assert move_span(tokens, 0, 2) == ["c", "d", "e", "a", "b"]
+    assert move_span(tokens, 4, 5) == ["e", "a", "b", "c", "d"]
+    with pytest.raises(ValueError, match="not inside"):
+        move_span(tokens, 3, 6)
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_moving_the_key_phrase_keeps_its_max_and_shifts_the_average(wide):
+    texts = ["the bad the good movie", "good movie the the", "good movie", "bad bad"]
+    originals, variants = key_phrase_moved(bigram_classifier(wide=wide), texts)
+    # "good movie" alone is one phrase (nothing to move); "bad bad" has no n-gram speaking for it.
+    assert originals == ["the bad the good movie", "good movie the the"]
+    assert variants == ["good movie the bad the", "the the good movie"]
+    maxed = compare_texts(bigram_classifier(wide=wide), originals, variants)
+    assert maxed.max_abs_change == 0.0 and maxed.unchanged_predictions == 1.0
+    averaged = compare_texts(bigram_classifier(wide=wide, pooling="avg"), originals, variants)
+    assert averaged.max_abs_change == 0.0  # same windows, same mean: the move only reorders them

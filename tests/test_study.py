@@ -73,19 +73,20 @@ def test_an_interrupted_study_continues_where_it_stopped(data_dir, tmp_path):
         )
 
 
-def test_summary_pairs_only_runs_that_share_fold_and_seed():
-    def row(pooling, seed, accuracy):
-        return {
-            "dataset": "d",
-            "fold": None,
-            "seed": seed,
-            "pooling": pooling,
-            "test_accuracy": accuracy,
-            "test_macro_f1": accuracy,
-            "best_epoch": 1,
-            "seconds": 1.0,
-        }
+def row(pooling, seed, accuracy):
+    return {
+        "dataset": "d",
+        "fold": None,
+        "seed": seed,
+        "pooling": pooling,
+        "test_accuracy": accuracy,
+        "test_macro_f1": accuracy,
+        "best_epoch": 1,
+        "seconds": 1.0,
+    }
 
+
+def test_summary_pairs_only_runs_that_share_fold_and_seed():
     rows = [
         row("max", 0, 0.80),
         row("max", 1, 0.82),
@@ -113,3 +114,21 @@ def test_no_conv_arms_train_without_convolution():
 
     assert arm_options("avg") == {"pooling": "avg"}
     assert arm_options("max:no-conv") == {"pooling": "max", "convolution": False}
+
+
+def test_no_conv_arms_are_compared_with_their_own_pooling_in_their_own_section(tmp_path):
+    rows = [row("max", s, 0.80 + 0.01 * s) for s in range(3)]
+    rows += [row("avg", s, 0.79) for s in range(3)]
+    rows += [row("max:no-conv", s, 0.70 + 0.01 * s + 0.001 * s * s) for s in range(3)]
+    summary = summarize(rows)["d"]
+    assert [c["other"] for c in summary["comparisons"]] == ["avg"]  # no-conv arms stay out of max vs rest
+    [convolution] = summary["convolution"]
+    assert (convolution["pooling"], convolution["without"], convolution["n"]) == ("max", "max:no-conv", 3)
+    assert convolution["mean_difference"] == pytest.approx(0.10 - 0.005 / 3)
+    config = StudyConfig(datasets=("d",), poolings=("max", "avg", "max:no-conv"))
+    (tmp_path / "FINDINGS.md").write_text("## What we found\n\nA hand-written reading.\n")
+    report = write_report(summarize(rows), rows, config, tmp_path, extra_sections=["## Probe\n\nbody"])
+    text = report.read_text()
+    assert "| d | max | 81.0 | 71.2 | 3 | +9.83 |" in text
+    assert "yes: convolution helps" in text
+    assert text.index("A hand-written reading.") < text.index("## Test accuracy") < text.index("## Probe")

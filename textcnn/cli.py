@@ -219,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="a small budget that checks the whole path in about a minute"
     )
     compare.add_argument("--quiet", action="store_true", help="no progress bar")
+    compare.add_argument(
+        "--probes",
+        action="store_true",
+        help="also train one max and one avg model per dataset (kept in OUT/models) and run the probes "
+        "(invariance, ties, winning n-grams) for the report",
+    )
 
     datasets = commands.add_parser("datasets", help="list the registered datasets and where they resolve")
     datasets.add_argument("--data-dir", help="folder holding the datasets (default: $TEXTCNN_DATA_DIR)")
@@ -425,6 +431,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from textcnn.names import POOLINGS
     from textcnn.study import StudyConfig, run_study, summarize, write_report
+    from textcnn.study_probes import load_probes, probe_sections, run_probes
 
     poolings = tuple(p.strip() for p in args.poolings.split(",") if p.strip())
     unknown = sorted(p for p in poolings if p.removesuffix(":no-conv") not in POOLINGS)
@@ -449,8 +456,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     }
     config = StudyConfig(**(settings | (quick if args.quick else {})))
     rows = run_study(config, args.out, args.data_dir, progress=not args.quiet)
+    if args.probes:
+        run_probes(config, args.out, args.data_dir, log=lambda line: print(line, file=sys.stderr))
     command = "textcnn " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["compare"] else ""
-    report = write_report(summarize(rows), rows, config, args.out, command)
+    sections = probe_sections(load_probes(args.out))
+    report = write_report(summarize(rows), rows, config, args.out, command, sections)
     print(f"{len(rows)} runs -> {report}")
     return 0
 

@@ -9,8 +9,8 @@ Two questions from the discussion this project was born from, answered on a trai
 - *Does max pooling give translation invariance?* `pure_shift` moves every sentence k windows
   to the right inside its padding (the masks move with it): with correct masking every pooling is
   exactly invariant. `compare_texts` compares sentences with variants of them (k filler words in
-  front, a key phrase moved): the maximum of a feature that fires on the phrase stays, an average
-  is diluted by the new windows.
+  front by `with_filler`, the deciding phrase moved by `key_phrase_moved`): the maximum of a
+  feature that fires on the phrase stays, an average is diluted by the new windows.
 - *Where does the maximum come from?* `winning_ngrams` lists, per feature map, the n-grams that
   most often win its maximum; `explain` gives, for one sentence, the n-grams that decided its
   prediction, each with its contribution to the predicted class (pooled value x output weight).
@@ -172,6 +172,8 @@ def explain(classifier: Classifier, text: str, top: int = 5) -> dict:
                 contributions.append(
                     {
                         "ngram": " ".join(tokens[i] for i in span),
+                        "start": span.start,  # token indices [start, end) of the n-gram
+                        "end": span.stop,
                         "width": width,
                         "filter": f,
                         "value": float(values[f * slots + s]),
@@ -263,3 +265,37 @@ def compare_texts(classifier: Classifier, texts: Sequence[str], variants: Sequen
 def with_filler(text: str, count: int, filler: str = "the") -> str:
     """`text` shifted right by `count` real tokens of a neutral word."""
     return " ".join([filler] * count + [text])
+
+
+def move_span(tokens: Sequence[str], start: int, end: int) -> list[str]:
+    """`tokens` with tokens[start:end] moved to the front, or to the back when already in front.
+
+    The rest of the sentence keeps its order, so the moved phrase meets new neighbours at both of
+    its ends and nothing else changes: the words are the same, only one phrase's position is not.
+    """
+    if not 0 <= start < end <= len(tokens):
+        raise ValueError(f"span [{start}, {end}) is not inside a sentence of {len(tokens)} tokens")
+    phrase, rest = list(tokens[start:end]), [*tokens[:start], *tokens[end:]]
+    return [*rest, *phrase] if start == 0 else [*phrase, *rest]
+
+
+def key_phrase_moved(classifier: Classifier, texts: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(originals, variants): each text whose prediction `classifier` pins on one n-gram (the top
+    contribution of `explain`), as the model tokenised it, and the same text with that n-gram moved
+    (`move_span`). Texts that are a single phrase, or that no n-gram speaks for, are left out.
+
+    The pairs depend only on `classifier` (which must keep positions), so the same pairs can be
+    put to a model with another pooling: the question is what the move does to each pooling.
+    """
+    originals, variants = [], []
+    for text in texts:
+        tokens = _tokens(classifier, text)
+        reasons = explain(classifier, text, top=1)["for"]
+        if not reasons:
+            continue
+        start, end = reasons[0]["start"], reasons[0]["end"]
+        if end - start >= len(tokens):
+            continue
+        originals.append(" ".join(tokens))
+        variants.append(" ".join(move_span(tokens, start, end)))
+    return originals, variants

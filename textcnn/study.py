@@ -26,11 +26,12 @@ from textcnn.data import Fold, LabeledTexts, load_registered, make_folds
 from textcnn.errors import ConfigError
 from textcnn.stats import mcnemar, mean_and_std, paired_comparison
 
-RESULTS_FILE, SUMMARY_FILE, REPORT_FILE, PLAN_FILE = (
+RESULTS_FILE, SUMMARY_FILE, REPORT_FILE, PLAN_FILE, FINDINGS_FILE = (
     "results.jsonl",
     "summary.json",
     "REPORT.md",
     "study.json",
+    "FINDINGS.md",
 )
 REFERENCE = "max"  # every other pooling is compared with max-over-time
 NO_CONV = ":no-conv"  # an arm "<pooling>:no-conv" pools the word vectors themselves (no convolution)
@@ -131,13 +132,12 @@ def _subsample(texts: LabeledTexts, limit: int | None, seed: int) -> LabeledText
     return texts.subset(sorted(random.Random(seed).sample(range(len(texts)), limit)))
 
 
-def train_run(run: Run, fold: Fold, label_names: Sequence[str], config: StudyConfig) -> dict:
-    """One training and its test-set record (predictions kept for McNemar's test)."""
+def train_model(run: Run, fold: Fold, label_names: Sequence[str], config: StudyConfig):
+    """One run's training with the study's settings; returns the `TrainOutcome`."""
     from textcnn.train import TrainConfig, train_classifier
 
     train = _subsample(fold.train, config.max_train, config.split_seed)
-    started = time.perf_counter()
-    outcome = train_classifier(
+    return train_classifier(
         train.texts,
         train.labels,
         fold.dev.texts,
@@ -150,6 +150,12 @@ def train_run(run: Run, fold: Fold, label_names: Sequence[str], config: StudyCon
         test_labels=fold.test.labels,
         progress=False,
     )
+
+
+def train_run(run: Run, fold: Fold, label_names: Sequence[str], config: StudyConfig) -> dict:
+    """One training and its test-set record (predictions kept for McNemar's test)."""
+    started = time.perf_counter()
+    outcome = train_model(run, fold, label_names, config)
     label_index = {name: i for i, name in enumerate(label_names)}
     return {
         "dataset": run.dataset,
@@ -166,6 +172,20 @@ def train_run(run: Run, fold: Fold, label_names: Sequence[str], config: StudyCon
         "test_predictions": outcome.test_predictions if run.fold is None else None,
         "test_labels": [label_index[y] for y in fold.test.labels] if run.fold is None else None,
     }
+
+
+def study_folds(config: StudyConfig, data_dir: str | None = None) -> tuple[dict, dict[str, list[Fold]]]:
+    """(corpora, folds) by dataset: fixed splits as one fold, cross-validated ones cut to max_folds."""
+    corpora = {name: load_registered(name, data_dir) for name in config.datasets}
+    folds = {}
+    for name, corpus in corpora.items():
+        cross_validated = "all" in corpus.splits
+        folds[name] = make_folds(
+            corpus, folds=config.folds if cross_validated else None, seed=config.split_seed
+        )
+        if cross_validated and config.max_folds:
+            folds[name] = folds[name][: config.max_folds]
+    return corpora, folds
 
 
 def run_study(
@@ -188,15 +208,7 @@ def run_study(
             )
     plan_path.write_text(json.dumps(config.to_json(), indent=2), encoding="utf-8")
 
-    corpora = {name: load_registered(name, data_dir) for name in config.datasets}
-    folds = {}
-    for name, corpus in corpora.items():
-        cross_validated = "all" in corpus.splits
-        folds[name] = make_folds(
-            corpus, folds=config.folds if cross_validated else None, seed=config.split_seed
-        )
-        if cross_validated and config.max_folds:
-            folds[name] = folds[name][: config.max_folds]
+    corpora, folds = study_folds(config, data_dir)
     results_path = out / RESULTS_FILE
     rows = load_results(results_path)
     done = {(r["dataset"], r["fold"], r["seed"], r["pooling"]) for r in rows}
@@ -241,14 +253,11 @@ def summarize(rows: Sequence[dict], reference: str = REFERENCE) -> dict:
             }
         comparisons = []
         if reference in by_pooling:
-            for other in sorted(set(by_pooling) - {reference}):
-                shared = sorted(set(by_pooling[reference]) & set(by_pooling[other]), key=str)
+            for other in sorted(p for p in by_pooling if p != reference and not p.endswith(NO_CONV)):
+                shared = _shared_keys(by_pooling, reference, other)
                 if not shared:
                     continue
-                paired = paired_comparison(
-                    [by_pooling[reference][k]["test_accuracy"] for k in shared],
-                    [by_pooling[other][k]["test_accuracy"] for k in shared],
-                )
+                paired = _paired(by_pooling, reference, other, shared)
                 entry = {"reference": reference, "other": other, **paired.to_json()}
                 per_seed = []
                 for key in shared:
@@ -259,14 +268,43 @@ def summarize(rows: Sequence[dict], reference: str = REFERENCE) -> dict:
                 if per_seed:
                     entry["mcnemar"] = per_seed
                 comparisons.append(entry)
-        summary[dataset] = {"poolings": arms, "comparisons": comparisons}
+        # Probe 1: each pooling after the convolution against the same pooling of the word vectors.
+        convolution = []
+        for arm in sorted(p for p in by_pooling if p.endswith(NO_CONV)):
+            pooling = arm[: -len(NO_CONV)]
+            shared = _shared_keys(by_pooling, pooling, arm) if pooling in by_pooling else []
+            if shared:
+                paired = _paired(by_pooling, pooling, arm, shared)
+                convolution.append({"pooling": pooling, "without": arm, **paired.to_json()})
+        summary[dataset] = {"poolings": arms, "comparisons": comparisons, "convolution": convolution}
     return summary
 
 
+def _shared_keys(by_pooling: dict[str, dict], a: str, b: str) -> list[tuple]:
+    """The (fold, seed) pairs both arms ran: only those are compared."""
+    return sorted(set(by_pooling[a]) & set(by_pooling[b]), key=str)
+
+
+def _paired(by_pooling: dict[str, dict], a: str, b: str, keys: Sequence[tuple]):
+    return paired_comparison(
+        [by_pooling[a][k]["test_accuracy"] for k in keys], [by_pooling[b][k]["test_accuracy"] for k in keys]
+    )
+
+
 def write_report(
-    summary: dict, rows: Sequence[dict], config: StudyConfig, out_dir: str | Path, command: str = ""
+    summary: dict,
+    rows: Sequence[dict],
+    config: StudyConfig,
+    out_dir: str | Path,
+    command: str = "",
+    extra_sections: Sequence[str] = (),
 ) -> Path:
-    """summary.json, REPORT.md and one strip plot per dataset (plots/<dataset>.png)."""
+    """summary.json, REPORT.md and one strip plot per dataset (plots/<dataset>.png).
+
+    A hand-written `FINDINGS.md` in the study folder (what the numbers mean, the comparison with
+    the literature) goes near the top of the report; the tables under it are regenerated on every
+    call, so a grown study updates its numbers and its author updates the findings.
+    """
     out = Path(out_dir)
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
     plots = _plot(rows, config, out / "plots")
@@ -285,6 +323,9 @@ def write_report(
     ]
     if command:
         lines += ["", f"Command: `{command}`"]
+    findings = out / FINDINGS_FILE
+    if findings.exists():
+        lines += ["", findings.read_text(encoding="utf-8").strip()]
     lines += ["", "## Test accuracy (mean ± std over seeds and folds)", ""]
     poolings = list(config.poolings)
     lines += ["| dataset | " + " | ".join(poolings) + " |", "|---|" + "--:|" * len(poolings)]
@@ -328,9 +369,45 @@ def write_report(
     if plots:
         lines += ["", "## Accuracy by pooling, one point per run", ""]
         lines += [f"![{path.stem}](plots/{path.name})" for path in plots]
+    lines += _convolution_section(summary)
+    for section in extra_sections:
+        lines += ["", section.strip()]
     report = out / REPORT_FILE
     report.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return report
+
+
+def _convolution_section(summary: dict) -> list[str]:
+    """Probe 1: does pooling need the convolution in front of it? (Only with `:no-conv` arms.)"""
+    entries = [(dataset, c) for dataset, entry in summary.items() for c in entry.get("convolution", [])]
+    if not entries:
+        return []
+    lines = [
+        "",
+        "## Is the convolution needed before pooling?",
+        "",
+        "The same pooling over the word vectors themselves (`POOLING:no-conv`: no convolution, no "
+        "ReLU; the pooled vector is the embedding dimension wide) against pooling after the "
+        "convolution, paired over the same seeds and folds. Difference = with minus without.",
+        "",
+        "| dataset | pooling | with convolution | without | pairs | difference | 95% interval | holds |",
+        "|---|---|--:|--:|--:|--:|--:|---|",
+    ]
+    for dataset, c in entries:
+        arms = summary[dataset]["poolings"]
+        with_conv, without = arms[c["pooling"]]["accuracy_mean"], arms[c["without"]]["accuracy_mean"]
+        interval = f"{100 * c['ci_low']:+.1f} to {100 * c['ci_high']:+.1f}" if c["n"] >= 2 else "—"
+        holds = c["n"] >= 2 and (c["ci_low"] > 0 or c["ci_high"] < 0)
+        verdict = (
+            ("yes: convolution helps" if c["mean_difference"] > 0 else "yes: convolution hurts")
+            if holds
+            else "no"
+        )
+        lines.append(
+            f"| {dataset} | {c['pooling']} | {100 * with_conv:.1f} | {100 * without:.1f} | {c['n']} | "
+            f"{100 * c['mean_difference']:+.2f} | {interval} | {verdict} |"
+        )
+    return lines
 
 
 def _duration(seconds: float) -> str:
