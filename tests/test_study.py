@@ -132,3 +132,39 @@ def test_no_conv_arms_are_compared_with_their_own_pooling_in_their_own_section(t
     assert "| d | max | 81.0 | 71.2 | 3 | +9.83 |" in text
     assert "yes: convolution helps" in text
     assert text.index("A hand-written reading.") < text.index("## Test accuracy") < text.index("## Probe")
+
+
+def test_runs_trained_together_are_recorded_like_runs_trained_alone(data_dir, tmp_path, one_thread):
+    from textcnn.study import training_seconds
+
+    config = StudyConfig(datasets=("trec",), poolings=("max", "avg"), seeds=2, **QUICK)
+    alone = run_study(config, tmp_path / "alone", str(data_dir), progress=False)
+    together = run_study(config, tmp_path / "together", str(data_dir), progress=False, group_size=4)
+    assert len(together) == 4 and {r["group_size"] for r in together} == {2}  # one group per pooling
+    assert len({r["group"] for r in together}) == 2
+    by_key = {(r["seed"], r["pooling"]): r for r in alone}
+    for row in together:
+        twin = by_key[(row["seed"], row["pooling"])]
+        assert row["best_epoch"] == twin["best_epoch"]
+        assert row["test_accuracy"] == pytest.approx(
+            twin["test_accuracy"], abs=2 / 500
+        )  # rounding may flip one
+    assert load_results(tmp_path / "together" / "results.jsonl") == together
+    groups = {}
+    for row in together:
+        groups[row["group"]] = max(groups.get(row["group"], 0), row["seconds"])
+    assert training_seconds(together) == pytest.approx(sum(groups.values()))
+    assert training_seconds(alone) == pytest.approx(sum(r["seconds"] for r in alone))
+
+
+def test_group_runs_keeps_one_shape_per_group_in_plan_order():
+    from textcnn.study import Run, group_runs
+
+    runs = [Run("mr", f, s, p) for f in range(2) for s in range(2) for p in ("max", "avg")]
+    groups = group_runs(runs, 3)
+    assert [[(r.fold, r.seed, r.pooling) for r in g] for g in groups] == [
+        [(0, 0, "max"), (0, 1, "max"), (1, 0, "max")],
+        [(1, 1, "max")],
+        [(0, 0, "avg"), (0, 1, "avg"), (1, 0, "avg")],
+        [(1, 1, "avg")],
+    ]

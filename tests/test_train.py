@@ -267,14 +267,14 @@ def test_static_variant_keeps_the_pretrained_table_frozen(glove_file):
 def test_real_short_training_on_mr_gives_a_bundle_that_predicts(data_dir, tmp_path):
     corpus = load_registered("mr", data_dir)
     (fold,) = make_folds(corpus, seed=0)
-    small_train = fold.train.subset(range(0, len(fold.train), 4))  # a quarter of the fold, 2 epochs
+    small_train = fold.train.subset(range(0, len(fold.train), 4))  # a quarter of the fold, 3 epochs
     fold = dataclasses.replace(fold, train=small_train)
     run = train_folds(
         corpus,
         [fold],
         tmp_path / "mr",
         {"num_filters": 50, "embedding_dim": 100},
-        TrainConfig(epochs=2, patience=None),
+        TrainConfig(epochs=3, patience=None),
         VocabConfig(min_count=1),
         progress=False,
     )
@@ -348,3 +348,56 @@ def test_resume_of_cross_validation_keeps_finished_folds(tmp_path, monkeypatch):
     assert [len(o.fit.history) for o in resumed.outcomes] == [2, 2, 2]
     assert resumed.summary["test"]["folds"] == 3
     assert not any((tmp_path / "cv" / f"fold-{k}" / CHECKPOINT_FILE).exists() for k in range(3))
+
+
+def test_folds_trained_together_match_folds_trained_one_at_a_time(tmp_path, monkeypatch):
+    import textcnn.train as train_module
+    from textcnn.data import load_files
+
+    texts, labels = toy_texts(90)
+    path = tmp_path / "toy.jsonl"
+    path.write_text(
+        "\n".join(json.dumps({"text": t, "label": y}) for t, y in zip(texts, labels, strict=True))
+    )
+    corpus = load_files(path)
+    folds = make_folds(corpus, folds=3, seed=0)
+    config = TrainConfig(epochs=3, patience=None, batch_size=10)
+    alone = train_folds(corpus, folds, tmp_path / "alone", SMALL, config, progress=False)
+    seen = []
+    together = train_folds(
+        corpus,
+        folds,
+        tmp_path / "together",
+        SMALL,
+        config,
+        progress=False,
+        together=True,
+        on_fold=lambda fold, outcome: seen.append(fold.name),
+    )
+    assert sorted(seen) == ["fold-0", "fold-1", "fold-2"]
+    assert [p.name for p in together.bundles] == ["fold-0", "fold-1", "fold-2"]
+    for a, b in zip(alone.outcomes, together.outcomes, strict=True):
+        assert [h["dev_accuracy"] for h in a.fit.history] == [h["dev_accuracy"] for h in b.fit.history]
+        assert a.test_metrics["accuracy"] == b.test_metrics["accuracy"]
+    assert json.loads((tmp_path / "together" / "cv.json").read_text())["test"]["folds"] == 3
+
+    # Ctrl-C in a group: every fold keeps its best bundle, marked interrupted, and no checkpoint;
+    # --resume trains those folds again (one at a time) instead of taking them for finished.
+    real = train_module.length_bucketed_batches
+    calls = {"n": 0}
+
+    def interrupt_in_second_epoch(*args, **kwargs):  # 3 folds plan each epoch: call 4 is epoch 2
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "length_bucketed_batches", interrupt_in_second_epoch)
+    stopped = train_folds(corpus, folds, tmp_path / "cv", SMALL, config, progress=False, together=True)
+    assert [o.fit.interrupted for o in stopped.outcomes] == [True, True, True]
+    assert [o.fit.epochs_run for o in stopped.outcomes] == [1, 1, 1]
+    assert all((tmp_path / "cv" / f"fold-{k}" / "config.json").exists() for k in range(3))
+    monkeypatch.setattr(train_module, "length_bucketed_batches", real)
+    resumed = train_folds(corpus, folds, tmp_path / "cv", SMALL, config, resume=True, progress=False)
+    assert [o.fit.epochs_run for o in resumed.outcomes] == [3, 3, 3]
+    assert [o.fit.interrupted for o in resumed.outcomes] == [False, False, False]

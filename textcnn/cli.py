@@ -154,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue an interrupted run from its checkpoint"
     )
     fitting.add_argument("--quiet", action="store_true", help="no progress bars")
+    fitting.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help="with --folds: train fold after fold, with per-epoch checkpoints, instead of all folds "
+        "together as one batched computation (--resume always goes one at a time)",
+    )
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -219,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="a small budget that checks the whole path in about a minute"
     )
     compare.add_argument("--quiet", action="store_true", help="no progress bar")
+    compare.add_argument(
+        "--group-size",
+        type=_positive_int,
+        default=10,
+        help="train up to N runs of one dataset and pooling (seeds, folds) together as one batched "
+        "computation; 1: one run at a time (default 10)",
+    )
     compare.add_argument(
         "--probes",
         action="store_true",
@@ -335,14 +348,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         not args.quiet,
         args.half,
         on_fold=report,
+        together=not (args.one_at_a_time or args.resume),
     )
     if "test" in run.summary:
         print(f"{corpus.name}: test {format_summary(run.summary['test'])}", file=sys.stderr)
     print(json.dumps(run.summary))
-    if run.outcomes and run.outcomes[-1].fit.interrupted:
-        written = (
-            "the best model so far was written" if run.outcomes[-1].fit.best_epoch else "no epoch finished"
-        )
+    stopped = [o for o in run.outcomes if o.fit.interrupted]
+    if stopped:
+        written = "the best model so far was written" if stopped[0].fit.best_epoch else "no epoch finished"
         print(f"textcnn: interrupted; {written} (continue with --resume)", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
@@ -455,7 +468,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         "patience": args.patience or None,
     }
     config = StudyConfig(**(settings | (quick if args.quick else {})))
-    rows = run_study(config, args.out, args.data_dir, progress=not args.quiet)
+    rows = run_study(config, args.out, args.data_dir, progress=not args.quiet, group_size=args.group_size)
     if args.probes:
         run_probes(config, args.out, args.data_dir, log=lambda line: print(line, file=sys.stderr))
     command = "textcnn " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["compare"] else ""

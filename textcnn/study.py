@@ -132,12 +132,11 @@ def _subsample(texts: LabeledTexts, limit: int | None, seed: int) -> LabeledText
     return texts.subset(sorted(random.Random(seed).sample(range(len(texts)), limit)))
 
 
-def train_model(run: Run, fold: Fold, label_names: Sequence[str], config: StudyConfig):
-    """One run's training with the study's settings; returns the `TrainOutcome`."""
-    from textcnn.train import TrainConfig, train_classifier
+def _prepare(run: Run, fold: Fold, label_names: Sequence[str], config: StudyConfig):
+    from textcnn.train import TrainConfig, prepare_run
 
     train = _subsample(fold.train, config.max_train, config.split_seed)
-    return train_classifier(
+    return prepare_run(
         train.texts,
         train.labels,
         fold.dev.texts,
@@ -148,14 +147,19 @@ def train_model(run: Run, fold: Fold, label_names: Sequence[str], config: StudyC
         vectors=config.vectors,
         test_texts=fold.test.texts,
         test_labels=fold.test.labels,
-        progress=False,
     )
 
 
-def train_run(run: Run, fold: Fold, label_names: Sequence[str], config: StudyConfig) -> dict:
-    """One training and its test-set record (predictions kept for McNemar's test)."""
-    started = time.perf_counter()
-    outcome = train_model(run, fold, label_names, config)
+def train_model(run: Run, fold: Fold, label_names: Sequence[str], config: StudyConfig):
+    """One run's training with the study's settings; returns the `TrainOutcome`."""
+    from textcnn.train import finish_run, fit
+
+    prepared = _prepare(run, fold, label_names, config)
+    result = fit(prepared.model, prepared.train, prepared.dev, prepared.train_config, progress=False)
+    return finish_run(prepared, result)
+
+
+def _row(run: Run, fold: Fold, label_names: Sequence[str], outcome, seconds: float, **extra) -> dict:
     label_index = {name: i for i, name in enumerate(label_names)}
     return {
         "dataset": run.dataset,
@@ -167,11 +171,51 @@ def train_run(run: Run, fold: Fold, label_names: Sequence[str], config: StudyCon
         "dev_accuracy": outcome.fit.best_dev_accuracy,
         "best_epoch": outcome.fit.best_epoch,
         "epochs_run": outcome.fit.epochs_run,
-        "seconds": round(time.perf_counter() - started, 2),
+        "seconds": round(seconds, 2),
         # A single split's predictions and labels, for McNemar's test between poolings.
         "test_predictions": outcome.test_predictions if run.fold is None else None,
         "test_labels": [label_index[y] for y in fold.test.labels] if run.fold is None else None,
+        **extra,
     }
+
+
+def train_run(run: Run, fold: Fold, label_names: Sequence[str], config: StudyConfig) -> dict:
+    """One training and its test-set record (predictions kept for McNemar's test)."""
+    started = time.perf_counter()
+    outcome = train_model(run, fold, label_names, config)
+    return _row(run, fold, label_names, outcome, time.perf_counter() - started)
+
+
+def train_runs_together(
+    runs: Sequence[Run],
+    folds: Sequence[Fold],
+    label_names: Sequence[str],
+    config: StudyConfig,
+    on_row: Callable[[dict], None],
+) -> None:
+    """Runs of one (dataset, pooling) as one batched training (`textcnn.train.train_together`);
+    `on_row(row)` as each run stops. A row's `seconds` is the group's wall time until that run
+    stopped; rows of one group share its `group` name and `group_size`."""
+    from textcnn.train import train_together
+
+    prepared = [_prepare(run, fold, label_names, config) for run, fold in zip(runs, folds, strict=True)]
+    started = time.perf_counter()
+    name = f"{runs[0].dataset}/{runs[0].pooling}/{time.time():.0f}"
+
+    def finished(k: int, outcome) -> None:
+        seconds = time.perf_counter() - started
+        on_row(_row(runs[k], folds[k], label_names, outcome, seconds, group=name, group_size=len(runs)))
+
+    train_together(prepared, progress=False, on_outcome=finished)
+
+
+def group_runs(runs: Sequence[Run], size: int) -> list[list[Run]]:
+    """Runs sharing a model shape (dataset and pooling), in chunks of at most `size`, in the order
+    their first run appears in the plan."""
+    by_shape: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        by_shape.setdefault((run.dataset, run.pooling), []).append(run)
+    return [chunk[i : i + size] for chunk in by_shape.values() for i in range(0, len(chunk), size)]
 
 
 def study_folds(config: StudyConfig, data_dir: str | None = None) -> tuple[dict, dict[str, list[Fold]]]:
@@ -194,8 +238,14 @@ def run_study(
     data_dir: str | None = None,
     progress: bool = True,
     train: Callable[[Run, Fold, Sequence[str], StudyConfig], dict] = train_run,
+    group_size: int = 1,
+    train_together: Callable[..., None] = train_runs_together,
 ) -> list[dict]:
-    """Run every run not yet in `out_dir/results.jsonl`; return all finished rows."""
+    """Run every run not yet in `out_dir/results.jsonl`; return all finished rows.
+
+    With `group_size` > 1, runs of one dataset and pooling (its seeds and folds) train together,
+    up to `group_size` at a time, as one batched computation; each run is still recorded as it ends.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plan_path = out / PLAN_FILE
@@ -215,17 +265,39 @@ def run_study(
     pending = [run for run in plan_runs(config, folds) if run.key not in done]
     fold_of = {(name, f.index): f for name, fs in folds.items() for f in fs}
     bar = tqdm(total=len(done) + len(pending), initial=len(done), unit="run", disable=not progress)
+
+    def record(row: dict) -> None:
+        _append(results_path, row)
+        rows.append(row)
+        bar.update()
+
     try:
-        for run in pending:
-            fold_name = f" fold {run.fold}" if run.fold is not None else ""
-            bar.set_description(f"{run.dataset} {run.pooling} seed {run.seed}{fold_name}")
-            row = train(run, fold_of[(run.dataset, run.fold)], corpora[run.dataset].label_names, config)
-            _append(results_path, row)
-            rows.append(row)
-            bar.update()
+        if group_size > 1:
+            for group in group_runs(pending, group_size):
+                first = group[0]
+                bar.set_description(f"{first.dataset} {first.pooling}: {len(group)} runs together")
+                group_folds = [fold_of[(run.dataset, run.fold)] for run in group]
+                train_together(group, group_folds, corpora[first.dataset].label_names, config, record)
+        else:
+            for run in pending:
+                fold_name = f" fold {run.fold}" if run.fold is not None else ""
+                bar.set_description(f"{run.dataset} {run.pooling} seed {run.seed}{fold_name}")
+                record(train(run, fold_of[(run.dataset, run.fold)], corpora[run.dataset].label_names, config))
     finally:
         bar.close()
     return rows
+
+
+def training_seconds(rows: Sequence[dict]) -> float:
+    """Wall time of the training behind `rows`: a group's runs overlap, so a group counts once."""
+    groups: dict[str, float] = {}
+    alone = 0.0
+    for row in rows:
+        if row.get("group"):
+            groups[row["group"]] = max(groups.get(row["group"], 0.0), row["seconds"])
+        else:
+            alone += row["seconds"]
+    return alone + sum(groups.values())
 
 
 def summarize(rows: Sequence[dict], reference: str = REFERENCE) -> dict:
@@ -308,7 +380,7 @@ def write_report(
     out = Path(out_dir)
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
     plots = _plot(rows, config, out / "plots")
-    total_seconds = sum(r["seconds"] for r in rows)
+    total_seconds = training_seconds(rows)
     folds = (
         f"cross-validated datasets: {config.max_folds or config.folds} fold(s) of {config.folds}"
         if any(r["fold"] is not None for r in rows)

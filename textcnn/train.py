@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from textcnn.bundle import Classifier, atomic_write_bytes, package_versions, resolve_device
 from textcnn.errors import ConfigError, TextCNNError
 from textcnn.evaluate import classification_metrics
+from textcnn.group import ModelGroup, select_rows
 from textcnn.model import ModelConfig, TextCNN
 from textcnn.names import AMP_MODES, OPTIMIZERS
 from textcnn.optim import LazyAdadelta
@@ -108,7 +109,7 @@ def length_bucketed_batches(
     return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
-def make_optimizer(model: TextCNN, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: TextCNN | ModelGroup, config: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "adadelta":
         # Sparse embedding gradients + LazyAdadelta: the same updates as dense Adadelta, without
@@ -168,45 +169,242 @@ def fit(
 ) -> FitResult:
     """Train `model` in place; on return it holds the weights of the best dev epoch.
 
-    With `run_dir`, every epoch appends a line to train_log.jsonl and rewrites checkpoint.safetensors
-    atomically; `resume=True` continues from that checkpoint (which must come from the same settings).
+    A group of one (`fit_group`): one training loop whatever the number of models. With `run_dir`,
+    every epoch appends a line to train_log.jsonl and rewrites checkpoint.safetensors atomically;
+    `resume=True` continues from that checkpoint (which must come from the same settings).
     """
-    if len(train) == 0 or len(dev) == 0:
-        raise TextCNNError("training needs at least one training and one dev sentence")
+    return fit_group([model], [train], [dev], [config], run_dir, resume, progress, fingerprint)[0]
+
+
+@dataclass
+class StackedSplits:
+    """K splits as one tensor each, padded to the largest: row `filler` (the last) is all <pad>,
+    for the empty slots of a batch (a model whose epoch has fewer or smaller batches)."""
+
+    ids: torch.Tensor  # (K, N_max + 1, T_max)
+    lengths: torch.Tensor  # (K, N_max + 1)
+    labels: torch.Tensor  # (K, N_max + 1)
+    sizes: list[int]
+
+    @property
+    def filler(self) -> int:
+        return self.ids.shape[1] - 1
+
+    @classmethod
+    def stack(cls, splits: Sequence[EncodedSplit], device: torch.device) -> StackedSplits:
+        rows = max(len(s) for s in splits) + 1
+        width = max(s.ids.shape[1] for s in splits)
+        ids = torch.zeros((len(splits), rows, width), dtype=torch.long)
+        lengths = torch.zeros((len(splits), rows), dtype=torch.long)
+        labels = torch.zeros((len(splits), rows), dtype=torch.long)
+        for k, split in enumerate(splits):
+            ids[k, : len(split), : split.ids.shape[1]] = split.ids.cpu()
+            lengths[k, : len(split)] = split.lengths.cpu()
+            labels[k, : len(split)] = split.labels.cpu()
+        return cls(ids.to(device), lengths.to(device), labels.to(device), [len(s) for s in splits])
+
+    def select(self, keep: Sequence[int]) -> StackedSplits:
+        index = torch.as_tensor(list(keep), device=self.ids.device)
+        return StackedSplits(
+            self.ids.index_select(0, index),
+            self.lengths.index_select(0, index),
+            self.labels.index_select(0, index),
+            [self.sizes[k] for k in keep],
+        )
+
+
+@dataclass
+class _EpochPlan:
+    """One epoch of a group, decided up front on the CPU so the steps never wait for the device."""
+
+    index: torch.Tensor  # (S, K, B) row of each batch slot (the filler row for empty slots)
+    steps: list[int]  # per model: its own number of batches this epoch
+    weight: torch.Tensor  # (S, K, B) 1 / (model's batch size) for real rows, 0 for empty slots
+    widths: list[int]  # per step: the longest sentence of any model's batch (at least the widest filter)
+
+
+def _plan_epoch(
+    lengths: Sequence[torch.Tensor],
+    seeds: Sequence[int],
+    epoch: int,
+    config: TrainConfig,
+    filler: int,
+    widest: int,
+) -> _EpochPlan:
+    per_model = [
+        length_bucketed_batches(
+            model_lengths,
+            config.batch_size,
+            config.bucket_batches,
+            torch.Generator().manual_seed(_epoch_seed(seed, epoch)),
+        )
+        for model_lengths, seed in zip(lengths, seeds, strict=True)
+    ]
+    steps, K, B = max(len(b) for b in per_model), len(per_model), config.batch_size
+    index = torch.full((steps, K, B), filler, dtype=torch.long)
+    weight = torch.zeros((steps, K, B))
+    widths = [widest] * steps
+    for k, batches in enumerate(per_model):
+        for s, batch in enumerate(batches):
+            index[s, k, : len(batch)] = batch
+            weight[s, k, : len(batch)] = 1.0 / len(batch)
+            widths[s] = max(widths[s], int(lengths[k][batch].max()))
+    return _EpochPlan(index, [len(b) for b in per_model], weight, widths)
+
+
+def _dropout_masks(
+    seeds: Sequence[int],
+    epoch: int,
+    steps: Sequence[int],
+    batch: int,
+    width: int,
+    p: float,
+    device: torch.device,
+) -> torch.Tensor | None:
+    """(S, K, B, P) keep-masks, each model's from its own generator and for its own number of
+    steps: a model draws the same masks in any group, so in a group or alone it trains the same."""
+    if p == 0:
+        return None
+    masks = torch.ones((max(steps), len(seeds), batch, width), dtype=torch.bool, device=device)
+    for k, (seed, count) in enumerate(zip(seeds, steps, strict=True)):
+        generator = torch.Generator(device=device).manual_seed(_epoch_seed(seed, epoch) + 1)
+        masks[:count, k] = torch.rand((count, batch, width), generator=generator, device=device) >= p
+    return masks
+
+
+@torch.inference_mode()
+def evaluate_group(
+    group: ModelGroup, splits: StackedSplits, batch_size: int = 1000
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predicted class ids (K, N_max) on the CPU and each model's mean cross-entropy (K,)."""
+    was_training = group.training
+    group.eval()
+    K, device = group.models, splits.ids.device
+    lengths_cpu = splits.lengths[:, :-1].cpu()
+    real = torch.arange(lengths_cpu.shape[1])[None, :] < torch.as_tensor(splits.sizes)[:, None]
+    # Each model's rows shortest first, so a chunk of positions holds similar lengths in every model.
+    order = torch.argsort(lengths_cpu.masked_fill(~real, 10**9), dim=1, stable=True)
+    predictions = torch.zeros(lengths_cpu.shape, dtype=torch.long)
+    loss_sum = torch.zeros(K, device=device)
+    rows = torch.arange(K)[:, None]
+    widest = max(group.config.map_widths)
+    for start in range(0, order.shape[1], batch_size):
+        chunk = order[:, start : start + batch_size]  # (K, b)
+        width = max(int(lengths_cpu[rows, chunk].max()), widest)
+        index = chunk.to(device)
+        device_rows = rows.to(device)
+        logits = group(
+            splits.ids[:, :, :width][device_rows, index], splits.lengths[device_rows, index]
+        ).float()
+        ce = F.cross_entropy(
+            logits.flatten(0, 1), splits.labels[device_rows, index].flatten(), reduction="none"
+        )
+        loss_sum += (ce.view(K, -1) * real[rows, chunk].to(device)).sum(dim=1)
+        predictions[rows, chunk] = logits.argmax(dim=2).cpu()
+    group.train(was_training)
+    return predictions, loss_sum / torch.as_tensor(splits.sizes, device=device).clamp_min(1)
+
+
+def fit_group(
+    models: Sequence[TextCNN],
+    trains: Sequence[EncodedSplit],
+    devs: Sequence[EncodedSplit],
+    configs: Sequence[TrainConfig],
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    fingerprint: dict | None = None,
+    on_finished: Callable[[int, FitResult], None] | None = None,
+) -> list[FitResult]:
+    """Train K models of one shape in lock-step, as one computation (`ModelGroup`); each in place.
+
+    Each model keeps its own data, data order, dropout masks (all from its config's seed), early
+    stopping and best epoch, so it ends as it would have trained alone (to rounding). A model that
+    stops early leaves the group, and the rest go on as a smaller group. The one exception: a model
+    whose epoch has fewer batches than the group's longest (training sets whose sizes straddle a
+    multiple of the batch size) sits the missing steps out with a zero gradient, so Adadelta's
+    running averages decay once more per missing step, while its weights do not move. `on_finished(k, result)`
+    is called as model k stops, after it holds its best weights. The configs may differ only in
+    their seeds. Checkpoints (`run_dir`) are for a group of one.
+    """
+    K = len(models)
+    if not (K == len(trains) == len(devs) == len(configs)) or K == 0:
+        raise ConfigError("fit_group needs as many models, training splits, dev splits and configs")
+    config = configs[0]
+    if any(dataclasses.replace(c, seed=config.seed) != config for c in configs):
+        raise ConfigError("the models of a group must share their training settings (seeds may differ)")
+    if run_dir is not None and K > 1:
+        raise ConfigError("checkpoints (run_dir) are kept for a group of one model only")
+    for train, dev in zip(trains, devs, strict=True):
+        if len(train) == 0 or len(dev) == 0:
+            raise TextCNNError("training needs at least one training and one dev sentence")
     device = resolve_device(config.device)
-    model.to(device)
-    train, dev = train.to(device), dev.to(device)
-    optimizer = make_optimizer(model, config)
+    for model in models:
+        model.to(device)
+    group = ModelGroup.from_models(models)
+    optimizer = make_optimizer(group, config)
     # bf16 on the CPU is opt-in: ~25% faster on CPUs with AVX512-BF16 here, but fp32 is the reference.
     use_amp = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
     run_dir = Path(run_dir) if run_dir is not None else None
-    fingerprint = {"model": model.config.to_json(), "train": config.to_json(), **(fingerprint or {})}
+    fingerprint = {"model": models[0].config.to_json(), "train": config.to_json(), **(fingerprint or {})}
 
-    history: list[dict] = []
-    best_state, best_epoch, best_accuracy, bad_epochs, start_epoch = None, 0, -1.0, 0, 0
+    members = list(range(K))  # original index of each model still in the group
+    seeds = [c.seed for c in configs]
+    histories: list[list[dict]] = [[] for _ in range(K)]
+    best_states: list[dict | None] = [None] * K
+    best_epochs, best_accuracies, bad_epochs = [0] * K, [-1.0] * K, [0] * K
+    results: list[FitResult | None] = [None] * K
+    start_epoch = 0
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
-            saved = load_checkpoint(run_dir / CHECKPOINT_FILE, model, optimizer, fingerprint)
-            history, best_epoch, best_accuracy = (
+            saved = load_checkpoint(run_dir / CHECKPOINT_FILE, group, optimizer, fingerprint)
+            histories[0], best_epochs[0], best_accuracies[0] = (
                 saved["history"],
                 saved["best_epoch"],
                 saved["best_dev_accuracy"],
             )
-            bad_epochs, start_epoch, best_state = saved["bad_epochs"], saved["epoch"], saved["best_state"]
+            bad_epochs[0], start_epoch, best_states[0] = (
+                saved["bad_epochs"],
+                saved["epoch"],
+                saved["best_state"],
+            )
             if (
-                config.patience is not None and bad_epochs >= config.patience
+                config.patience is not None and bad_epochs[0] >= config.patience
             ) or start_epoch >= config.epochs:
                 start_epoch = config.epochs  # that run had already finished
             # The log may hold an epoch the checkpoint missed (killed between the two writes).
-            log_lines = "".join(json.dumps(record) + "\n" for record in history)
+            log_lines = "".join(json.dumps(record) + "\n" for record in histories[0])
             atomic_write_bytes(run_dir / LOG_FILE, log_lines.encode())
         else:
             (run_dir / LOG_FILE).unlink(missing_ok=True)
 
-    lengths_cpu = train.lengths.cpu()
-    widest = max(model.config.filter_widths)
-    started, interrupted, stopped_early = time.perf_counter(), False, False
+    train = StackedSplits.stack(trains, device)
+    dev = StackedSplits.stack(devs, device)
+    lengths_cpu = [split.lengths.cpu() for split in trains]
+    widest = max(group.config.map_widths)
+    started, interrupted = time.perf_counter(), False
+
+    def finish(position: int, stopped_early: bool) -> None:
+        k = members[position]
+        if best_states[k] is not None:
+            models[k].load_state_dict(best_states[k])
+        else:  # no epoch ended: the weights as they are
+            group.export(position, models[k])
+        models[k].embedding.sparse = False
+        models[k].eval()
+        results[k] = FitResult(
+            best_epochs[k],
+            best_accuracies[k],
+            len(histories[k]),
+            histories[k],
+            interrupted,
+            stopped_early,
+            time.perf_counter() - started,
+        )
+        if on_finished is not None:
+            on_finished(k, results[k])
+
     epochs = tqdm(
         range(start_epoch, config.epochs),
         desc="epochs",
@@ -218,85 +416,142 @@ def fit(
     try:
         for epoch in epochs:
             epoch_started = time.perf_counter()
-            torch.manual_seed(_epoch_seed(config.seed, epoch))  # dropout masks
-            order = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch))
-            batches = length_bucketed_batches(lengths_cpu, config.batch_size, config.bucket_batches, order)
-            model.train()
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), dtype=torch.long, device=device)
-            steps = tqdm(batches, desc=f"epoch {epoch + 1}", unit="batch", leave=False, disable=not progress)
-            for step, batch in enumerate(steps):
-                width = max(int(lengths_cpu[batch].max()), widest)  # CPU-side: no device sync
-                index = batch.to(device, non_blocking=True)
-                labels = train.labels[index]
+            plan = _plan_epoch(
+                [lengths_cpu[k] for k in members],
+                [seeds[k] for k in members],
+                epoch,
+                config,
+                train.filler,
+                widest,
+            )
+            steps_count, B = len(plan.widths), config.batch_size
+            masks = _dropout_masks(
+                [seeds[k] for k in members],
+                epoch,
+                plan.steps,
+                B,
+                group.config.pooled_size,
+                group.config.dropout,
+                device,
+            )
+            index, weight = plan.index.to(device), plan.weight.to(device)
+            rows = torch.arange(len(members), device=device)[:, None]
+            group.train()
+            loss_sum = torch.zeros(len(members), device=device)
+            correct = torch.zeros(len(members), dtype=torch.long, device=device)
+            steps = tqdm(
+                range(steps_count), desc=f"epoch {epoch + 1}", unit="batch", leave=False, disable=not progress
+            )
+            for step in steps:
+                batch, width = index[step], plan.widths[step]  # (K, B)
+                labels = train.labels[rows, batch]
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    logits = model(train.ids[index, :width], train.lengths[index])
-                loss = F.cross_entropy(logits.float(), labels)
+                    logits = group(
+                        train.ids[:, :, :width][rows, batch],
+                        train.lengths[rows, batch],
+                        masks[step] if masks is not None else None,
+                    )
+                ce = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), reduction="none").view(
+                    len(members), B
+                )
+                loss = (ce * weight[step]).sum()  # the sum of each model's mean loss
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                model.apply_max_norm()
-                loss_sum += loss.detach() * len(batch)
-                correct += (logits.detach().argmax(dim=1) == labels).sum()
+                group.apply_max_norm()
+                real = weight[step] > 0
+                loss_sum += (ce.detach() * real).sum(dim=1)
+                correct += ((logits.detach().argmax(dim=2) == labels) & real).sum(dim=1)
                 if progress and step % 25 == 0:
-                    steps.set_postfix(loss=f"{float(loss):.3f}")
-            train_loss, train_accuracy = float(loss_sum) / len(train), float(correct) / len(train)  # syncs
+                    steps.set_postfix(loss=f"{float(loss) / len(members):.3f}")
+            sizes = torch.as_tensor(train.sizes, device=device)
+            train_losses, train_accuracies = (loss_sum / sizes).tolist(), (correct / sizes).tolist()  # syncs
             train_seconds = time.perf_counter() - epoch_started
-            dev_predictions, dev_loss = evaluate_split(model, dev)
-            dev_accuracy = float((dev_predictions == dev.labels.cpu()).float().mean())
-            record = {
-                "epoch": epoch + 1,
-                "train_loss": train_loss,
-                "train_accuracy": train_accuracy,
-                "dev_loss": dev_loss,
-                "dev_accuracy": dev_accuracy,
-                "seconds": round(time.perf_counter() - epoch_started, 3),  # with the dev evaluation
-                "sentences_per_second": round(len(train) / train_seconds, 1),  # training steps only
-            }
-            history.append(record)
-            if dev_accuracy > best_accuracy:
-                best_accuracy, best_epoch, bad_epochs = dev_accuracy, epoch + 1, 0
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            dev_predictions, dev_losses = evaluate_group(group, dev)
+            dev_losses = dev_losses.tolist()
+            finished: list[tuple[int, bool]] = []
+            for position, k in enumerate(members):
+                n_dev = dev.sizes[position]
+                dev_accuracy = float(
+                    (dev_predictions[position, :n_dev] == devs[k].labels.cpu()).float().mean()
+                )
+                record = {
+                    "epoch": epoch + 1,
+                    "train_loss": train_losses[position],
+                    "train_accuracy": train_accuracies[position],
+                    "dev_loss": dev_losses[position],
+                    "dev_accuracy": dev_accuracy,
+                    "seconds": round(time.perf_counter() - epoch_started, 3),  # with the dev evaluation
+                    # training steps only; in a group, the group's time (every model's share)
+                    "sentences_per_second": round(train.sizes[position] / train_seconds, 1),
+                }
+                if K > 1:
+                    record["group_size"] = len(members)
+                histories[k].append(record)
+                if dev_accuracy > best_accuracies[k]:
+                    best_accuracies[k], best_epochs[k], bad_epochs[k] = dev_accuracy, epoch + 1, 0
+                    best_states[k] = {
+                        n: v.detach().to("cpu", copy=True) for n, v in group.model_state(position).items()
+                    }
+                else:
+                    bad_epochs[k] += 1
+                if config.patience is not None and bad_epochs[k] >= config.patience:
+                    finished.append((position, True))
+            if K == 1:
+                epochs.set_postfix(
+                    dev_acc=f"{dev_accuracy:.3f}", best=f"{best_accuracies[0]:.3f}@{best_epochs[0]}"
+                )
             else:
-                bad_epochs += 1
-            epochs.set_postfix(dev_acc=f"{dev_accuracy:.3f}", best=f"{best_accuracy:.3f}@{best_epoch}")
+                epochs.set_postfix(training=len(members))
             if run_dir is not None:
                 with open(run_dir / LOG_FILE, "a", encoding="utf-8") as log:
-                    log.write(json.dumps(record) + "\n")
+                    log.write(json.dumps(histories[0][-1]) + "\n")
                 save_checkpoint(
                     run_dir / CHECKPOINT_FILE,
-                    model,
+                    group,
                     optimizer,
-                    best_state,
+                    best_states[0],
                     fingerprint,
                     {
                         "epoch": epoch + 1,
-                        "history": history,
-                        "best_epoch": best_epoch,
-                        "best_dev_accuracy": best_accuracy,
-                        "bad_epochs": bad_epochs,
+                        "history": histories[0],
+                        "best_epoch": best_epochs[0],
+                        "best_dev_accuracy": best_accuracies[0],
+                        "bad_epochs": bad_epochs[0],
                     },
                 )
-            if config.patience is not None and bad_epochs >= config.patience:
-                stopped_early = True
-                break
+            if finished:
+                for position, stopped_early in finished:
+                    finish(position, stopped_early)
+                keep = [p for p in range(len(members)) if p not in {f[0] for f in finished}]
+                if not keep:
+                    break
+                group, optimizer = _shrink(group, optimizer, config, keep)
+                train, dev = train.select(keep), dev.select(keep)
+                members = [members[p] for p in keep]
     except KeyboardInterrupt:
-        interrupted = True  # keep the best model so far; the checkpoint allows --resume
+        interrupted = True  # keep the best models so far; a group of one's checkpoint allows --resume
     finally:
         epochs.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.embedding.sparse = False
-    model.eval()
-    return FitResult(
-        best_epoch,
-        best_accuracy,
-        len(history),
-        history,
-        interrupted,
-        stopped_early,
-        time.perf_counter() - started,
-    )
+    for position in range(len(members)):
+        if results[members[position]] is None:
+            finish(position, False)
+    return results  # type: ignore[return-value]
+
+
+def _shrink(group: ModelGroup, optimizer: torch.optim.Optimizer, config: TrainConfig, keep: list[int]):
+    """The group without its finished models, and an optimizer that carries the rest's state."""
+    smaller = group.select(keep)
+    new_optimizer = make_optimizer(smaller, config)
+    by_name = dict(group.named_parameters())
+    for name, parameter in smaller.named_parameters():
+        state = optimizer.state.get(by_name[name])
+        if state:
+            new_optimizer.state[parameter] = {
+                key: select_rows(value, group.models, keep) if torch.is_tensor(value) else value
+                for key, value in state.items()
+            }
+    return smaller, new_optimizer
 
 
 # -- checkpoints: one safetensors file (tensors) with the JSON state in its metadata ------------
@@ -385,7 +640,24 @@ class TrainOutcome:
     test_predictions: list[int] | None = None  # class ids, in the order of the test texts
 
 
-def train_classifier(
+@dataclass
+class PreparedRun:
+    """Everything one training needs before `fit`: vocabulary, model, encoded splits."""
+
+    model: TextCNN
+    encoder: TextEncoder
+    label_names: list[str]
+    train: EncodedSplit
+    dev: EncodedSplit
+    test: EncodedSplit | None
+    train_config: TrainConfig
+    vocab_config: VocabConfig
+    coverage: dict | None
+    fingerprint: dict
+    info: dict | None
+
+
+def prepare_run(
     train_texts: Sequence[str],
     train_labels: Sequence[str],
     dev_texts: Sequence[str],
@@ -398,16 +670,10 @@ def train_classifier(
     vectors: str | None = None,
     test_texts: Sequence[str] | None = None,
     test_labels: Sequence[str] | None = None,
-    run_dir: str | Path | None = None,
-    resume: bool = False,
-    progress: bool = True,
     info: dict | None = None,
-) -> TrainOutcome:
-    """Vocabulary from the training texts only, optional pretrained vectors, `fit`, then metrics.
-
-    `model_options` are ModelConfig fields other than vocab_size and num_classes (which follow
-    from the data); with `vectors`, embedding_dim follows from the vectors.
-    """
+) -> PreparedRun:
+    """Vocabulary from the training texts only, optional pretrained vectors, the initial model
+    (drawn right after seeding with the run's seed, so it is the same wherever it will train)."""
     train_config = train_config or TrainConfig()
     vocab_config = vocab_config or VocabConfig()
     options = dict(model_options or {})
@@ -449,28 +715,46 @@ def train_classifier(
     widest = max(config.filter_widths)
     train_split = EncodedSplit.encode(encoder, train_texts, [label_index[y] for y in train_labels], widest)
     dev_split = EncodedSplit.encode(encoder, dev_texts, [label_index[y] for y in dev_labels], widest)
+    test_split = None
+    if test_texts is not None and test_labels is not None and len(test_texts):
+        test_split = EncodedSplit.encode(encoder, test_texts, [label_index[y] for y in test_labels], widest)
     fingerprint = {
         "vocab_size": len(vocab),
         "train_rows": len(train_split),
         "dev_rows": len(dev_split),
         "vectors": str(vectors) if vectors else None,
     }
-    result = fit(model, train_split, dev_split, train_config, run_dir, resume, progress, fingerprint)
+    return PreparedRun(
+        model,
+        encoder,
+        list(label_names),
+        train_split,
+        dev_split,
+        test_split,
+        train_config,
+        vocab_config,
+        coverage,
+        fingerprint,
+        info,
+    )
 
-    dev_predictions, _ = evaluate_split(model, dev_split)
-    dev_metrics = classification_metrics(dev_split.labels.tolist(), dev_predictions.tolist(), label_names)
+
+def finish_run(run: PreparedRun, result: FitResult) -> TrainOutcome:
+    """Metrics of the trained model on dev (and test), and the classifier with its summary."""
+    model, label_names = run.model, run.label_names
+    dev_predictions, _ = evaluate_split(model, run.dev)
+    dev_metrics = classification_metrics(run.dev.labels.tolist(), dev_predictions.tolist(), label_names)
     test_metrics = test_predictions = None
-    if test_texts is not None and test_labels is not None and len(test_texts):
-        test_split = EncodedSplit.encode(encoder, test_texts, [label_index[y] for y in test_labels], widest)
-        predicted, _ = evaluate_split(model, test_split)
+    if run.test is not None:
+        predicted, _ = evaluate_split(model, run.test)
         test_predictions = predicted.tolist()
-        test_metrics = classification_metrics(test_split.labels.tolist(), test_predictions, label_names)
+        test_metrics = classification_metrics(run.test.labels.tolist(), test_predictions, label_names)
 
     model.to("cpu")
     summary = {
         "training": {
-            "config": train_config.to_json(),
-            "vocab": dataclasses.asdict(vocab_config),
+            "config": run.train_config.to_json(),
+            "vocab": dataclasses.asdict(run.vocab_config),
             "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run,
             "stopped_early": result.stopped_early,
@@ -478,12 +762,79 @@ def train_classifier(
             "seconds": round(result.seconds, 2),
             "versions": package_versions(),
         },
-        "vectors": coverage,
+        "vectors": run.coverage,
         "metrics": {"dev": _headline(dev_metrics), "test": _headline(test_metrics) if test_metrics else None},
-        **(info or {}),
+        **(run.info or {}),
     }
-    classifier = Classifier(model, encoder, label_names, summary)
-    return TrainOutcome(classifier, result, dev_metrics, test_metrics, coverage, test_predictions)
+    classifier = Classifier(model, run.encoder, label_names, summary)
+    return TrainOutcome(classifier, result, dev_metrics, test_metrics, run.coverage, test_predictions)
+
+
+def train_classifier(
+    train_texts: Sequence[str],
+    train_labels: Sequence[str],
+    dev_texts: Sequence[str],
+    dev_labels: Sequence[str],
+    label_names: Sequence[str],
+    model_options: dict | None = None,
+    train_config: TrainConfig | None = None,
+    vocab_config: VocabConfig | None = None,
+    lowercase: bool = True,
+    vectors: str | None = None,
+    test_texts: Sequence[str] | None = None,
+    test_labels: Sequence[str] | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    info: dict | None = None,
+) -> TrainOutcome:
+    """`prepare_run`, `fit`, `finish_run`: from texts to a trained classifier with its metrics.
+
+    `model_options` are ModelConfig fields other than vocab_size and num_classes (which follow
+    from the data); with `vectors`, embedding_dim follows from the vectors.
+    """
+    run = prepare_run(
+        train_texts,
+        train_labels,
+        dev_texts,
+        dev_labels,
+        label_names,
+        model_options,
+        train_config,
+        vocab_config,
+        lowercase,
+        vectors,
+        test_texts,
+        test_labels,
+        info,
+    )
+    result = fit(run.model, run.train, run.dev, run.train_config, run_dir, resume, progress, run.fingerprint)
+    return finish_run(run, result)
+
+
+def train_together(
+    runs: Sequence[PreparedRun],
+    progress: bool = True,
+    on_outcome: Callable[[int, TrainOutcome], None] | None = None,
+) -> list[TrainOutcome]:
+    """Train prepared runs of one model shape as one group (`fit_group`); `on_outcome(k, outcome)`
+    as each run finishes, so its result can be kept before the others are done."""
+    outcomes: list[TrainOutcome | None] = [None] * len(runs)
+
+    def finished(k: int, result: FitResult) -> None:
+        outcomes[k] = finish_run(runs[k], result)
+        if on_outcome is not None:
+            on_outcome(k, outcomes[k])
+
+    fit_group(
+        [r.model for r in runs],
+        [r.train for r in runs],
+        [r.dev for r in runs],
+        [r.train_config for r in runs],
+        progress=progress,
+        on_finished=finished,
+    )
+    return outcomes  # type: ignore[return-value]
 
 
 def _headline(metrics: dict) -> dict:
@@ -512,20 +863,27 @@ def train_folds(
     progress: bool = True,
     half: bool = False,
     on_fold=None,
+    together: bool = False,
 ) -> ProtocolRun:
     """Train one bundle per fold and summarise; a single fold writes its bundle straight to `out`.
 
     Several folds write `out/fold-K/` each, plus `out/cv.json` with every fold's metrics and their
     mean and standard deviation. `on_fold(fold, outcome)` is called as each fold ends.
+    `together=True` trains the folds as one group (`fit_group`): faster, but without per-epoch
+    checkpoints; after an interruption, `resume` keeps the folds that finished and trains the
+    others again, one at a time.
     """
     from textcnn.evaluate import summarize_folds
 
     out = Path(out)
     train_config = train_config or TrainConfig()
-    outcomes, bundles, rows = [], [], []
-    for fold in folds:
-        run_dir = out if len(folds) == 1 else out / fold.name
-        info = {
+    done: dict[int, tuple[TrainOutcome, Path | None]] = {}  # position in `folds` -> outcome, bundle
+
+    def run_dir_of(fold) -> Path:
+        return out if len(folds) == 1 else out / fold.name
+
+    def info_of(fold) -> dict:
+        return {
             "data": {
                 "dataset": corpus.name,
                 "source": corpus.source,
@@ -541,43 +899,71 @@ def train_folds(
                 },
             }
         }
-        finished = resume and not (run_dir / CHECKPOINT_FILE).exists() and (run_dir / "config.json").exists()
-        if finished:  # this fold completed before the interruption: keep its bundle
-            outcome = _finished_outcome(run_dir)
-            outcomes.append(outcome)
-            bundles.append(run_dir)
-            rows.append(_fold_row(fold, run_dir, outcome))
-            if on_fold is not None:
-                on_fold(fold, outcome)
-            continue
-        outcome = train_classifier(
-            fold.train.texts,
-            fold.train.labels,
-            fold.dev.texts,
-            fold.dev.labels,
-            corpus.label_names,
-            model_options,
-            train_config,
-            vocab_config,
-            corpus.lowercase,
-            vectors,
-            fold.test.texts if fold.test else None,
-            fold.test.labels if fold.test else None,
-            run_dir,
-            resume and (run_dir / CHECKPOINT_FILE).exists(),  # a fold never started starts afresh
-            progress,
-            info,
-        )
+
+    def keep(position: int, outcome: TrainOutcome) -> None:
+        fold, run_dir = folds[position], run_dir_of(folds[position])
+        bundle = None
         if outcome.fit.best_epoch > 0:  # interrupted before any epoch ended: nothing worth writing
-            bundles.append(outcome.classifier.save(run_dir, half=half))
+            bundle = outcome.classifier.save(run_dir, half=half)
         if not outcome.fit.interrupted:  # finished: nothing left to resume
             (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
-        outcomes.append(outcome)
-        rows.append(_fold_row(fold, run_dir, outcome))
+        done[position] = (outcome, bundle)
         if on_fold is not None:
             on_fold(fold, outcome)
-        if outcome.fit.interrupted:
-            break
+
+    pending = []
+    for position, fold in enumerate(folds):
+        run_dir = run_dir_of(fold)
+        if resume and _finished_bundle(run_dir):  # this fold completed before the interruption
+            done[position] = (_finished_outcome(run_dir), run_dir)
+            if on_fold is not None:
+                on_fold(fold, done[position][0])
+        else:
+            pending.append(position)
+
+    arguments = (model_options, train_config, vocab_config, corpus.lowercase, vectors)
+    if together and len(pending) > 1:
+        prepared = [
+            prepare_run(
+                folds[i].train.texts,
+                folds[i].train.labels,
+                folds[i].dev.texts,
+                folds[i].dev.labels,
+                corpus.label_names,
+                *arguments,
+                folds[i].test.texts if folds[i].test else None,
+                folds[i].test.labels if folds[i].test else None,
+                info_of(folds[i]),
+            )
+            for i in pending
+        ]
+        train_together(prepared, progress, on_outcome=lambda k, outcome: keep(pending[k], outcome))
+    else:
+        for position in pending:
+            fold, run_dir = folds[position], run_dir_of(folds[position])
+            outcome = train_classifier(
+                fold.train.texts,
+                fold.train.labels,
+                fold.dev.texts,
+                fold.dev.labels,
+                corpus.label_names,
+                *arguments,
+                fold.test.texts if fold.test else None,
+                fold.test.labels if fold.test else None,
+                run_dir,
+                resume and (run_dir / CHECKPOINT_FILE).exists(),  # a fold never started starts afresh
+                progress,
+                info_of(fold),
+            )
+            keep(position, outcome)
+            if outcome.fit.interrupted:
+                break
+    ordered = [position for position in range(len(folds)) if position in done]
+    outcomes = [done[position][0] for position in ordered]
+    bundles = [done[position][1] for position in ordered if done[position][1] is not None]
+    rows = [
+        _fold_row(folds[position], run_dir_of(folds[position]), done[position][0]) for position in ordered
+    ]
     summary: dict = {"dataset": corpus.name, "folds": rows}
     tested = [o.test_metrics for o in outcomes if o.test_metrics]
     if len(tested) > 1:
@@ -585,6 +971,17 @@ def train_folds(
     if len(folds) > 1:
         atomic_write_bytes(out / "cv.json", json.dumps(summary, indent=2).encode())
     return ProtocolRun(outcomes, bundles, summary)
+
+
+def _finished_bundle(run_dir: Path) -> bool:
+    """A bundle from a run that ended (not one kept at an interruption, and no checkpoint left)."""
+    if (run_dir / CHECKPOINT_FILE).exists() or not (run_dir / "config.json").exists():
+        return False
+    try:
+        training = json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("training", {})
+    except (OSError, ValueError):
+        return False
+    return not training.get("interrupted", False)
 
 
 def _fold_row(fold, run_dir: Path, outcome: TrainOutcome) -> dict:
