@@ -90,8 +90,17 @@ def synthetic_split(vocab_size: int, rows: int, seed: int) -> EncodedSplit:
     return EncodedSplit(ids, lengths, labels)
 
 
-@pytest.mark.parametrize("optimizer", ["adadelta", "adam"])
-def test_a_model_trained_in_a_group_ends_as_it_would_alone(optimizer, one_thread):
+@pytest.mark.parametrize(
+    ("optimizer", "conv_mode"), [("adadelta", "looped"), ("adam", "looped"), ("adadelta", "grouped")]
+)
+def test_a_model_trained_in_a_group_ends_as_it_would_alone(optimizer, conv_mode, one_thread, monkeypatch):
+    # looped is the CPU's way, grouped the GPU's: both are checked here, on the CPU.
+    import textcnn.train as train_module
+
+    original = ModelGroup.from_models
+    monkeypatch.setattr(
+        train_module.ModelGroup, "from_models", lambda models: original(models, conv_mode=conv_mode)
+    )
     # Three models with their own vocabularies, data (610 to 650 sentences: 13 batches each) and
     # seeds. Patience 1 on noisy dev sets makes some stop early: the group shrinks as they leave.
     vocab_sizes, sizes = (32, 41, 35), (610, 640, 650)

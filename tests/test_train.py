@@ -311,8 +311,8 @@ def test_cross_validation_writes_each_fold_and_a_summary(data_dir, tmp_path):
         Classifier.load(bundle)
 
 
-def test_resume_of_cross_validation_keeps_finished_folds(tmp_path, monkeypatch):
-    import textcnn.train as train_module
+def toy_folds(tmp_path):
+    """The toy task as a user's JSON Lines file, cut into 3 folds."""
     from textcnn.data import load_files
 
     texts, labels = toy_texts(90)
@@ -321,7 +321,13 @@ def test_resume_of_cross_validation_keeps_finished_folds(tmp_path, monkeypatch):
         "\n".join(json.dumps({"text": t, "label": y}) for t, y in zip(texts, labels, strict=True))
     )
     corpus = load_files(path)
-    folds = make_folds(corpus, folds=3, seed=0)
+    return corpus, make_folds(corpus, folds=3, seed=0)
+
+
+def test_resume_of_cross_validation_keeps_finished_folds(tmp_path, monkeypatch):
+    import textcnn.train as train_module
+
+    corpus, folds = toy_folds(tmp_path)
     config = TrainConfig(epochs=2, patience=None, batch_size=10)
 
     real = train_module.length_bucketed_batches
@@ -352,15 +358,8 @@ def test_resume_of_cross_validation_keeps_finished_folds(tmp_path, monkeypatch):
 
 def test_folds_trained_together_match_folds_trained_one_at_a_time(tmp_path, monkeypatch):
     import textcnn.train as train_module
-    from textcnn.data import load_files
 
-    texts, labels = toy_texts(90)
-    path = tmp_path / "toy.jsonl"
-    path.write_text(
-        "\n".join(json.dumps({"text": t, "label": y}) for t, y in zip(texts, labels, strict=True))
-    )
-    corpus = load_files(path)
-    folds = make_folds(corpus, folds=3, seed=0)
+    corpus, folds = toy_folds(tmp_path)
     config = TrainConfig(epochs=3, patience=None, batch_size=10)
     alone = train_folds(corpus, folds, tmp_path / "alone", SMALL, config, progress=False)
     seen = []
