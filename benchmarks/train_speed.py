@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -95,6 +96,9 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=3, help="epochs per measurement (the first is warm-up)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--amp", default="auto", help="bf16 autocast: auto (CUDA only), bf16 or off")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="measure every K this often, in alternating order (median kept)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     device = resolve_device(args.device)
@@ -141,13 +145,29 @@ def main() -> int:
             results[f"matmul_{str(dtype).split('.')[-1]}_gflops"] = round(
                 2 * 8192**3 * 20 / (time.perf_counter() - started) / 1e9, 1
             )
-    for models in (int(k) for k in args.models.split(",")):
-        entry = measure(models, train, dev, config, train_config)
-        entry["gflops"] = round(flops * entry["sentences_per_second"] / 1e9, 1)
-        results["groups"].append(entry)
-        print(
-            f"K={models}: {entry['sentences_per_second']:,.0f} sentences/s, {entry['gflops']} GFLOP/s",
-            file=sys.stderr,
+    # This machine's speed drifts 10-30% from minute to minute: every K is measured in each round,
+    # the order reversed every other round, and the median kept.
+    sizes = [int(k) for k in args.models.split(",")]
+    rounds: dict[int, list[dict]] = {k: [] for k in sizes}
+    for round_number in range(args.rounds):
+        for models in sizes if round_number % 2 == 0 else sizes[::-1]:
+            entry = measure(models, train, dev, config, train_config)
+            rounds[models].append(entry)
+            print(
+                f"round {round_number + 1}, K={models}: {entry['sentences_per_second']:,.0f} sentences/s",
+                file=sys.stderr,
+            )
+    for models in sizes:
+        rates = [e["sentences_per_second"] for e in rounds[models]]
+        median = statistics.median(rates)
+        results["groups"].append(
+            {
+                "models": models,
+                "sentences_per_second": round(median, 1),
+                "rounds": rates,
+                "wall_seconds": [e["wall_seconds"] for e in rounds[models]],
+                "gflops": round(flops * median / 1e9, 1),
+            }
         )
 
     epochs = study_epochs(STUDY)

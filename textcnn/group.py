@@ -10,8 +10,10 @@ the channel axis of every layer, so one step of the group is one step of each mo
   sees only model k's channels (`conv_mode="grouped"`, the default on a GPU). On a CPU, oneDNN's
   grouped convolution ran at about half the speed of K plain ones (22 against 11 ms per model for
   a width-5 bank, forward and backward, one thread, torch 2.13), so there the same weights are
-  applied model by model (`conv_mode="looped"`): a kernel per model, everything else batched;
-- the pooling functions are the single model's own, applied to (K * B, F, windows);
+  applied model by model (`conv_mode="looped"`): a kernel per model, each at its own batch's
+  width (a grouped convolution must run every model at the longest of the K batches), everything
+  else batched;
+- the pooling functions are the single model's own;
 - the output layer is a batched matrix product with weights (K * C, P).
 
 Every parameter is laid out model-major along its first axis, so model k's slice is rows
@@ -146,73 +148,86 @@ class ModelGroup(nn.Module):
 
     # -- the forward pass, in batched form --------------------------------------------------
 
-    def feature_maps(
-        self, ids: torch.Tensor, lengths: torch.Tensor
-    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """ids (K, B, T), lengths (K, B) -> per width: maps (K * B, F, windows), mask (K * B, windows)."""
-        cfg, K = self.config, self.models
-        B = ids.shape[1]
+    def _embed(self, ids: torch.Tensor, first_model: int) -> torch.Tensor:
+        """(M, B, T) ids of models first_model.. -> (M, B, T, D) vectors; <pad> embeds to zeros."""
+        V = self.config.vocab_size
+        offsets = (first_model + torch.arange(ids.shape[0], device=ids.device)).view(-1, 1, 1) * V
+        rows = ids + offsets  # model k's words are rows k * V + id
+        x = self.embedding(rows)
+        if self.static_embedding is not None:
+            x = x + self.static_embedding(rows)
+        return x * (ids != PAD_ID).unsqueeze(-1).to(x.dtype)  # as padding_idx does for one model
+
+    def _pool(self, maps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        return pool(cfg.pooling, maps, mask, cfg.kmax_k, cfg.chunks, cfg.temperature).values
+
+    def _mask(self, lengths: torch.Tensor, width: int, windows: int) -> torch.Tensor:
+        if self.config.wide:
+            return window_mask(lengths + 2 * (width - 1), width, windows)
+        return window_mask(lengths, width, windows)
+
+    def pooled(
+        self, ids: torch.Tensor, lengths: torch.Tensor, widths: Sequence[int] | None = None
+    ) -> torch.Tensor:
+        """ids (K, B, T), lengths (K, B) -> (K, B, P): each model's pooled vector, as
+        `TextCNN.features` concatenates it. `widths` (looped mode): each model's own longest
+        sentence in this batch, so it is not convolved at the longest of all K batches (the
+        columns cut off are padding: only masked windows are skipped)."""
+        cfg, K, B = self.config, self.models, ids.shape[1]
         widest = max(cfg.map_widths)
         if ids.shape[2] < widest:
             ids = F.pad(ids, (0, widest - ids.shape[2]), value=PAD_ID)
-        offsets = torch.arange(K, device=ids.device).view(K, 1, 1) * cfg.vocab_size
-        rows = ids + offsets  # model k's words are rows k * V + id
-        x = self.embedding(rows)  # (K, B, T, D)
-        if self.static_embedding is not None:
-            x = x + self.static_embedding(rows)
-        x = x * (ids != PAD_ID).unsqueeze(-1).to(x.dtype)  # <pad> embeds to zeros, as padding_idx does
-        flat_lengths = lengths.reshape(K * B)
-        if not cfg.convolution:
-            x = x.reshape(K * B, -1, cfg.embedding_dim).transpose(1, 2)  # (K * B, D, T)
-            return [(x, window_mask(flat_lengths, 1, x.shape[2]))]
+        if not cfg.convolution:  # the word vectors themselves, one "window" per token
+            x = self._embed(ids, 0).reshape(K * B, ids.shape[2], -1).transpose(1, 2)  # (K * B, D, T)
+            return self._pool(x, window_mask(lengths.reshape(K * B), 1, x.shape[2])).view(K, B, -1)
+        pad = (widest - 1, widest - 1) if cfg.wide else (0, 0)
+        starts = [widest - w if cfg.wide else 0 for w in cfg.filter_widths]  # wide: w - 1 columns early
         if self.conv_mode == "grouped":
-            x = x.permute(1, 0, 3, 2).reshape(B, K * cfg.embedding_dim, -1)  # (B, K * D, T): model-major
-        else:
-            x = x.transpose(2, 3)  # (K, B, D, T)
-        if cfg.wide:
-            x = F.pad(x, (widest - 1, widest - 1))
-        out = []
-        for conv, width in zip(self.convs, cfg.filter_widths, strict=True):
-            start = widest - width if cfg.wide else 0  # wide: windows from w - 1 columns before the text
-            if self.conv_mode == "grouped":
-                maps = F.relu(conv(x[..., start:]))  # (B, K * F, windows)
+            x = self._embed(ids, 0).permute(1, 0, 3, 2).reshape(B, K * cfg.embedding_dim, -1)  # (B, K * D, T)
+            x = F.pad(x, pad)
+            parts = []
+            for conv, width, start in zip(self.convs, cfg.filter_widths, starts, strict=True):
+                maps = F.relu(conv(x[..., start:]))  # (B, K * F, windows): model-major channels
                 maps = maps.view(B, K, -1, maps.shape[2]).transpose(0, 1).reshape(K * B, -1, maps.shape[2])
-            else:
-                n = cfg.num_filters
-                maps = torch.cat(
-                    [
-                        F.relu(
-                            F.conv1d(
-                                x[k, ..., start:],
-                                conv.weight[k * n : (k + 1) * n],
-                                conv.bias[k * n : (k + 1) * n],
-                            )
-                        )
-                        for k in range(K)
-                    ]
-                )  # (K * B, F, windows)
-            if cfg.wide:
-                mask = window_mask(flat_lengths + 2 * (width - 1), width, maps.shape[2])
-            else:
-                mask = window_mask(flat_lengths, width, maps.shape[2])
-            out.append((maps, mask))
-        return out
-
-    def pooled(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(K, B, P): each model's pooled vector, as `TextCNN.features` concatenates them."""
-        cfg = self.config
-        parts = [
-            pool(cfg.pooling, maps, mask, cfg.kmax_k, cfg.chunks, cfg.temperature).values
-            for maps, mask in self.feature_maps(ids, lengths)
-        ]
-        return torch.cat(parts, dim=1).view(self.models, ids.shape[1], -1)
+                parts.append(self._pool(maps, self._mask(lengths.reshape(K * B), width, maps.shape[2])))
+            return torch.cat(parts, dim=1).view(K, B, -1)
+        # Looped: each model's convolutions in turn, each at its own batch's width. The weights are
+        # unbound once, not sliced per model: the backward of a slice fills a zero tensor of the
+        # whole stacked weight per model, unbind's stacks the K gradients once. The words of all
+        # models are looked up in one call (K lookups would give K sparse gradients of the whole
+        # table to add up), and only each model's own columns are looked up at all.
+        n, V, T = cfg.num_filters, cfg.vocab_size, ids.shape[2]
+        weights = [conv.weight.view(K, n, *conv.weight.shape[1:]).unbind(0) for conv in self.convs]
+        biases = [conv.bias.view(K, n).unbind(0) for conv in self.convs]
+        own = [T if widths is None else min(T, max(w, widest)) for w in widths or [T] * K]
+        model_ids = [ids[k, :, : own[k]] for k in range(K)]
+        rows = torch.cat([(m + k * V).reshape(-1) for k, m in enumerate(model_ids)])
+        vectors = self.embedding(rows)
+        if self.static_embedding is not None:
+            vectors = vectors + self.static_embedding(rows)
+        real = torch.cat([m.reshape(-1) for m in model_ids]) != PAD_ID
+        vectors = vectors * real.unsqueeze(1).to(vectors.dtype)  # <pad> embeds to zeros
+        pooled = []
+        for k, x in enumerate(vectors.split([B * w for w in own])):
+            x = F.pad(x.view(B, own[k], -1).transpose(1, 2), pad)  # (B, D, own width + padding)
+            parts = []
+            for i, (width, start) in enumerate(zip(cfg.filter_widths, starts, strict=True)):
+                maps = F.relu(F.conv1d(x[..., start:], weights[i][k], biases[i][k]))  # (B, F, windows)
+                parts.append(self._pool(maps, self._mask(lengths[k], width, maps.shape[2])))
+            pooled.append(torch.cat(parts, dim=1))
+        return torch.stack(pooled)
 
     def forward(
-        self, ids: torch.Tensor, lengths: torch.Tensor, keep: torch.Tensor | None = None
+        self,
+        ids: torch.Tensor,
+        lengths: torch.Tensor,
+        keep: torch.Tensor | None = None,
+        widths: Sequence[int] | None = None,
     ) -> torch.Tensor:
         """Logits (K, B, C). `keep` (K, B, P) is a dropout mask (True: kept), drawn by the caller so
-        that each model has its own random stream, whatever group it trains in."""
-        pooled = self.pooled(ids, lengths)
+        that each model has its own random stream, whatever group it trains in; `widths` see `pooled`."""
+        pooled = self.pooled(ids, lengths, widths)
         if keep is not None:
             pooled = pooled * keep.to(pooled.dtype) / (1.0 - self.config.dropout)
         return self.classifier(pooled)

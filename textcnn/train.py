@@ -221,6 +221,7 @@ class _EpochPlan:
     steps: list[int]  # per model: its own number of batches this epoch
     weight: torch.Tensor  # (S, K, B) 1 / (model's batch size) for real rows, 0 for empty slots
     widths: list[int]  # per step: the longest sentence of any model's batch (at least the widest filter)
+    model_widths: list[list[int]]  # per step and model: its own batch's longest sentence
 
 
 def _plan_epoch(
@@ -244,12 +245,14 @@ def _plan_epoch(
     index = torch.full((steps, K, B), filler, dtype=torch.long)
     weight = torch.zeros((steps, K, B))
     widths = [widest] * steps
+    model_widths = [[widest] * K for _ in range(steps)]
     for k, batches in enumerate(per_model):
         for s, batch in enumerate(batches):
             index[s, k, : len(batch)] = batch
             weight[s, k, : len(batch)] = 1.0 / len(batch)
-            widths[s] = max(widths[s], int(lengths[k][batch].max()))
-    return _EpochPlan(index, [len(b) for b in per_model], weight, widths)
+            model_widths[s][k] = max(widest, int(lengths[k][batch].max()))
+            widths[s] = max(widths[s], model_widths[s][k])
+    return _EpochPlan(index, [len(b) for b in per_model], weight, widths, model_widths)
 
 
 def _dropout_masks(
@@ -450,6 +453,7 @@ def fit_group(
                         train.ids[:, :, :width][rows, batch],
                         train.lengths[rows, batch],
                         masks[step] if masks is not None else None,
+                        plan.model_widths[step],
                     )
                 ce = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), reduction="none").view(
                     len(members), B
