@@ -21,7 +21,9 @@ Writes benchmarks/results/train_speed.json (or --out) and prints a table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import random
 import statistics
 import sys
@@ -76,12 +78,15 @@ def measure(
 
 
 def study_epochs(path: Path) -> dict[str, float]:
-    """Mean epochs a run of each dataset took in the committed pooling study."""
+    """Mean epochs a run of each dataset took in the committed pooling study (convolutional arms:
+    the full study has no `:no-conv` arms)."""
     if not path.exists():
         return {}
     epochs: dict[str, list[int]] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
+        if row["pooling"].endswith(":no-conv"):
+            continue
         epochs.setdefault(row["dataset"], []).append(row["epochs_run"])
     return {name: sum(values) / len(values) for name, values in epochs.items()}
 
@@ -94,6 +99,9 @@ def main() -> int:
     parser.add_argument("--models", default="1,10,100", help="comma-separated group sizes K")
     parser.add_argument("--sentences", type=int, default=1000, help="training sentences per model")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per measurement (the first is warm-up)")
+    parser.add_argument(
+        "--min-sentences", type=int, default=30_000, help="at least this many timed sentences per measurement"
+    )
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--amp", default="auto", help="bf16 autocast: auto (CUDA only), bf16 or off")
     parser.add_argument(
@@ -151,7 +159,10 @@ def main() -> int:
     rounds: dict[int, list[dict]] = {k: [] for k in sizes}
     for round_number in range(args.rounds):
         for models in sizes if round_number % 2 == 0 else sizes[::-1]:
-            entry = measure(models, train, dev, config, train_config)
+            # Every K trains at least --min-sentences sentences in its timed epochs, so that K = 1
+            # is not timed over a second.
+            epochs = max(args.epochs, 1 + math.ceil(args.min_sentences / (models * len(train))))
+            entry = measure(models, train, dev, config, dataclasses.replace(train_config, epochs=epochs))
             rounds[models].append(entry)
             print(
                 f"round {round_number + 1}, K={models}: {entry['sentences_per_second']:,.0f} sentences/s",
