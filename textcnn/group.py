@@ -148,15 +148,17 @@ class ModelGroup(nn.Module):
 
     # -- the forward pass, in batched form --------------------------------------------------
 
-    def _embed(self, ids: torch.Tensor, first_model: int) -> torch.Tensor:
-        """(M, B, T) ids of models first_model.. -> (M, B, T, D) vectors; <pad> embeds to zeros."""
-        V = self.config.vocab_size
-        offsets = (first_model + torch.arange(ids.shape[0], device=ids.device)).view(-1, 1, 1) * V
-        rows = ids + offsets  # model k's words are rows k * V + id
+    def _lookup(self, rows: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Vectors of table `rows` (model k's word i is row k * V + i), <pad> `ids` as zeros."""
         x = self.embedding(rows)
         if self.static_embedding is not None:
             x = x + self.static_embedding(rows)
         return x * (ids != PAD_ID).unsqueeze(-1).to(x.dtype)  # as padding_idx does for one model
+
+    def _embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """(K, B, T) ids -> (K, B, T, D) vectors."""
+        offsets = torch.arange(ids.shape[0], device=ids.device).view(-1, 1, 1) * self.config.vocab_size
+        return self._lookup(ids + offsets, ids)
 
     def _pool(self, maps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         cfg = self.config
@@ -179,12 +181,12 @@ class ModelGroup(nn.Module):
         if ids.shape[2] < widest:
             ids = F.pad(ids, (0, widest - ids.shape[2]), value=PAD_ID)
         if not cfg.convolution:  # the word vectors themselves, one "window" per token
-            x = self._embed(ids, 0).reshape(K * B, ids.shape[2], -1).transpose(1, 2)  # (K * B, D, T)
+            x = self._embed(ids).reshape(K * B, ids.shape[2], -1).transpose(1, 2)  # (K * B, D, T)
             return self._pool(x, window_mask(lengths.reshape(K * B), 1, x.shape[2])).view(K, B, -1)
         pad = (widest - 1, widest - 1) if cfg.wide else (0, 0)
         starts = [widest - w if cfg.wide else 0 for w in cfg.filter_widths]  # wide: w - 1 columns early
         if self.conv_mode == "grouped":
-            x = self._embed(ids, 0).permute(1, 0, 3, 2).reshape(B, K * cfg.embedding_dim, -1)  # (B, K * D, T)
+            x = self._embed(ids).permute(1, 0, 3, 2).reshape(B, K * cfg.embedding_dim, -1)  # (B, K * D, T)
             x = F.pad(x, pad)
             parts = []
             for conv, width, start in zip(self.convs, cfg.filter_widths, starts, strict=True):
@@ -202,12 +204,10 @@ class ModelGroup(nn.Module):
         biases = [conv.bias.view(K, n).unbind(0) for conv in self.convs]
         own = [T if widths is None else min(T, max(w, widest)) for w in widths or [T] * K]
         model_ids = [ids[k, :, : own[k]] for k in range(K)]
-        rows = torch.cat([(m + k * V).reshape(-1) for k, m in enumerate(model_ids)])
-        vectors = self.embedding(rows)
-        if self.static_embedding is not None:
-            vectors = vectors + self.static_embedding(rows)
-        real = torch.cat([m.reshape(-1) for m in model_ids]) != PAD_ID
-        vectors = vectors * real.unsqueeze(1).to(vectors.dtype)  # <pad> embeds to zeros
+        vectors = self._lookup(
+            torch.cat([(m + k * V).reshape(-1) for k, m in enumerate(model_ids)]),
+            torch.cat([m.reshape(-1) for m in model_ids]),
+        )
         pooled = []
         for k, x in enumerate(vectors.split([B * w for w in own])):
             x = F.pad(x.view(B, own[k], -1).transpose(1, 2), pad)  # (B, D, own width + padding)

@@ -220,8 +220,7 @@ class _EpochPlan:
     index: torch.Tensor  # (S, K, B) row of each batch slot (the filler row for empty slots)
     steps: list[int]  # per model: its own number of batches this epoch
     weight: torch.Tensor  # (S, K, B) 1 / (model's batch size) for real rows, 0 for empty slots
-    widths: list[int]  # per step: the longest sentence of any model's batch (at least the widest filter)
-    model_widths: list[list[int]]  # per step and model: its own batch's longest sentence
+    widths: list[list[int]]  # per step and model: its batch's longest sentence (at least the widest filter)
 
 
 def _plan_epoch(
@@ -244,15 +243,13 @@ def _plan_epoch(
     steps, K, B = max(len(b) for b in per_model), len(per_model), config.batch_size
     index = torch.full((steps, K, B), filler, dtype=torch.long)
     weight = torch.zeros((steps, K, B))
-    widths = [widest] * steps
-    model_widths = [[widest] * K for _ in range(steps)]
+    widths = [[widest] * K for _ in range(steps)]
     for k, batches in enumerate(per_model):
         for s, batch in enumerate(batches):
             index[s, k, : len(batch)] = batch
             weight[s, k, : len(batch)] = 1.0 / len(batch)
-            model_widths[s][k] = max(widest, int(lengths[k][batch].max()))
-            widths[s] = max(widths[s], model_widths[s][k])
-    return _EpochPlan(index, [len(b) for b in per_model], weight, widths, model_widths)
+            widths[s][k] = max(widest, int(lengths[k][batch].max()))
+    return _EpochPlan(index, [len(b) for b in per_model], weight, widths)
 
 
 def _dropout_masks(
@@ -446,14 +443,14 @@ def fit_group(
                 range(steps_count), desc=f"epoch {epoch + 1}", unit="batch", leave=False, disable=not progress
             )
             for step in steps:
-                batch, width = index[step], plan.widths[step]  # (K, B)
+                batch, widths = index[step], plan.widths[step]  # (K, B), K widths
                 labels = train.labels[rows, batch]
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                     logits = group(
-                        train.ids[:, :, :width][rows, batch],
+                        train.ids[:, :, : max(widths)][rows, batch],
                         train.lengths[rows, batch],
                         masks[step] if masks is not None else None,
-                        plan.model_widths[step],
+                        widths,
                     )
                 ce = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), reduction="none").view(
                     len(members), B
