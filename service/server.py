@@ -7,6 +7,7 @@ GET /metrics (Prometheus), /docs and /openapi.json (FastAPI, from the pydantic s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -235,6 +236,12 @@ class TextCNNServer(ls.LitServer):
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             super().run(**kwargs)
+        except MANAGER_GONE:
+            # The queue manager process is gone: stopped by the same signal that stopped us
+            # (systemd signals every process of a service), or dead on its own. LitServe has
+            # stopped the workers on its way out; only say something if nobody asked to stop.
+            if not self._stopping.is_set():
+                self.failure = "the request-queue manager process ended unexpectedly"
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -252,7 +259,9 @@ class TextCNNServer(ls.LitServer):
         _stop_http_threads()
         if self._monitor is not None:
             self._monitor.join()
-        self._shutdown_event.set()  # LitServer.run goes on to stop the workers and the manager
+        # If the manager is gone already, LitServer.run's wait has ended with it: nothing to set.
+        with contextlib.suppress(*MANAGER_GONE):
+            self._shutdown_event.set()  # LitServer.run goes on to stop the workers and the manager
 
     def _start_worker_monitoring(self, manager, uvicorn_workers) -> None:
         # Replaces LitServe's monitor (called from LitServer.run): a dead worker stops the server,
@@ -269,6 +278,10 @@ class TextCNNServer(ls.LitServer):
 
         self._monitor = threading.Thread(target=monitor, name="textcnn-worker-monitor", daemon=True)
         self._monitor.start()
+
+
+# What a call through a multiprocessing manager raises once the manager process is gone.
+MANAGER_GONE = (EOFError, OSError, AttributeError)
 
 
 def _stop_http_threads(timeout: float = 30.0) -> None:

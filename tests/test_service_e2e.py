@@ -310,25 +310,31 @@ def test_server_stops_cleanly_on_sigterm(tiny_bundle):
     assert "Traceback" not in output and "ERROR" not in output, output
 
 
-def test_ctrl_c_in_a_terminal_stops_every_process_without_a_traceback(tiny_bundle):
-    """Ctrl-C signals the terminal's whole process group: server, HTTP servers, queue manager, worker."""
+@pytest.mark.parametrize(
+    "signum",
+    [signal.SIGINT, signal.SIGTERM],
+    ids=["ctrl-c in a terminal", "sigterm to every process, as systemd stops a service"],
+)
+def test_a_signal_to_the_whole_process_group_stops_it_without_a_traceback(tiny_bundle, signum):
+    """Ctrl-C signals the terminal's whole process group: server, HTTP servers, queue manager,
+    worker; systemd's default stop (KillMode=control-group) sends SIGTERM to all of them too."""
     port = free_port()
     process = start_server(
         "--model", str(tiny_bundle), "--port", str(port), "--log-level", "warning", own_process_group=True
     )
     wait_healthy(process, f"http://127.0.0.1:{port}")
     assert httpx.post(f"http://127.0.0.1:{port}/predict", json={"text": "bye"}).status_code == 200
-    os.killpg(process.pid, signal.SIGINT)
+    os.killpg(process.pid, signum)
     try:
         output, _ = process.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
-        raise AssertionError(f"still running 60 s after Ctrl-C:\n{process.communicate()[0]}") from None
+        raise AssertionError(f"still running 60 s after the signal:\n{process.communicate()[0]}") from None
     assert "Traceback" not in output, output
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and _group_alive(process.pid):
         time.sleep(0.2)
-    assert not _group_alive(process.pid), "a process of the server outlived Ctrl-C"
+    assert not _group_alive(process.pid), "a process of the server outlived the signal"
 
 
 def _group_alive(pgid: int) -> bool:
