@@ -287,12 +287,12 @@ def evaluate_group(
     predictions = torch.zeros(lengths_cpu.shape, dtype=torch.long)
     loss_sum = torch.zeros(K, device=device)
     rows = torch.arange(K)[:, None]
+    device_rows = rows.to(device)
     widest = max(group.config.map_widths)
     for start in range(0, order.shape[1], batch_size):
         chunk = order[:, start : start + batch_size]  # (K, b)
         width = max(int(lengths_cpu[rows, chunk].max()), widest)
         index = chunk.to(device)
-        device_rows = rows.to(device)
         logits = group(
             splits.ids[:, :, :width][device_rows, index], splits.lengths[device_rows, index]
         ).float()
