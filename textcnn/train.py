@@ -291,10 +291,13 @@ def evaluate_group(
     widest = max(group.config.map_widths)
     for start in range(0, order.shape[1], batch_size):
         chunk = order[:, start : start + batch_size]  # (K, b)
-        width = max(int(lengths_cpu[rows, chunk].max()), widest)
+        # Each model at its own chunk's width (looped mode), as it would be evaluated alone.
+        widths = [max(int(lengths_cpu[k, chunk[k]].max()), widest) for k in range(K)]
         index = chunk.to(device)
         logits = group(
-            splits.ids[:, :, :width][device_rows, index], splits.lengths[device_rows, index]
+            splits.ids[:, :, : max(widths)][device_rows, index],
+            splits.lengths[device_rows, index],
+            widths=widths,
         ).float()
         ce = F.cross_entropy(
             logits.flatten(0, 1), splits.labels[device_rows, index].flatten(), reduction="none"
