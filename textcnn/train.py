@@ -326,9 +326,10 @@ def fit_group(
     stops early leaves the group, and the rest go on as a smaller group. The one exception: a model
     whose epoch has fewer batches than the group's longest (training sets whose sizes straddle a
     multiple of the batch size) sits the missing steps out with a zero gradient, so Adadelta's
-    running averages decay once more per missing step, while its weights do not move. `on_finished(k, result)`
-    is called as model k stops, after it holds its best weights. The configs may differ only in
-    their seeds. Checkpoints (`run_dir`) are for a group of one.
+    running averages decay once more per missing step, while its weights do not move.
+
+    `on_finished(k, result)` is called as model k stops, after it holds its best weights. The
+    configs may differ only in their seeds. Checkpoints (`run_dir`) are for a group of one.
     """
     K = len(models)
     if not (K == len(trains) == len(devs) == len(configs)) or K == 0:
