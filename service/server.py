@@ -229,8 +229,12 @@ class TextCNNServer(ls.LitServer):
         owner = os.getpid()
 
         def on_signal(signum, frame) -> None:
-            if os.getpid() != owner:  # a forked HTTP server: uvicorn has handled the signal already
-                raise SystemExit(0)
+            if os.getpid() != owner:
+                # A forked child (HTTP server or worker): uvicorn has drained its requests already
+                # (it handles the signal while serving, then passes it on). Leave at once: raising
+                # SystemExit here could land inside asyncio's clean-up, when LitServe's terminate()
+                # sends a second SIGTERM, and uvloop then prints "Event loop is closed" tracebacks.
+                os._exit(0)
             self.request_shutdown()
 
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
