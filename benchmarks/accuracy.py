@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 from textcnn.data import load_registered, make_folds
-from textcnn.train import TrainConfig, train_folds
+from textcnn.runs import RunSettings, train_folds
+from textcnn.train import TrainConfig
 
 RESULTS = Path(__file__).parent / "results" / "accuracy.json"
 
@@ -58,15 +59,8 @@ def run_configuration(dataset: str, variant: str, args: argparse.Namespace) -> d
     vectors = None if options["variant"] == "rand" else args.vectors
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
-        run = train_folds(
-            corpus,
-            folds,
-            Path(scratch) / "model",
-            options,
-            train_config,
-            vectors=vectors,
-            progress=not args.quiet,
-        )
+        settings = RunSettings(options, train_config, vectors=vectors)
+        run = train_folds(corpus, folds, Path(scratch) / "model", settings, progress=not args.quiet)
     seconds = time.perf_counter() - started
     accuracies = [o.test_metrics["accuracy"] for o in run.outcomes]
     train_speeds = [h["sentences_per_second"] for o in run.outcomes for h in o.fit.history]

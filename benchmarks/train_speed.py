@@ -32,9 +32,9 @@ from pathlib import Path
 
 import torch
 
-from textcnn.bundle import resolve_device
 from textcnn.data import load_registered, make_folds
 from textcnn.model import ModelConfig, TextCNN
+from textcnn.runtime import resolve_device
 from textcnn.text import TextEncoder, Vocabulary
 from textcnn.train import EncodedSplit, TrainConfig, fit_group, length_bucketed_batches
 

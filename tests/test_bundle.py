@@ -2,7 +2,6 @@ import hashlib
 import json
 import math
 import os
-import stat
 from pathlib import Path
 
 import pytest
@@ -10,8 +9,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from textcnn import bundle as bundle_module
-from textcnn.bundle import Classifier, Prediction, atomic_write_bytes
+from textcnn.bundle import Classifier, Prediction
 from textcnn.errors import BundleError
 from textcnn.model import ModelConfig, TextCNN
 from textcnn.text import TextEncoder, Vocabulary, tokenize
@@ -351,53 +349,3 @@ def test_label_count_mismatch(bundle):
     write_config(bundle, config)
     with pytest.raises(BundleError, match="2 label names for a model with 3 classes"):
         Classifier.load(bundle)
-
-
-# -- atomic writes -----------------------------------------------------------------------------
-
-
-def test_atomic_write_writes_and_replaces(tmp_path):
-    target = tmp_path / "file.bin"
-    atomic_write_bytes(target, b"first")
-    atomic_write_bytes(target, b"second")
-    assert target.read_bytes() == b"second"
-    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]  # no temporary files left
-
-
-def test_atomic_write_keeps_old_content_when_rename_fails(tmp_path, monkeypatch):
-    target = tmp_path / "file.bin"
-    target.write_bytes(b"old")
-
-    def failing_replace(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(bundle_module.os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
-        atomic_write_bytes(target, b"new")
-    assert target.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
-
-
-def test_atomic_write_cleans_up_when_interrupted(tmp_path, monkeypatch):
-    target = tmp_path / "file.bin"
-    target.write_bytes(b"old")
-
-    def interrupted_fsync(fd):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(bundle_module.os, "fsync", interrupted_fsync)
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write_bytes(target, b"new")
-    assert target.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
-
-
-@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
-def test_atomic_write_mode_follows_umask(tmp_path, monkeypatch, umask, mode):
-    # mkstemp creates 0600 files; the bundle must be readable by a service user like any new file.
-    # The umask is read once at import (reading it means setting it), so the test sets that copy.
-    import textcnn.bundle
-
-    monkeypatch.setattr(textcnn.bundle, "_UMASK", umask)
-    atomic_write_bytes(tmp_path / "file.bin", b"x")
-    assert stat.S_IMODE((tmp_path / "file.bin").stat().st_mode) == mode

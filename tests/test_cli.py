@@ -261,3 +261,67 @@ def test_compare_quick_study_and_a_bad_pooling(data_dir, tmp_path):
     bad = textcnn("compare", "--poolings", "max,median", "--data-dir", data_dir, "--out", tmp_path / "bad")
     assert bad.returncode == 1 and "unknown pooling median" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_train_flags_fall_through_to_the_config_defaults():
+    """A default lives in its dataclass only: the flags default to "not given", and --help reads
+    the dataclass. If a flag got a default of its own again, or a config field lost its flag, this
+    fails."""
+    import dataclasses
+
+    from textcnn.cli import MODEL_FLAGS, TRAIN_FLAGS, VOCAB_FLAGS, build_parser, run_settings_from_args
+    from textcnn.model import ModelConfig
+    from textcnn.runs import VocabConfig
+    from textcnn.train import TrainConfig
+
+    def names(config, *ignored):
+        return {f.name for f in dataclasses.fields(config)} - set(ignored)
+
+    assert set(MODEL_FLAGS.values()) == names(ModelConfig, "vocab_size", "num_classes", "extra")
+    assert set(TRAIN_FLAGS.values()) == names(TrainConfig, "rho", "eps", "bucket_batches")  # no flags
+    assert set(VOCAB_FLAGS.values()) == names(VocabConfig)
+    parser = build_parser()
+    args = parser.parse_args(["train", "--dataset", "mr", "--out", "x"])
+    assert all(getattr(args, dest) is None for dest in (*MODEL_FLAGS, *TRAIN_FLAGS, *VOCAB_FLAGS))
+    settings = run_settings_from_args(args)
+    assert (
+        settings.model_options == {} and settings.train == TrainConfig() and settings.vocab == VocabConfig()
+    )
+
+    given = [
+        "--k",
+        "7",
+        "--max-norm",
+        "0",
+        "--patience",
+        "0",
+        "--max-vocab",
+        "100",
+        "--no-wide",
+        "--seed",
+        "3",
+    ]
+    settings = run_settings_from_args(parser.parse_args(["train", "--dataset", "mr", "--out", "x", *given]))
+    assert settings.model_options == {"kmax_k": 7, "max_norm": None, "wide": False}
+    assert settings.train == TrainConfig(patience=None, seed=3) and settings.vocab == VocabConfig(
+        max_size=100
+    )
+
+    train_help = " ".join(textcnn("train", "--help").stdout.split())
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+    assert f"feature maps per width (default: {defaults['num_filters']})" in train_help
+    assert f"(default: {','.join(map(str, defaults['filter_widths']))})" in train_help
+    assert f"most epochs to train (default: {TrainConfig().epochs})" in train_help
+
+
+def test_compare_flags_fall_through_to_the_study_defaults():
+    import dataclasses
+
+    from textcnn.cli import STUDY_FLAGS, build_parser
+    from textcnn.study import StudyConfig
+
+    assert set(STUDY_FLAGS.values()) <= {f.name for f in dataclasses.fields(StudyConfig)}
+    args = build_parser().parse_args(["compare", "--out", "x"])
+    assert all(getattr(args, dest) is None for dest in STUDY_FLAGS)
+    compare_help = " ".join(textcnn("compare", "--help").stdout.split())
+    assert f"training seeds per arm (0, 1, ...) (default: {StudyConfig.seeds})" in compare_help

@@ -249,6 +249,24 @@ def test_multichannel_is_a_filter_over_each_channel_summed():
         torch.testing.assert_close(model(ids, lengths), expected, rtol=1e-5, atol=1e-5)
 
 
+# -- dropout -----------------------------------------------------------------------------------
+
+
+def test_dropout_is_the_callers_mask_or_drawn_in_training_mode():
+    model = tiny_model(dropout=0.25)
+    ids, lengths = padded(sentences([7, 1, 5, 9]), 5)
+    with torch.no_grad():
+        pooled = torch.cat([p.values for p in model.features(ids, lengths)], dim=1)
+        keep = torch.rand(pooled.shape, generator=torch.Generator().manual_seed(0)) >= 0.25
+        expected = model.classifier(pooled * keep / 0.75)  # inverted dropout, as F.dropout scales
+        torch.testing.assert_close(model(ids, lengths, keep), expected)
+        evaluated = model(ids, lengths)  # eval mode, no mask: no dropout
+        torch.testing.assert_close(evaluated, model.classifier(pooled))
+        model.train()  # a plain PyTorch loop: the model draws its own masks
+        assert not torch.allclose(model(ids, lengths), evaluated)
+        model.eval()
+
+
 # -- max-norm ----------------------------------------------------------------------------------
 
 

@@ -36,20 +36,14 @@ SAMPLES = REPO / "data" / "samples"
 
 def train_tiny_bundle(path: Path) -> Path:
     """A 2-class model trained for 2 epochs on the 12 sample sentences: seconds, and a real bundle."""
-    from textcnn.train import TrainConfig, train_classifier
+    from textcnn.runs import RunSettings, texts_fold, train_classifier
+    from textcnn.train import TrainConfig
 
     rows = [json.loads(line) for line in (SAMPLES / "tiny.jsonl").read_text().splitlines()]
     texts, labels = [r["text"] for r in rows], [r["label"] for r in rows]
-    outcome = train_classifier(
-        texts,
-        labels,
-        texts[:4],
-        labels[:4],
-        ["negative", "positive"],
-        {"embedding_dim": 16, "num_filters": 8},
-        TrainConfig(epochs=2),
-        progress=False,
-    )
+    settings = RunSettings({"embedding_dim": 16, "num_filters": 8}, TrainConfig(epochs=2))
+    fold = texts_fold((texts, labels), (texts[:4], labels[:4]))
+    outcome = train_classifier(fold, ["negative", "positive"], settings, progress=False)
     return outcome.classifier.save(path)
 
 

@@ -11,17 +11,8 @@ import torch
 from textcnn.bundle import Classifier
 from textcnn.data import load_registered, make_folds
 from textcnn.errors import ConfigError, TextCNNError
-from textcnn.train import (
-    CHECKPOINT_FILE,
-    LOG_FILE,
-    EncodedSplit,
-    TrainConfig,
-    VocabConfig,
-    fit,
-    length_bucketed_batches,
-    train_classifier,
-    train_folds,
-)
+from textcnn.runs import RunSettings, VocabConfig, texts_fold, train_classifier, train_folds
+from textcnn.train import CHECKPOINT_FILE, LOG_FILE, EncodedSplit, TrainConfig, fit, length_bucketed_batches
 
 SMALL = {"embedding_dim": 16, "num_filters": 8}  # tiny model: these tests check behaviour, not accuracy
 
@@ -52,9 +43,9 @@ def toy_texts(n: int = 120) -> tuple[list[str], list[str]]:
 def toy_run(config: TrainConfig, model: dict = SMALL, **kwargs):
     """Train on the toy task with its first 40 sentences as dev."""
     texts, labels = toy_texts()
-    return train_classifier(
-        texts, labels, texts[:40], labels[:40], ["neg", "pos"], model, config, progress=False, **kwargs
-    )
+    fold = texts_fold((texts, labels), (texts[:40], labels[:40]))
+    kwargs.setdefault("progress", False)
+    return train_classifier(fold, ["neg", "pos"], RunSettings(model, config), **kwargs)
 
 
 def test_batches_cover_every_sentence_once_and_group_similar_lengths():
@@ -103,19 +94,19 @@ def test_learns_a_toy_task_and_is_repeatable_with_a_seed():
 def test_vocabulary_comes_from_training_texts_only():
     texts, labels = toy_texts()
     outcome = train_classifier(
-        texts,
-        labels,
-        ["zebra quagga"] * 2,
+        texts_fold((texts, labels), (["zebra quagga"] * 2, ["neg", "pos"]), (["okapi"], ["neg"])),
         ["neg", "pos"],
-        ["neg", "pos"],
-        SMALL,
-        TrainConfig(epochs=1),
-        test_texts=["okapi"],
-        test_labels=["neg"],
+        RunSettings(SMALL, TrainConfig(epochs=1)),
         progress=False,
     )
     vocab = outcome.classifier.encoder.vocab
     assert "great" in vocab and "zebra" not in vocab and "okapi" not in vocab
+
+
+def test_a_normal_run_prints_no_warnings(recwarn):
+    # Progress bars on: the step loop's postfix once read a loss that required grad (torch warned).
+    toy_run(TrainConfig(epochs=2, batch_size=10), progress=True)
+    assert [str(w.message) for w in recwarn] == []
 
 
 def test_bf16_autocast_on_the_cpu_trains():
@@ -147,8 +138,9 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path):
 
 
 def _encoded(texts, labels):
+    fold = texts_fold((texts, labels), (texts[:30], labels[:30]))
     outcome = train_classifier(
-        texts, labels, texts[:30], labels[:30], ["neg", "pos"], SMALL, TrainConfig(epochs=1), progress=False
+        fold, ["neg", "pos"], RunSettings(SMALL, TrainConfig(epochs=1)), progress=False
     )
     encoder = outcome.classifier.encoder
     index = {"neg": 0, "pos": 1}
@@ -237,21 +229,17 @@ def test_a_corrupt_checkpoint_is_reported_not_crashed(tmp_path):
 def test_pretrained_variant_without_vectors_is_refused():
     texts, labels = toy_texts(20)
     with pytest.raises(ConfigError, match="needs pretrained vectors"):
-        train_classifier(texts, labels, texts, labels, ["neg", "pos"], {"variant": "static"}, progress=False)
+        fold = texts_fold((texts, labels), (texts, labels))
+        train_classifier(fold, ["neg", "pos"], RunSettings({"variant": "static"}), progress=False)
 
 
 def test_static_variant_keeps_the_pretrained_table_frozen(glove_file):
     texts = ["a great film", "an awful film", "a lovely plot", "a dull plot"] * 10
     labels = ["pos", "neg", "pos", "neg"] * 10
     outcome = train_classifier(
-        texts,
-        labels,
-        texts[:8],
-        labels[:8],
+        texts_fold((texts, labels), (texts[:8], labels[:8])),
         ["neg", "pos"],
-        {"variant": "static", "num_filters": 8},
-        TrainConfig(epochs=2),
-        vectors=str(glove_file),
+        RunSettings({"variant": "static", "num_filters": 8}, TrainConfig(epochs=2), vectors=str(glove_file)),
         progress=False,
     )
     model = outcome.classifier.model
@@ -269,15 +257,12 @@ def test_real_short_training_on_mr_gives_a_bundle_that_predicts(data_dir, tmp_pa
     (fold,) = make_folds(corpus, seed=0)
     small_train = fold.train.subset(range(0, len(fold.train), 4))  # a quarter of the fold, 3 epochs
     fold = dataclasses.replace(fold, train=small_train)
-    run = train_folds(
-        corpus,
-        [fold],
-        tmp_path / "mr",
+    settings = RunSettings(
         {"num_filters": 50, "embedding_dim": 100},
         TrainConfig(epochs=3, patience=None),
         VocabConfig(min_count=1),
-        progress=False,
     )
+    run = train_folds(corpus, [fold], tmp_path / "mr", settings, progress=False)
     outcome = run.outcomes[0]
     assert outcome.test_metrics["accuracy"] > 0.55  # chance is 0.5; a short run on a quarter of MR
     classifier = Classifier.load(tmp_path / "mr")
@@ -303,7 +288,9 @@ def test_cross_validation_writes_each_fold_and_a_summary(data_dir, tmp_path):
     small = load_files(path)
     assert isinstance(small.splits["all"], LabeledTexts)
     folds = make_folds(small, folds=3, seed=0)
-    run = train_folds(small, folds, tmp_path / "cv", SMALL, TrainConfig(epochs=1), progress=False)
+    run = train_folds(
+        small, folds, tmp_path / "cv", RunSettings(SMALL, TrainConfig(epochs=1)), progress=False
+    )
     assert [p.name for p in run.bundles] == ["fold-0", "fold-1", "fold-2"]
     summary = json.loads((tmp_path / "cv" / "cv.json").read_text())
     assert summary["test"]["folds"] == 3 and len(summary["test"]["accuracy"]["values"]) == 3
@@ -328,7 +315,7 @@ def test_resume_of_cross_validation_keeps_finished_folds(tmp_path, monkeypatch):
     import textcnn.train as train_module
 
     corpus, folds = toy_folds(tmp_path)
-    config = TrainConfig(epochs=2, patience=None, batch_size=10)
+    config = RunSettings(SMALL, TrainConfig(epochs=2, patience=None, batch_size=10))
 
     real = train_module.length_bucketed_batches
     calls = {"n": 0}
@@ -340,7 +327,7 @@ def test_resume_of_cross_validation_keeps_finished_folds(tmp_path, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "length_bucketed_batches", interrupt_in_second_fold)
-    first = train_folds(corpus, folds, tmp_path / "cv", SMALL, config, progress=False)
+    first = train_folds(corpus, folds, tmp_path / "cv", config, progress=False)
     assert [o.fit.interrupted for o in first.outcomes] == [False, True]
     assert (tmp_path / "cv" / "fold-1" / CHECKPOINT_FILE).exists() and not (
         tmp_path / "cv" / "fold-2"
@@ -348,7 +335,7 @@ def test_resume_of_cross_validation_keeps_finished_folds(tmp_path, monkeypatch):
     fold0_weights = (tmp_path / "cv" / "fold-0" / "weights.safetensors").read_bytes()
 
     monkeypatch.setattr(train_module, "length_bucketed_batches", real)
-    resumed = train_folds(corpus, folds, tmp_path / "cv", SMALL, config, resume=True, progress=False)
+    resumed = train_folds(corpus, folds, tmp_path / "cv", config, resume=True, progress=False)
     assert [o.fit.interrupted for o in resumed.outcomes] == [False, False, False]
     assert (tmp_path / "cv" / "fold-0" / "weights.safetensors").read_bytes() == fold0_weights  # not retrained
     assert [len(o.fit.history) for o in resumed.outcomes] == [2, 2, 2]
@@ -360,14 +347,13 @@ def test_folds_trained_together_match_folds_trained_one_at_a_time(tmp_path, monk
     import textcnn.train as train_module
 
     corpus, folds = toy_folds(tmp_path)
-    config = TrainConfig(epochs=3, patience=None, batch_size=10)
-    alone = train_folds(corpus, folds, tmp_path / "alone", SMALL, config, progress=False)
+    config = RunSettings(SMALL, TrainConfig(epochs=3, patience=None, batch_size=10))
+    alone = train_folds(corpus, folds, tmp_path / "alone", config, progress=False)
     seen = []
     together = train_folds(
         corpus,
         folds,
         tmp_path / "together",
-        SMALL,
         config,
         progress=False,
         together=True,
@@ -392,11 +378,11 @@ def test_folds_trained_together_match_folds_trained_one_at_a_time(tmp_path, monk
         return real(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "length_bucketed_batches", interrupt_in_second_epoch)
-    stopped = train_folds(corpus, folds, tmp_path / "cv", SMALL, config, progress=False, together=True)
+    stopped = train_folds(corpus, folds, tmp_path / "cv", config, progress=False, together=True)
     assert [o.fit.interrupted for o in stopped.outcomes] == [True, True, True]
     assert [o.fit.epochs_run for o in stopped.outcomes] == [1, 1, 1]
     assert all((tmp_path / "cv" / f"fold-{k}" / "config.json").exists() for k in range(3))
     monkeypatch.setattr(train_module, "length_bucketed_batches", real)
-    resumed = train_folds(corpus, folds, tmp_path / "cv", SMALL, config, resume=True, progress=False)
+    resumed = train_folds(corpus, folds, tmp_path / "cv", config, resume=True, progress=False)
     assert [o.fit.epochs_run for o in resumed.outcomes] == [3, 3, 3]
     assert [o.fit.interrupted for o in resumed.outcomes] == [False, False, False]

@@ -7,10 +7,11 @@ one line on stderr and exit code 1 (argparse's own usage errors exit with 2); Ct
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from textcnn.errors import TextCNNError
@@ -93,60 +94,46 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train a model and write its bundle",
         description="Train a model; the best dev epoch is written as a bundle to --out.",
+        formatter_class=functools.partial(ConfigDefaultsFormatter, defaults=train_defaults),
     )
     _add_data_arguments(train)
     train.add_argument(
         "--out", required=True, help="bundle folder to write (one sub-folder per fold with --folds)"
     )
     model = train.add_argument_group("model")
-    model.add_argument("--variant", choices=VARIANTS, default="rand", help="embedding variant (Kim 2014)")
+    model.add_argument("--variant", choices=VARIANTS, help="embedding variant (Kim 2014)")
     model.add_argument("--vectors", help="pretrained vectors: a word2vec/GloVe/fastText file or glove-6b-50d")
-    model.add_argument(
-        "--embedding-dim", type=_positive_int, default=300, help="embedding size without --vectors"
-    )
-    model.add_argument(
-        "--filter-widths", type=_int_list, default=(3, 4, 5), help="comma-separated (default 3,4,5)"
-    )
-    model.add_argument("--num-filters", type=_positive_int, default=100, help="feature maps per width")
+    model.add_argument("--embedding-dim", type=_positive_int, help="embedding size without --vectors")
+    model.add_argument("--filter-widths", type=_int_list, help="comma-separated filter widths")
+    model.add_argument("--num-filters", type=_positive_int, help="feature maps per width")
     model.add_argument(
         "--wide",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="wide convolution: width-1 <pad> on both sides of each sentence, as Kim's code (default: on)",
+        help="wide convolution: width-1 <pad> on both sides of each sentence, as Kim's code",
     )
     model.add_argument(
         "--convolution",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="--no-convolution pools the word vectors themselves: the ablation of the convolution (default: on)",
+        help="--no-convolution pools the word vectors themselves: the ablation of the convolution",
     )
-    model.add_argument("--pooling", choices=POOLINGS, default="max", help="pooling over time (default max)")
-    model.add_argument("--k", type=_positive_int, default=3, help="k of kmax pooling")
-    model.add_argument("--chunks", type=_positive_int, default=3, help="regions of chunk-max pooling")
-    model.add_argument("--temperature", type=float, default=1.0, help="temperature of logsumexp pooling")
-    model.add_argument("--dropout", type=float, default=0.5, help="dropout before the output layer")
-    model.add_argument(
-        "--max-norm", type=float, default=3.0, help="l2 max-norm of output weight rows; 0 turns it off"
-    )
+    model.add_argument("--pooling", choices=POOLINGS, help="pooling over time")
+    model.add_argument("--k", type=_positive_int, help="k of kmax pooling")
+    model.add_argument("--chunks", type=_positive_int, help="regions of chunk-max pooling")
+    model.add_argument("--temperature", type=float, help="temperature of logsumexp pooling")
+    model.add_argument("--dropout", type=float, help="dropout before the output layer")
+    model.add_argument("--max-norm", type=float, help="l2 max-norm of output weight rows; 0 turns it off")
     fitting = train.add_argument_group("training")
-    fitting.add_argument("--optimizer", choices=OPTIMIZERS, default="adadelta", help="default adadelta (Kim)")
+    fitting.add_argument("--optimizer", choices=OPTIMIZERS, help="Kim: adadelta")
     fitting.add_argument("--lr", type=float, help="learning rate (default 1.0 Adadelta, 0.001 Adam)")
-    fitting.add_argument("--batch-size", type=_positive_int, default=50, help="sentences per batch")
-    fitting.add_argument("--epochs", type=_positive_int, default=25, help="most epochs to train")
+    fitting.add_argument("--batch-size", type=_positive_int, help="sentences per batch")
+    fitting.add_argument("--epochs", type=_positive_int, help="most epochs to train")
+    fitting.add_argument("--patience", type=int, help="stop after N epochs without dev gain; 0: never")
+    fitting.add_argument("--seed", type=int, help="seed for splits, initialisation and batches")
+    fitting.add_argument("--device", help="auto (CUDA when present), cpu or cuda")
     fitting.add_argument(
-        "--patience", type=int, default=5, help="stop after N epochs without dev gain; 0: never"
+        "--amp", choices=AMP_MODES, help="bf16 mixed precision: auto (on CUDA only), bf16 (CPU too), off"
     )
-    fitting.add_argument("--seed", type=int, default=0, help="seed for splits, initialisation and batches")
-    fitting.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    fitting.add_argument(
-        "--amp",
-        choices=AMP_MODES,
-        default="auto",
-        help="bf16 mixed precision: auto (on CUDA only, the default), bf16 (CPU too), off",
-    )
-    fitting.add_argument(
-        "--min-count", type=_positive_int, default=1, help="drop words seen fewer times in train"
-    )
+    fitting.add_argument("--min-count", type=_positive_int, help="drop words seen fewer times in train")
     fitting.add_argument("--max-vocab", type=int, help="keep at most this many words")
     fitting.add_argument("--max-length", type=_positive_int, help="truncate texts to this many tokens")
     fitting.add_argument("--half", action="store_true", help="store fp16 weights (half the bundle size)")
@@ -201,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the pooling study: the same runs with only the pooling changed, paired statistics, a report",
         description="Train every (dataset, fold, seed, pooling), record each run in OUT/results.jsonl as it "
         "ends (an interrupted study resumes), then write OUT/summary.json, OUT/REPORT.md and OUT/plots/.",
+        formatter_class=functools.partial(ConfigDefaultsFormatter, defaults=study_defaults),
     )
     compare.add_argument(
         "--datasets", default="mr,sst2,trec,subj,sst1", help="comma-separated registered datasets"
@@ -210,15 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="max,avg,kmax,chunk-max",
         help="comma-separated poolings; POOLING:no-conv pools the word vectors without convolution (the ablation)",
     )
-    compare.add_argument("--seeds", type=_positive_int, default=3, help="training seeds per arm (0, 1, ...)")
-    compare.add_argument("--folds", type=_positive_int, default=10, help="cross-validation folds (MR, Subj)")
+    compare.add_argument("--seeds", type=_positive_int, help="training seeds per arm (0, 1, ...)")
+    compare.add_argument("--folds", type=_positive_int, help="cross-validation folds (MR, Subj)")
     compare.add_argument("--max-folds", type=_positive_int, help="run only the first N folds")
-    compare.add_argument("--variant", choices=VARIANTS, default="rand", help="embedding variant")
+    compare.add_argument("--variant", choices=VARIANTS, help="embedding variant")
     compare.add_argument("--vectors", help="pretrained vectors for non-rand variants")
-    compare.add_argument("--epochs", type=_positive_int, default=25, help="most epochs per run")
-    compare.add_argument(
-        "--patience", type=int, default=5, help="early stopping patience; 0: never stop early"
-    )
+    compare.add_argument("--epochs", type=_positive_int, help="most epochs per run")
+    compare.add_argument("--patience", type=int, help="early stopping patience; 0: never stop early")
     compare.add_argument("--data-dir", help="folder holding the datasets (default: $TEXTCNN_DATA_DIR)")
     compare.add_argument("--out", required=True, help="study folder (results, summary, report, plots)")
     compare.add_argument(
@@ -285,44 +271,113 @@ def _stop_on_sigterm_as_on_ctrl_c() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+# The flags of `train` that set a config field (flag dest -> field). They default to None, "not
+# given", so the dataclass default applies: a default lives in one place, the config.
+MODEL_FLAGS = {
+    "variant": "variant",
+    "embedding_dim": "embedding_dim",
+    "filter_widths": "filter_widths",
+    "num_filters": "num_filters",
+    "wide": "wide",
+    "convolution": "convolution",
+    "pooling": "pooling",
+    "k": "kmax_k",
+    "chunks": "chunks",
+    "temperature": "temperature",
+    "dropout": "dropout",
+    "max_norm": "max_norm",
+}
+TRAIN_FLAGS = {
+    name: name for name in ("optimizer", "lr", "batch_size", "epochs", "patience", "seed", "device", "amp")
+}
+VOCAB_FLAGS = {"min_count": "min_count", "max_vocab": "max_size", "max_length": "max_length"}
+OFF_WHEN_ZERO = {"max_norm", "patience"}  # `--max-norm 0`, `--patience 0`: the config's None
+
+
+STUDY_FLAGS = {name: name for name in ("seeds", "folds", "variant", "epochs", "patience")}
+
+
+def _defaults_of(pairs) -> dict[str, object]:
+    import dataclasses
+
+    defaults: dict[str, object] = {}
+    for config, flags in pairs:
+        fields = {f.name: f.default for f in dataclasses.fields(config)}
+        defaults |= {dest: fields[name] for dest, name in flags.items()}
+    return defaults
+
+
+@functools.cache
+def train_defaults() -> dict[str, object]:
+    """Each `train` config flag's default, read from its dataclass (imports torch: for --help only)."""
+    from textcnn.model import ModelConfig
+    from textcnn.runs import VocabConfig
+    from textcnn.train import TrainConfig
+
+    return _defaults_of(((ModelConfig, MODEL_FLAGS), (TrainConfig, TRAIN_FLAGS), (VocabConfig, VOCAB_FLAGS)))
+
+
+@functools.cache
+def study_defaults() -> dict[str, object]:
+    from textcnn.study import StudyConfig
+
+    return _defaults_of(((StudyConfig, STUDY_FLAGS),))
+
+
+class ConfigDefaultsFormatter(argparse.HelpFormatter):
+    """Shows each config flag's dataclass default in --help, so the help cannot go stale; the
+    configs are imported only when help is printed."""
+
+    def __init__(self, prog: str, defaults: Callable[[], dict[str, object]], **kwargs) -> None:
+        super().__init__(prog, **kwargs)
+        self._defaults = defaults
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        default = self._defaults().get(action.dest)
+        if default is None:
+            return help_text
+        if isinstance(default, bool):
+            shown = "on" if default else "off"
+        elif isinstance(default, tuple):
+            shown = ",".join(map(str, default))
+        else:
+            shown = str(default)
+        return f"{help_text} (default: {shown})"
+
+
+def run_settings_from_args(args: argparse.Namespace):
+    """`RunSettings` from the flags given; every flag not given falls through to its config."""
+    from textcnn.model import ModelConfig
+    from textcnn.runs import RunSettings, VocabConfig
+    from textcnn.train import TrainConfig
+
+    def given(flags: dict[str, str]) -> dict:
+        values = {
+            name: getattr(args, dest) for dest, name in flags.items() if getattr(args, dest) is not None
+        }
+        return {
+            name: None if name in OFF_WHEN_ZERO and value == 0 else value for name, value in values.items()
+        }
+
+    model_options = given(MODEL_FLAGS)
+    probe = ModelConfig(vocab_size=2, num_classes=2, **model_options)  # bad flags fail before any data loads
+    if probe.pretrained and not args.vectors:
+        raise TextCNNError(f"--variant {probe.variant} needs --vectors (a vectors file or glove-6b-50d)")
+    return RunSettings(
+        model_options, TrainConfig(**given(TRAIN_FLAGS)), VocabConfig(**given(VOCAB_FLAGS)), args.vectors
+    )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from textcnn.data import make_folds
     from textcnn.evaluate import format_metrics, format_summary
-    from textcnn.train import TrainConfig, VocabConfig, train_folds
+    from textcnn.runs import train_folds
 
-    if args.variant != "rand" and not args.vectors:
-        raise TextCNNError(f"--variant {args.variant} needs --vectors (a vectors file or glove-6b-50d)")
+    settings = run_settings_from_args(args)
     _stop_on_sigterm_as_on_ctrl_c()
-    model_options = {
-        "variant": args.variant,
-        "embedding_dim": args.embedding_dim,
-        "filter_widths": args.filter_widths,
-        "num_filters": args.num_filters,
-        "wide": args.wide,
-        "convolution": args.convolution,
-        "pooling": args.pooling,
-        "kmax_k": args.k,
-        "chunks": args.chunks,
-        "temperature": args.temperature,
-        "dropout": args.dropout,
-        "max_norm": args.max_norm or None,
-    }
-    train_config = TrainConfig(
-        optimizer=args.optimizer,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        patience=args.patience or None,
-        seed=args.seed,
-        device=args.device,
-        amp=args.amp,
-    )
-    vocab_config = VocabConfig(min_count=args.min_count, max_size=args.max_vocab, max_length=args.max_length)
-    from textcnn.model import ModelConfig
-
-    ModelConfig(vocab_size=2, num_classes=2, **model_options)  # reject bad flags before loading any data
     corpus = _load_corpus(args)
-    folds = make_folds(corpus, args.folds, args.fold, seed=args.seed)
+    folds = make_folds(corpus, args.folds, args.fold, seed=settings.train.seed)
 
     def report(fold, outcome) -> None:
         where = Path(args.out) if len(folds) == 1 else Path(args.out) / fold.name
@@ -340,10 +395,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         corpus,
         folds,
         args.out,
-        model_options,
-        train_config,
-        vocab_config,
-        args.vectors,
+        settings,
         args.resume,
         not args.quiet,
         args.half,
@@ -456,16 +508,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
         "max_folds": 1,
         "model_options": {"embedding_dim": 32, "num_filters": 16},
     }
+    given = {
+        name: getattr(args, dest) for dest, name in STUDY_FLAGS.items() if getattr(args, dest) is not None
+    }
     settings = {
         "datasets": tuple(d.strip() for d in args.datasets.split(",") if d.strip()),
         "poolings": poolings,
-        "seeds": args.seeds,
-        "folds": args.folds,
         "max_folds": args.max_folds,
-        "variant": args.variant,
         "vectors": args.vectors,
-        "epochs": args.epochs,
-        "patience": args.patience or None,
+        **given,
+        **({"patience": None} if given.get("patience") == 0 else {}),
     }
     config = StudyConfig(**(settings | (quick if args.quick else {})))
     rows = run_study(config, args.out, args.data_dir, progress=not args.quiet, group_size=args.group_size)

@@ -13,7 +13,7 @@ the channel axis of every layer, so one step of the group is one step of each mo
   applied model by model (`conv_mode="looped"`): a kernel per model, each at its own batch's
   width (a grouped convolution must run every model at the longest of the K batches), everything
   else batched;
-- the pooling functions are the single model's own;
+- the per-width convolution, mask and pooling are the single model's own functions;
 - the output layer is a batched matrix product with weights (K * C, P).
 
 Every parameter is laid out model-major along its first axis, so model k's slice is rows
@@ -22,8 +22,9 @@ same shapes): checkpoints and optimizer states need no translation. Models whose
 differ in size (folds have their own) are padded to the largest; the padding rows are never
 looked up and are dropped again by `export`.
 
-The forward pass repeats `TextCNN.feature_maps` in batched form; `tests/test_group.py` checks
-that the two agree to rounding for every pooling, wide and narrow, with and without convolution.
+The forward pass is the single model's own (`textcnn.model.width_maps`, `pool_maps`), run over
+K models; `tests/test_group.py` checks that a group and its models agree to rounding for every
+pooling, wide and narrow, with and without convolution, in both modes.
 """
 
 from __future__ import annotations
@@ -32,12 +33,19 @@ import dataclasses
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from textcnn.errors import ConfigError
-from textcnn.model import ModelConfig, TextCNN, window_mask
-from textcnn.pooling import pool
+from textcnn.model import (
+    ModelConfig,
+    TextCNN,
+    apply_max_norm,
+    dropout_pooled,
+    pad_for_windows,
+    pad_ids,
+    pool_maps,
+    width_maps,
+)
 from textcnn.text import PAD_ID
 
 CONV_MODES = ("grouped", "looped")
@@ -160,46 +168,33 @@ class ModelGroup(nn.Module):
         offsets = torch.arange(ids.shape[0], device=ids.device).view(-1, 1, 1) * self.config.vocab_size
         return self._lookup(ids + offsets, ids)
 
-    def _pool(self, maps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        cfg = self.config
-        return pool(cfg.pooling, maps, mask, cfg.kmax_k, cfg.chunks, cfg.temperature).values
-
-    def _mask(self, lengths: torch.Tensor, width: int, windows: int) -> torch.Tensor:
-        if self.config.wide:
-            return window_mask(lengths + 2 * (width - 1), width, windows)
-        return window_mask(lengths, width, windows)
-
     def pooled(
         self, ids: torch.Tensor, lengths: torch.Tensor, widths: Sequence[int] | None = None
     ) -> torch.Tensor:
         """ids (K, B, T), lengths (K, B) -> (K, B, P): each model's pooled vector, as
-        `TextCNN.features` concatenates it. `widths` (looped mode): each model's own longest
-        sentence in this batch, so it is not convolved at the longest of all K batches (the
-        columns cut off are padding: only masked windows are skipped)."""
+        `TextCNN.features` concatenates it, through the same `width_maps` and `pool_maps`.
+        `widths` (looped mode): each model's own longest sentence in this batch, so it is not
+        convolved at the longest of all K batches (the columns cut off are padding: only masked
+        windows are skipped)."""
         cfg, K, B = self.config, self.models, ids.shape[1]
-        widest = max(cfg.map_widths)
-        if ids.shape[2] < widest:
-            ids = F.pad(ids, (0, widest - ids.shape[2]), value=PAD_ID)
-        if not cfg.convolution:  # the word vectors themselves, one "window" per token
+        ids = pad_ids(ids, cfg)
+        if not cfg.convolution:  # the word vectors themselves
             x = self._embed(ids).reshape(K * B, ids.shape[2], -1).transpose(1, 2)  # (K * B, D, T)
-            return self._pool(x, window_mask(lengths.reshape(K * B), 1, x.shape[2])).view(K, B, -1)
-        pad = (widest - 1, widest - 1) if cfg.wide else (0, 0)
-        starts = [widest - w if cfg.wide else 0 for w in cfg.filter_widths]  # wide: w - 1 columns early
+            return pool_maps(*width_maps(x, lengths.reshape(K * B), cfg, 1), cfg).values.view(K, B, -1)
         if self.conv_mode == "grouped":
             x = self._embed(ids).permute(1, 0, 3, 2).reshape(B, K * cfg.embedding_dim, -1)  # (B, K * D, T)
-            x = F.pad(x, pad)
-            parts = []
-            for conv, width, start in zip(self.convs, cfg.filter_widths, starts, strict=True):
-                maps = F.relu(conv(x[..., start:]))  # (B, K * F, windows): model-major channels
-                maps = maps.view(B, K, -1, maps.shape[2]).transpose(0, 1).reshape(K * B, -1, maps.shape[2])
-                parts.append(self._pool(maps, self._mask(lengths.reshape(K * B), width, maps.shape[2])))
-            return torch.cat(parts, dim=1).view(K, B, -1)
+            x, flat_lengths = pad_for_windows(x, cfg), lengths.reshape(K * B)
+            parts = [
+                pool_maps(*width_maps(x, flat_lengths, cfg, w, conv.weight, conv.bias, groups=K), cfg)
+                for conv, w in zip(self.convs, cfg.filter_widths, strict=True)
+            ]
+            return torch.cat([p.values for p in parts], dim=1).view(K, B, -1)
         # Looped: each model's convolutions in turn, each at its own batch's width. The weights are
         # unbound once, not sliced per model: the backward of a slice fills a zero tensor of the
         # whole stacked weight per model, unbind's stacks the K gradients once. The words of all
         # models are looked up in one call (K lookups would give K sparse gradients of the whole
         # table to add up), and only each model's own columns are looked up at all.
-        n, V, T = cfg.num_filters, cfg.vocab_size, ids.shape[2]
+        n, V, T, widest = cfg.num_filters, cfg.vocab_size, ids.shape[2], max(cfg.map_widths)
         weights = [conv.weight.view(K, n, *conv.weight.shape[1:]).unbind(0) for conv in self.convs]
         biases = [conv.bias.view(K, n).unbind(0) for conv in self.convs]
         own = [T if widths is None else min(T, max(w, widest)) for w in widths or [T] * K]
@@ -210,12 +205,12 @@ class ModelGroup(nn.Module):
         )
         pooled = []
         for k, x in enumerate(vectors.split([B * w for w in own])):
-            x = F.pad(x.view(B, own[k], -1).transpose(1, 2), pad)  # (B, D, own width + padding)
-            parts = []
-            for i, (width, start) in enumerate(zip(cfg.filter_widths, starts, strict=True)):
-                maps = F.relu(F.conv1d(x[..., start:], weights[i][k], biases[i][k]))  # (B, F, windows)
-                parts.append(self._pool(maps, self._mask(lengths[k], width, maps.shape[2])))
-            pooled.append(torch.cat(parts, dim=1))
+            x = pad_for_windows(x.view(B, own[k], -1).transpose(1, 2), cfg)  # (B, D, own width + padding)
+            parts = [
+                pool_maps(*width_maps(x, lengths[k], cfg, w, weights[i][k], biases[i][k]), cfg)
+                for i, w in enumerate(cfg.filter_widths)
+            ]
+            pooled.append(torch.cat([p.values for p in parts], dim=1))
         return torch.stack(pooled)
 
     def forward(
@@ -229,15 +224,11 @@ class ModelGroup(nn.Module):
         that each model has its own random stream, whatever group it trains in; `widths` see `pooled`."""
         pooled = self.pooled(ids, lengths, widths)
         if keep is not None:
-            pooled = pooled * keep.to(pooled.dtype) / (1.0 - self.config.dropout)
+            pooled = dropout_pooled(pooled, keep, self.config.dropout)
         return self.classifier(pooled)
 
-    @torch.no_grad()
     def apply_max_norm(self) -> None:
-        """Kim's l2 constraint on each output weight row: rows are per model and class already."""
-        if self.config.max_norm is not None:
-            weight = self.classifier.weight
-            weight.copy_(torch.renorm(weight, p=2, dim=0, maxnorm=self.config.max_norm))
+        apply_max_norm(self.classifier.weight, self.config.max_norm)  # rows: per model and class
 
 
 def select_rows(tensor: torch.Tensor, models: int, keep: Sequence[int]) -> torch.Tensor:

@@ -2,6 +2,10 @@
 
 tokens -> embeddings -> one Conv1d per filter width -> ReLU -> pooling over time (masked)
        -> concatenate -> dropout -> linear -> class logits
+
+The forward pass is a handful of functions of the weights (`width_maps`, `pool_maps`, ...):
+`TextCNN` runs them for one model, `textcnn.group.ModelGroup` for K models stacked as one, which
+is how the trainer runs every training (one model is a group of one).
 """
 
 from __future__ import annotations
@@ -112,6 +116,76 @@ def window_mask(lengths: torch.Tensor, width: int, num_windows: int) -> torch.Te
     return torch.arange(num_windows, device=lengths.device)[None, :] < valid[:, None]  # (B, T - w + 1)
 
 
+# The forward pass below is written once, as functions of the weights, so that `TextCNN` (one
+# model) and `textcnn.group.ModelGroup` (K models trained as one computation) run the same code.
+
+
+def pad_ids(ids: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """Ids (..., T) with <pad> up to the widest window: an input shorter than every filter still
+    gets its one window, so it is classified the same however much padding a batch adds."""
+    widest = max(config.map_widths)
+    return F.pad(ids, (0, widest - ids.shape[-1]), value=PAD_ID) if ids.shape[-1] < widest else ids
+
+
+def pad_for_windows(x: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """Word vectors (B, D, T) as the convolutions read them: in wide mode with (widest - 1) zero
+    columns on each side. <pad> rows embed to zeros, so zero columns are the same as <pad> tokens."""
+    if config.convolution and config.wide:
+        widest = max(config.filter_widths)
+        return F.pad(x, (widest - 1, widest - 1))  # (B, D, T + 2 (widest - 1))
+    return x
+
+
+def width_maps(
+    x: torch.Tensor,
+    lengths: torch.Tensor,
+    config: ModelConfig,
+    width: int,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    groups: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One filter width: convolve -> ReLU -> the mask of real windows. x from `pad_for_windows`.
+
+    Returns maps (B, F, windows) and mask (B, windows). Window p of width w covers tokens
+    p - (w - 1) .. p in wide mode, p .. p + w - 1 in narrow mode; tokens outside the sentence are
+    zero rows. `weight` None (no convolution): the word vectors themselves, one window per token.
+    `groups` = K (`ModelGroup`'s grouped mode): x is (B, K * D, T), `weight` holds the K models'
+    filters model-major, `lengths` is (K * B,), and the maps come back as (K * B, F, windows).
+    """
+    if weight is None:
+        return x, window_mask(lengths, 1, x.shape[2])
+    if config.wide:
+        # Start w - 1 columns before the first word: windows at offsets -(w-1) .. L-1, which are
+        # the windows of a sentence of L + 2 (w - 1) tokens.
+        x = x[:, :, max(config.filter_widths) - width :]
+    maps = F.relu(F.conv1d(x, weight, bias, groups=groups))  # (B, groups * F, windows)
+    if groups > 1:  # model-major channels -> model-major rows
+        B, windows = maps.shape[0], maps.shape[2]
+        maps = maps.view(B, groups, -1, windows).transpose(0, 1).reshape(groups * B, -1, windows)
+    real_lengths = lengths + 2 * (width - 1) if config.wide else lengths
+    return maps, window_mask(real_lengths, width, maps.shape[2])
+
+
+def pool_maps(maps: torch.Tensor, mask: torch.Tensor, config: ModelConfig) -> Pooled:
+    return pool(config.pooling, maps, mask, config.kmax_k, config.chunks, config.temperature)
+
+
+def dropout_pooled(pooled: torch.Tensor, keep: torch.Tensor, p: float) -> torch.Tensor:
+    """Inverted dropout with a mask drawn by the caller (True: kept), as `F.dropout` scales."""
+    return pooled * keep.to(pooled.dtype) / (1.0 - p)
+
+
+@torch.no_grad()
+def apply_max_norm(weight: torch.Tensor, max_norm: float | None) -> None:
+    """Kim's constraint: after each step, rescale any class weight row whose l2 norm exceeds s.
+
+    Rows are (model and) class: the same call serves one model's (C, P) and a group's (K * C, P).
+    """
+    if max_norm is not None:
+        weight.copy_(torch.renorm(weight, p=2, dim=0, maxnorm=max_norm))
+
+
 class TextCNN(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -131,7 +205,6 @@ class TextCNN(nn.Module):
             nn.Conv1d(config.embedding_dim, config.num_filters, kernel_size=w)
             for w in (config.filter_widths if config.convolution else ())
         )
-        self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(config.pooled_size, config.num_classes)
 
     def load_pretrained(self, vectors: torch.Tensor) -> None:
@@ -157,53 +230,39 @@ class TextCNN(nn.Module):
     def feature_maps(
         self, ids: torch.Tensor, lengths: torch.Tensor
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per filter width: the ReLU feature maps (B, F, windows) and the mask of real windows.
-
-        Window p of width w covers tokens p - (w - 1) .. p in wide mode, p .. p + w - 1 in narrow
-        mode (`window_tokens` maps it back); tokens outside the sentence are zero rows.
-        """
+        """Per filter width: the ReLU feature maps (B, F, windows) and the mask of real windows
+        (`width_maps`; `window_tokens` maps a window back to its tokens)."""
         cfg = self.config
-        widest = max(cfg.map_widths)
-        if ids.shape[1] < widest:  # too short for any window of the widest filter: pad with <pad>
-            ids = F.pad(ids, (0, widest - ids.shape[1]), value=PAD_ID)
-        x = self.embed(ids)  # (B, D, T)
-        if not cfg.convolution:  # the word vectors themselves, one "window" per token
-            return [(x, window_mask(lengths, 1, x.shape[2]))]
-        if cfg.wide:  # <pad> rows embed to zeros, so zero columns are the same as <pad> tokens
-            x = F.pad(x, (widest - 1, widest - 1))  # (B, D, T + 2 (widest - 1))
-        out = []
-        for conv, width in zip(self.convs, cfg.filter_widths, strict=True):
-            if cfg.wide:
-                # Start w - 1 columns before the first word: windows at offsets -(w-1) .. L-1, which
-                # are the windows of a sentence of L + 2 (w - 1) tokens.
-                maps = F.relu(conv(x[:, :, widest - width :]))  # (B, F, T + widest - 1)
-                mask = window_mask(lengths + 2 * (width - 1), width, maps.shape[2])
-            else:
-                maps = F.relu(conv(x))  # (B, F, T - w + 1)
-                mask = window_mask(lengths, width, maps.shape[2])  # (B, T - w + 1)
-            out.append((maps, mask))
-        return out
+        x = pad_for_windows(self.embed(pad_ids(ids, cfg)), cfg)  # (B, D, T')
+        if not cfg.convolution:
+            return [width_maps(x, lengths, cfg, 1)]
+        return [
+            width_maps(x, lengths, cfg, width, conv.weight, conv.bias)
+            for conv, width in zip(self.convs, cfg.filter_widths, strict=True)
+        ]
 
     def features(self, ids: torch.Tensor, lengths: torch.Tensor) -> list[Pooled]:
         """Pooled feature maps per filter width, with the positions they came from where defined."""
-        cfg = self.config
-        return [
-            pool(cfg.pooling, maps, mask, cfg.kmax_k, cfg.chunks, cfg.temperature)
-            for maps, mask in self.feature_maps(ids, lengths)
-        ]
+        return [pool_maps(maps, mask, self.config) for maps, mask in self.feature_maps(ids, lengths)]
 
     def window_tokens(self, position: int, width: int, length: int) -> range:
         """Indices of the sentence's tokens (of `length`) that window `position` of `width` covers."""
         start = position - (width - 1) if self.config.wide else position
         return range(max(start, 0), min(start + width, length))
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, ids: torch.Tensor, lengths: torch.Tensor, keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits (B, num_classes). Dropout (Kim: p = 0.5 on the pooled vector) is a mask `keep`
+        (B, pooled_size) drawn by the caller: the library's trainer draws each model's masks from
+        its own seed, so a model trains the same alone or in a group. Without a mask, a model in
+        training mode draws its own (`F.dropout`), so it also trains in a plain PyTorch loop."""
         pooled = torch.cat([p.values for p in self.features(ids, lengths)], dim=1)  # (B, pooled_size)
-        return self.classifier(self.dropout(pooled))  # (B, num_classes)
+        if keep is not None:
+            pooled = dropout_pooled(pooled, keep, self.config.dropout)
+        elif self.training:
+            pooled = F.dropout(pooled, self.config.dropout)
+        return self.classifier(pooled)  # (B, num_classes)
 
-    @torch.no_grad()
     def apply_max_norm(self) -> None:
-        """Kim's constraint: after each step, rescale any class weight row whose l2 norm exceeds s."""
-        if self.config.max_norm is not None:
-            weight = self.classifier.weight  # (num_classes, pooled_size)
-            weight.copy_(torch.renorm(weight, p=2, dim=0, maxnorm=self.config.max_norm))
+        apply_max_norm(self.classifier.weight, self.config.max_norm)

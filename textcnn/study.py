@@ -132,31 +132,33 @@ def _subsample(texts: LabeledTexts, limit: int | None, seed: int) -> LabeledText
     return texts.subset(sorted(random.Random(seed).sample(range(len(texts)), limit)))
 
 
-def _prepare(run: Run, fold: Fold, label_names: Sequence[str], config: StudyConfig):
-    from textcnn.train import TrainConfig, prepare_run
+def _settings(run: Run, config: StudyConfig):
+    from textcnn.runs import RunSettings
+    from textcnn.train import TrainConfig
 
-    train = _subsample(fold.train, config.max_train, config.split_seed)
-    return prepare_run(
-        train.texts,
-        train.labels,
-        fold.dev.texts,
-        fold.dev.labels,
-        label_names,
+    return RunSettings(
         model_options={**config.model_options, "variant": config.variant, **arm_options(run.pooling)},
-        train_config=TrainConfig(seed=run.seed, epochs=config.epochs, patience=config.patience),
+        train=TrainConfig(seed=run.seed, epochs=config.epochs, patience=config.patience),
         vectors=config.vectors,
-        test_texts=fold.test.texts,
-        test_labels=fold.test.labels,
     )
+
+
+def _study_fold(fold: Fold, config: StudyConfig) -> Fold:
+    return dataclasses.replace(fold, train=_subsample(fold.train, config.max_train, config.split_seed))
+
+
+# The study has always tokenized with lowercase=True, TREC included (whose corpus keeps case);
+# kept so that a study grows on the settings its committed runs were trained with.
+STUDY_LOWERCASE = True
 
 
 def train_model(run: Run, fold: Fold, label_names: Sequence[str], config: StudyConfig):
     """One run's training with the study's settings; returns the `TrainOutcome`."""
-    from textcnn.train import finish_run, fit
+    from textcnn.runs import train_classifier
 
-    prepared = _prepare(run, fold, label_names, config)
-    result = fit(prepared.model, prepared.train, prepared.dev, prepared.train_config, progress=False)
-    return finish_run(prepared, result)
+    return train_classifier(
+        _study_fold(fold, config), label_names, _settings(run, config), STUDY_LOWERCASE, progress=False
+    )
 
 
 def _row(run: Run, fold: Fold, label_names: Sequence[str], outcome, seconds: float, **extra) -> dict:
@@ -193,12 +195,15 @@ def train_runs_together(
     config: StudyConfig,
     on_row: Callable[[dict], None],
 ) -> None:
-    """Runs of one (dataset, pooling) as one batched training (`textcnn.train.train_together`);
+    """Runs of one (dataset, pooling) as one batched training (`textcnn.runs.train_together`);
     `on_row(row)` as each run stops. A row's `seconds` is the group's wall time until that run
     stopped; rows of one group share its `group` name and `group_size`."""
-    from textcnn.train import train_together
+    from textcnn.runs import prepare_run, train_together
 
-    prepared = [_prepare(run, fold, label_names, config) for run, fold in zip(runs, folds, strict=True)]
+    prepared = [
+        prepare_run(_study_fold(fold, config), label_names, _settings(run, config), STUDY_LOWERCASE)
+        for run, fold in zip(runs, folds, strict=True)
+    ]
     started = time.perf_counter()
     name = f"{runs[0].dataset}/{runs[0].pooling}/{time.time():.0f}"
 

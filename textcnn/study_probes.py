@@ -22,7 +22,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from textcnn.bundle import CONFIG_FILE, Classifier, atomic_write_bytes
+from textcnn.bundle import CONFIG_FILE, Classifier
 from textcnn.data import Fold
 from textcnn.probes import (
     compare_texts,
@@ -33,6 +33,7 @@ from textcnn.probes import (
     winning_ngrams,
     with_filler,
 )
+from textcnn.runtime import atomic_write_bytes
 from textcnn.study import Run, StudyConfig, study_folds, train_model
 
 PROBES_FILE = "probes.json"

@@ -1,0 +1,393 @@
+"""From texts to trained classifiers: one run (`train_classifier`), and a protocol's folds (`train_folds`).
+
+A run is a `data.Fold` (train, dev, and maybe test texts) plus `RunSettings`: the vocabulary comes
+from the training texts only, pretrained vectors are read for that vocabulary, the model is drawn
+from the run's seed, `textcnn.train.fit` trains it, and the outcome carries the `Classifier` with
+its dev and test metrics. `train_folds` runs every fold of a protocol, one at a time (with
+checkpoints) or together as one batched computation, and writes each fold's bundle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from textcnn.bundle import Classifier
+from textcnn.checkpoint import CHECKPOINT_FILE
+from textcnn.data import Corpus, Fold, LabeledTexts
+from textcnn.errors import ConfigError
+from textcnn.evaluate import classification_metrics
+from textcnn.model import ModelConfig, TextCNN
+from textcnn.runtime import atomic_write_bytes, package_versions
+from textcnn.text import TextEncoder, Vocabulary
+from textcnn.train import LOG_FILE, EncodedSplit, FitResult, TrainConfig, evaluate_split, fit, fit_group
+
+
+@dataclass(frozen=True)
+class VocabConfig:
+    min_count: int = 1  # Kim keeps every training word
+    max_size: int | None = None
+    max_length: int | None = None  # truncate longer texts (tokens); None: keep everything
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything a run takes besides its data: the same for every fold of a protocol.
+
+    `model_options` are ModelConfig fields other than vocab_size and num_classes (which follow
+    from the data); with `vectors`, embedding_dim follows from the vectors.
+    """
+
+    model_options: dict = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    vocab: VocabConfig = field(default_factory=VocabConfig)
+    vectors: str | None = None  # a vectors file or a named source (textcnn.vectors)
+
+
+def texts_fold(
+    train: tuple[Sequence[str], Sequence[str]],
+    dev: tuple[Sequence[str], Sequence[str]],
+    test: tuple[Sequence[str], Sequence[str]] | None = None,
+) -> Fold:
+    """A fold of (texts, labels) held in memory, for callers that have no corpus behind them."""
+
+    def part(name: str, pair: tuple[Sequence[str], Sequence[str]]) -> LabeledTexts:
+        return LabeledTexts(tuple(pair[0]), tuple(pair[1]), f"<{name} texts>")
+
+    return Fold(
+        "split", None, part("train", train), part("dev", dev), part("test", test) if test else None, "given"
+    )
+
+
+@dataclass
+class TrainOutcome:
+    classifier: Classifier
+    fit: FitResult
+    dev_metrics: dict
+    test_metrics: dict | None
+    vectors: dict | None  # coverage report of the pretrained vectors, if any
+    test_predictions: list[int] | None = None  # class ids, in the order of the test texts
+
+
+@dataclass
+class PreparedRun:
+    """Everything one training needs before `fit`: vocabulary, model, encoded splits."""
+
+    model: TextCNN
+    encoder: TextEncoder
+    label_names: list[str]
+    train: EncodedSplit
+    dev: EncodedSplit
+    test: EncodedSplit | None
+    settings: RunSettings
+    coverage: dict | None
+    fingerprint: dict
+    info: dict | None
+
+
+def prepare_run(
+    fold: Fold,
+    label_names: Sequence[str],
+    settings: RunSettings | None = None,
+    lowercase: bool = True,
+    info: dict | None = None,
+) -> PreparedRun:
+    """Vocabulary from the fold's training texts only, optional pretrained vectors, the initial
+    model (drawn right after seeding with the run's seed, so it is the same wherever it will train).
+    `lowercase` is the corpus's tokenizer setting; `info` goes into the bundle's config."""
+    settings = settings or RunSettings()
+    options, vectors = dict(settings.model_options), settings.vectors
+    variant = options.get("variant", "rand")
+    if variant != "rand" and vectors is None:
+        raise ConfigError(f"variant {variant!r} needs pretrained vectors (--vectors)")
+    parts = [fold.train, fold.dev, *([fold.test] if fold.test is not None and len(fold.test) else [])]
+    label_index = {name: i for i, name in enumerate(label_names)}
+    unknown = sorted({label for part in parts for label in part.labels} - set(label_index))
+    if unknown:
+        raise ConfigError(f"labels not among the label names: {', '.join(map(repr, unknown[:5]))}")
+
+    torch.manual_seed(settings.train.seed)
+    max_length = settings.vocab.max_length
+    probe = TextEncoder(Vocabulary(["<pad>", "<unk>"]), lowercase, max_length)
+    vocab = Vocabulary.build(
+        (probe.tokenize(t) for t in fold.train.texts), settings.vocab.min_count, settings.vocab.max_size
+    )
+    encoder = TextEncoder(vocab, lowercase, max_length)
+
+    coverage = table = None
+    if vectors is not None:
+        from textcnn.vectors import load_pretrained
+
+        pretrained = load_pretrained(vocab, vectors, seed=settings.train.seed)
+        options["embedding_dim"] = pretrained.dim
+        table = torch.from_numpy(pretrained.matrix)
+        coverage = {
+            "source": str(vectors),
+            **pretrained.coverage.to_json(),
+            "summary": str(pretrained.coverage),
+        }
+    config = ModelConfig(vocab_size=len(vocab), num_classes=len(label_names), **options)
+    model = TextCNN(config)
+    if table is not None:
+        model.load_pretrained(table)
+
+    widest = max(config.filter_widths)
+    train, dev, *test = (
+        EncodedSplit.encode(encoder, part.texts, [label_index[y] for y in part.labels], widest)
+        for part in parts
+    )
+    fingerprint = {
+        "vocab_size": len(vocab),
+        "train_rows": len(train),
+        "dev_rows": len(dev),
+        "vectors": str(vectors) if vectors else None,
+    }
+    return PreparedRun(
+        model,
+        encoder,
+        list(label_names),
+        train,
+        dev,
+        test[0] if test else None,
+        settings,
+        coverage,
+        fingerprint,
+        info,
+    )
+
+
+def finish_run(run: PreparedRun, result: FitResult) -> TrainOutcome:
+    """Metrics of the trained model on dev (and test), and the classifier with its summary."""
+    model, label_names = run.model, run.label_names
+    dev_predictions, _ = evaluate_split(model, run.dev)
+    dev_metrics = classification_metrics(run.dev.labels.tolist(), dev_predictions.tolist(), label_names)
+    test_metrics = test_predictions = None
+    if run.test is not None:
+        predicted, _ = evaluate_split(model, run.test)
+        test_predictions = predicted.tolist()
+        test_metrics = classification_metrics(run.test.labels.tolist(), test_predictions, label_names)
+
+    model.to("cpu")
+    summary = {
+        "training": {
+            "config": run.settings.train.to_json(),
+            "vocab": dataclasses.asdict(run.settings.vocab),
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "stopped_early": result.stopped_early,
+            "interrupted": result.interrupted,
+            "seconds": round(result.seconds, 2),
+            "versions": package_versions(),
+        },
+        "vectors": run.coverage,
+        "metrics": {"dev": _headline(dev_metrics), "test": _headline(test_metrics) if test_metrics else None},
+        **(run.info or {}),
+    }
+    classifier = Classifier(model, run.encoder, label_names, summary)
+    return TrainOutcome(classifier, result, dev_metrics, test_metrics, run.coverage, test_predictions)
+
+
+def train_classifier(
+    fold: Fold,
+    label_names: Sequence[str],
+    settings: RunSettings | None = None,
+    lowercase: bool = True,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    info: dict | None = None,
+) -> TrainOutcome:
+    """`prepare_run`, `fit`, `finish_run`: from a fold's texts to a trained classifier with its
+    metrics. With `run_dir`, per-epoch checkpoints and `resume` as `fit` has them."""
+    run = prepare_run(fold, label_names, settings, lowercase, info)
+    result = fit(
+        run.model, run.train, run.dev, run.settings.train, run_dir, resume, progress, run.fingerprint
+    )
+    return finish_run(run, result)
+
+
+def train_together(
+    runs: Sequence[PreparedRun],
+    progress: bool = True,
+    on_outcome: Callable[[int, TrainOutcome], None] | None = None,
+) -> list[TrainOutcome]:
+    """Train prepared runs of one model shape as one group (`fit_group`); `on_outcome(k, outcome)`
+    as each run finishes, so its result can be kept before the others are done."""
+    outcomes: dict[int, TrainOutcome] = {}
+
+    def finished(k: int, result: FitResult) -> None:
+        outcomes[k] = finish_run(runs[k], result)
+        if on_outcome is not None:
+            on_outcome(k, outcomes[k])
+
+    fit_group(
+        [r.model for r in runs],
+        [r.train for r in runs],
+        [r.dev for r in runs],
+        [r.settings.train for r in runs],
+        progress=progress,
+        on_finished=finished,
+    )
+    return [outcomes[k] for k in range(len(runs))]
+
+
+def _headline(metrics: dict) -> dict:
+    return {k: metrics[k] for k in ("n", "accuracy", "macro_f1")}
+
+
+# -- a data protocol: one fixed split, or the folds of a cross-validation ----------------------
+
+
+@dataclass
+class ProtocolRun:
+    outcomes: list[TrainOutcome]  # one per fold, in order
+    bundles: list[Path]
+    summary: dict  # JSON-ready: per-fold metrics, and mean ± std when there are several folds
+
+
+def train_folds(
+    corpus: Corpus,
+    folds: Sequence[Fold],
+    out: str | Path,
+    settings: RunSettings | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    half: bool = False,
+    on_fold: Callable[[Fold, TrainOutcome], None] | None = None,
+    together: bool = False,
+) -> ProtocolRun:
+    """Train one bundle per fold and summarise; a single fold writes its bundle straight to `out`.
+
+    Several folds write `out/fold-K/` each, plus `out/cv.json` with every fold's metrics and their
+    mean and standard deviation. `on_fold(fold, outcome)` is called as each fold ends.
+    `together=True` trains the folds as one group (`fit_group`): faster, but without per-epoch
+    checkpoints; after an interruption, `resume` keeps the folds that finished and trains the
+    others again, one at a time.
+    """
+    from textcnn.evaluate import summarize_folds
+
+    out, settings = Path(out), settings or RunSettings()
+    run_dirs = [out if len(folds) == 1 else out / fold.name for fold in folds]
+    done: dict[int, tuple[TrainOutcome, Path | None]] = {}  # position in `folds` -> outcome, bundle
+
+    def keep(position: int, outcome: TrainOutcome) -> None:
+        run_dir, bundle = run_dirs[position], None
+        if outcome.fit.best_epoch > 0:  # interrupted before any epoch ended: nothing worth writing
+            bundle = outcome.classifier.save(run_dir, half=half)
+        if not outcome.fit.interrupted:  # finished: nothing left to resume
+            (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+        done[position] = (outcome, bundle)
+        if on_fold is not None:
+            on_fold(folds[position], outcome)
+
+    pending = []
+    for position, fold in enumerate(folds):
+        if resume and _finished_bundle(run_dirs[position]):  # completed before the interruption
+            done[position] = (_finished_outcome(run_dirs[position]), run_dirs[position])
+            if on_fold is not None:
+                on_fold(fold, done[position][0])
+        else:
+            pending.append(position)
+
+    def info(position: int) -> dict:
+        return _data_info(corpus, folds[position], settings.train.seed)
+
+    if together and len(pending) > 1:
+        prepared = [
+            prepare_run(folds[p], corpus.label_names, settings, corpus.lowercase, info(p)) for p in pending
+        ]
+        train_together(prepared, progress, on_outcome=lambda k, outcome: keep(pending[k], outcome))
+    else:
+        for position in pending:
+            run_dir = run_dirs[position]
+            outcome = train_classifier(
+                folds[position],
+                corpus.label_names,
+                settings,
+                corpus.lowercase,
+                run_dir,
+                resume and (run_dir / CHECKPOINT_FILE).exists(),  # a fold never started starts afresh
+                progress,
+                info(position),
+            )
+            keep(position, outcome)
+            if outcome.fit.interrupted:
+                break
+    ordered = sorted(done)
+    outcomes = [done[position][0] for position in ordered]
+    bundles = [done[position][1] for position in ordered if done[position][1] is not None]
+    rows = [_fold_row(folds[position], run_dirs[position], done[position][0]) for position in ordered]
+    summary: dict = {"dataset": corpus.name, "folds": rows}
+    tested = [o.test_metrics for o in outcomes if o.test_metrics]
+    if len(tested) > 1:
+        summary["test"] = summarize_folds(tested)
+    if len(folds) > 1:
+        atomic_write_bytes(out / "cv.json", json.dumps(summary, indent=2).encode())
+    return ProtocolRun(outcomes, bundles, summary)
+
+
+def _data_info(corpus: Corpus, fold: Fold, split_seed: int) -> dict:
+    """The bundle's `data` section: where its training data came from."""
+    return {
+        "data": {
+            "dataset": corpus.name,
+            "source": corpus.source,
+            "fold": fold.name,
+            "fold_index": fold.index,
+            "folds": fold.of,
+            "split_seed": split_seed,
+            "dev": fold.dev_source,
+            "rows": {
+                "train": len(fold.train),
+                "dev": len(fold.dev),
+                "test": len(fold.test) if fold.test else 0,
+            },
+        }
+    }
+
+
+def _finished_bundle(run_dir: Path) -> bool:
+    """A bundle from a run that ended (not one kept at an interruption, and no checkpoint left)."""
+    if (run_dir / CHECKPOINT_FILE).exists() or not (run_dir / "config.json").exists():
+        return False
+    try:
+        training = json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("training", {})
+    except (OSError, ValueError):
+        return False
+    return not training.get("interrupted", False)
+
+
+def _fold_row(fold: Fold, run_dir: Path, outcome: TrainOutcome) -> dict:
+    return {
+        "fold": fold.name,
+        "bundle": str(run_dir),
+        "dev": _headline(outcome.dev_metrics),
+        "test": _headline(outcome.test_metrics) if outcome.test_metrics else None,
+        "best_epoch": outcome.fit.best_epoch,
+        "seconds": round(outcome.fit.seconds, 2),
+    }
+
+
+def _finished_outcome(run_dir: Path) -> TrainOutcome:
+    """What a completed fold's bundle and log say about its run (for --resume of a CV run)."""
+    classifier = Classifier.load(run_dir)
+    training, metrics = classifier.info.get("training", {}), classifier.info.get("metrics", {})
+    log = run_dir / LOG_FILE
+    history = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    fit_result = FitResult(
+        best_epoch=training.get("best_epoch", 0),
+        best_dev_accuracy=(metrics.get("dev") or {}).get("accuracy", float("nan")),
+        epochs_run=training.get("epochs_run", len(history)),
+        history=history,
+        interrupted=False,
+        stopped_early=training.get("stopped_early", False),
+        seconds=training.get("seconds", 0.0),
+    )
+    return TrainOutcome(
+        classifier, fit_result, metrics.get("dev") or {}, metrics.get("test"), classifier.info.get("vectors")
+    )
