@@ -38,7 +38,10 @@ class ServeError(TextCNNError):
 
 
 class BodyLimitMiddleware:
-    """413 for a body over `max_body_bytes`: at once from Content-Length, else while it streams in."""
+    """413 for a body over `max_body_bytes`: at once from Content-Length, else while it streams in.
+
+    Not LitServe's max_payload_size: it ignores Content-Length, so reads the refused body (litserve/middlewares.py:44).
+    """
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app

@@ -6,6 +6,7 @@ Real server processes on loopback are in test_service_e2e.py.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
@@ -18,14 +19,16 @@ import pytest
 pytest.importorskip("litserve", reason="the serve extra is not installed")
 
 import torch
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
+from litserve.middlewares import MaxSizeMiddleware
 from litserve.utils import wrap_litserve_start
 from pydantic import ValidationError
 
 from service import metrics
 from service.api import TextCNNAPI, model_id
 from service.schemas import PredictRequest, PredictResponse, RequestLimits, configure_limits
-from service.server import build_server
+from service.server import BodyLimitMiddleware, build_server
 from service.settings import ServeSettings
 from textcnn.bundle import Classifier
 from textcnn.errors import BundleError, ConfigError
@@ -345,6 +348,71 @@ def test_app_answers_bad_input_with_a_4xx_and_keeps_serving(client, kwargs, stat
     assert fragment in response.text
     assert "x" * 100 not in response.text  # the input is not echoed back
     assert client.post("/predict", json={"text": "still here"}).status_code == 200
+
+
+def post_through(
+    middleware, headers: list[tuple[bytes, bytes]], chunks: list[bytes]
+) -> tuple[int, dict, int]:
+    """POST `chunks` through `middleware` around an app that reads the body: status, JSON, receives."""
+    app = FastAPI()
+
+    @app.post("/predict")
+    async def read_all(request: Request) -> dict:
+        return {"bytes": len(await request.body())}
+
+    cls, options = middleware
+    app.add_middleware(cls, **options)
+    messages = [
+        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+        for i, chunk in enumerate(chunks)
+    ]
+    received, sent = [], []
+
+    async def receive() -> dict:
+        received.append(1)
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/predict",
+        "raw_path": b"/predict",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), *headers],
+        "server": ("testserver", 80),
+        "client": ("testclient", 1),
+    }
+    asyncio.run(app(scope, receive, send))
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, json.loads(body), len(received)
+
+
+OURS = (BodyLimitMiddleware, {"max_body_bytes": 100})
+LITSERVES = (MaxSizeMiddleware, {"max_size": 100})  # what LitServer(max_payload_size=100) adds
+
+
+def test_body_limit_refuses_a_declared_oversize_body_without_reading_it():
+    """Why BodyLimitMiddleware and not LitServe's max_payload_size: both answer a JSON 413 as the
+    body streams in, but only ours answers from Content-Length before reading a byte (uvicorn sends
+    `100 Continue` on the first read: a client that waits for it then never uploads the body)."""
+    declared = [(b"content-length", b"1000")]
+    status, body, reads = post_through(OURS, declared, [b"x" * 50] * 20)
+    assert (status, reads) == (413, 0) and body == {"detail": "request body is larger than 100 bytes"}
+    status, body, reads = post_through(LITSERVES, declared, [b"x" * 50] * 20)
+    assert (status, reads) == (413, 3) and body == {"detail": "Payload too large"}  # 150 bytes read first
+    for middleware in (OURS, LITSERVES):  # chunked, or a Content-Length that lies: stopped as it streams
+        for headers in ([(b"transfer-encoding", b"chunked")], [(b"content-length", b"50")]):
+            status, body, reads = post_through(middleware, headers, [b"x" * 50] * 20)
+            assert (status, reads) == (413, 3) and body["detail"]
+        assert post_through(middleware, [(b"content-length", b"50")], [b"x" * 50])[:2] == (200, {"bytes": 50})
 
 
 def test_app_health_info_metrics_and_docs(client, tiny_bundle):

@@ -190,6 +190,28 @@ def test_bad_input_is_a_4xx_and_the_server_keeps_serving(server, classifier, cas
     check_answers(["still", "answering"], good.json(), classifier)
 
 
+def test_a_body_declared_too_large_is_refused_before_it_is_sent(server, classifier):
+    """curl sends `Expect: 100-continue` before a large body: the 413 comes instead of the go-ahead,
+    so the body is never uploaded (LitServe's max_payload_size would say 100 Continue and read it)."""
+    with socket.create_connection(("127.0.0.1", server.base_url.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000000\r\nExpect: 100-continue\r\n\r\n"
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer:  # a server waiting for the body: socket.timeout fails the test
+            answer += sock.recv(4096)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 413"), answer
+        length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
+        while len(body) < length:
+            body += sock.recv(4096)
+    assert json.loads(body) == {"detail": "request body is larger than 8000 bytes"}
+    good = server.post("/predict", json={"text": "still answering"})
+    assert good.status_code == 200
+    check_answers(["still answering"], good.json(), classifier)
+
+
 def test_health_info_and_metrics_move(server, tiny_bundle):
     assert server.get("/health").status_code == 200
     info = server.get("/info").json()["model"]
