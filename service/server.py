@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import metrics
 from service.api import TextCNNAPI, check_bundle, model_id
+from service.compat import check_dependencies
 from service.schemas import configure_limits
 from service.settings import ServeSettings
 from textcnn.bundle import CONFIG_FILE, Classifier, package_versions, resolve_device
@@ -133,7 +134,9 @@ def model_card(classifier: Classifier, settings: ServeSettings) -> dict:
 
 
 def build_server(settings: ServeSettings) -> TextCNNServer:
-    """Check the bundle and the device here, in the main process, then assemble the LitServer."""
+    """Check litserve, uvicorn, the bundle and the device here, in the main process, then assemble
+    the LitServer."""
+    check_dependencies()
     classifier = check_bundle(settings.model)
     accelerator = settings.resolved_accelerator
     resolve_device(accelerator)  # "cuda" without a GPU: one clear error now, not in a worker

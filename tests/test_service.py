@@ -18,15 +18,26 @@ import pytest
 
 pytest.importorskip("litserve", reason="the serve extra is not installed")
 
+import litserve
+import litserve.loops.base
 import torch
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
+from litserve.loops import BatchedLoop
 from litserve.middlewares import MaxSizeMiddleware
 from litserve.utils import wrap_litserve_start
 from pydantic import ValidationError
 
 from service import metrics
 from service.api import TextCNNAPI, model_id
+from service.compat import (
+    LITSERVE_VERSION,
+    SKIP_VERSIONS_VARIABLE,
+    UVICORN_SPEC,
+    DependencyError,
+    check_dependencies,
+)
 from service.schemas import PredictRequest, PredictResponse, RequestLimits, configure_limits
 from service.server import BodyLimitMiddleware, build_server
 from service.settings import ServeSettings
@@ -129,6 +140,77 @@ def test_settings_http_servers_default_to_two_processes_and_threads_take_one():
         {"TEXTCNN_API_SERVER_WORKER_TYPE": "thread", "TEXTCNN_NUM_API_SERVERS": "1"}
     )
     assert threaded.num_api_servers == 1
+
+
+# -- the litserve and uvicorn the service reaches into ------------------------------------
+
+
+def test_the_installed_litserve_and_uvicorn_pass_the_dependency_check():
+    check_dependencies({})
+    assert litserve.__version__ == "0.2.19"
+
+
+UNTESTED = {
+    "litserve upgraded": (
+        lambda mp: mp.setattr(litserve, "__version__", "0.3.0"),
+        "litserve 0.3.0 is installed; this service was written against litserve 0.2.19 (service/server.py",
+    ),
+    "uvicorn upgraded": (
+        lambda mp: mp.setattr(uvicorn, "__version__", "0.60.1"),
+        "uvicorn 0.60.1 is installed; this service was tested with uvicorn >=0.29,<0.55",
+    ),
+    "worker monitor gone": (
+        lambda mp: mp.delattr(litserve.LitServer, "_start_worker_monitoring"),
+        "litserve 0.2.19 has no LitServer._start_worker_monitoring(self, manager, uvicorn_workers)",
+    ),
+    "stop sentinel gone": (
+        lambda mp: mp.delattr(litserve.loops.base, "_SENTINEL_VALUE"),
+        "has no litserve.loops.base._SENTINEL_VALUE",
+    ),
+    "batch collecting reshaped": (
+        lambda mp: mp.setattr(
+            BatchedLoop, "get_batch_requests", lambda self, lit_api, queues, transport: None
+        ),
+        "has no BatchedLoop.get_batch_requests(self, lit_api, request_queue, transport)",
+    ),
+    "uvicorn signal capture gone": (
+        lambda mp: mp.delattr(uvicorn.Server, "capture_signals"),
+        "has no uvicorn.Server.capture_signals",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(UNTESTED))
+def test_serve_stops_in_one_line_on_an_untested_litserve_or_uvicorn(monkeypatch, capsys, tmp_path, case):
+    from textcnn.cli import main
+
+    patch, fragment = UNTESTED[case]
+    monkeypatch.delenv(SKIP_VERSIONS_VARIABLE, raising=False)
+    patch(monkeypatch)
+    # No bundle there: the dependencies are checked first, before the bundle, the port, any process.
+    assert main(["serve", "--model", str(tmp_path / "nothing"), "--port", "8123"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("textcnn: error: "), lines
+    assert fragment in lines[0] and "pip install" in lines[0]
+    with pytest.raises(DependencyError):  # and building a server in-process stops the same way
+        build_server(ServeSettings(model=tmp_path / "nothing"))
+
+
+def test_the_serve_extra_installs_the_versions_the_check_wants():
+    tomllib = pytest.importorskip("tomllib")
+    serve = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["serve"]
+    assert f"litserve=={LITSERVE_VERSION}" in serve and f"uvicorn{UVICORN_SPEC}" in serve
+
+
+def test_the_escape_hatch_skips_the_versions_but_not_the_private_names(monkeypatch):
+    monkeypatch.setattr(litserve, "__version__", "0.3.0")
+    monkeypatch.setattr(uvicorn, "__version__", "0.60.1")
+    check_dependencies({SKIP_VERSIONS_VARIABLE: "1"})
+    with pytest.raises(DependencyError, match=re.escape("0.3.0 is installed")):
+        check_dependencies({SKIP_VERSIONS_VARIABLE: "0"})
+    monkeypatch.delattr(litserve.LitServer, "_start_worker_monitoring")
+    with pytest.raises(DependencyError, match=re.escape("has no LitServer._start_worker_monitoring")):
+        check_dependencies({SKIP_VERSIONS_VARIABLE: "1"})
 
 
 # -- request schema ---------------------------------------------------------------------------
