@@ -46,30 +46,7 @@ from textcnn.errors import BundleError, ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data" / "samples"
-
-
-def train_tiny_bundle(path: Path) -> Path:
-    """A 2-class model trained for 2 epochs on the 12 sample sentences: seconds, and a real bundle."""
-    from textcnn.train import TrainConfig, train_classifier
-
-    rows = [json.loads(line) for line in (SAMPLES / "tiny.jsonl").read_text().splitlines()]
-    texts, labels = [r["text"] for r in rows], [r["label"] for r in rows]
-    outcome = train_classifier(
-        texts,
-        labels,
-        texts[:4],
-        labels[:4],
-        ["negative", "positive"],
-        {"embedding_dim": 16, "num_filters": 8},
-        TrainConfig(epochs=2),
-        progress=False,
-    )
-    return outcome.classifier.save(path)
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory, one_thread) -> Path:
-    return train_tiny_bundle(tmp_path_factory.mktemp("service") / "tiny")
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors in this process (conftest.py)
 
 
 @pytest.fixture(scope="module")

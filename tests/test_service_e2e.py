@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("litserve", reason="the serve extra is not installed")
 httpx = pytest.importorskip("httpx")
 
-from test_service import dockerfile_instruction, healthcheck_command, sample_texts, train_tiny_bundle  # noqa: E402
+from test_service import dockerfile_instruction, healthcheck_command, sample_texts  # noqa: E402
 
 from textcnn.bundle import Classifier  # noqa: E402
 
@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 JSON = {"content-type": "application/json"}
 # The test's own processes: one thread each, and lowest priority next to whatever else runs.
 CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+pytestmark = pytest.mark.usefixtures("one_thread")  # and in this process (conftest.py)
 
 
 def free_port() -> int:
@@ -75,11 +76,6 @@ def stop(process: subprocess.Popen, timeout: float = 60) -> tuple[int, str]:
         output, _ = process.communicate()
         raise AssertionError(f"no exit {timeout} s after SIGTERM:\n{output}") from None
     return process.returncode, output
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory, one_thread) -> Path:
-    return train_tiny_bundle(tmp_path_factory.mktemp("service-e2e") / "tiny")
 
 
 @pytest.fixture(scope="module")
