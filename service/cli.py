@@ -113,6 +113,10 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve until stopped; a TextCNNError (bad setting, missing bundle, port in use) propagates."""
+    settings = settings_from_args(args)
+    from service.compat import check_dependencies
+
+    check_dependencies()  # before service.server is imported: service.loop imports private names
     from service.server import run
 
-    return run(settings_from_args(args))
+    return run(settings)

@@ -25,10 +25,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import metrics
 from service.api import TextCNNAPI, check_bundle, model_id
+from service.compat import check_dependencies
 from service.schemas import configure_limits
 from service.settings import ServeSettings
-from textcnn.bundle import CONFIG_FILE, Classifier, package_versions, resolve_device
+from textcnn.bundle import CONFIG_FILE, Classifier
 from textcnn.errors import TextCNNError
+from textcnn.runtime import package_versions, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +40,10 @@ class ServeError(TextCNNError):
 
 
 class BodyLimitMiddleware:
-    """413 for a body over `max_body_bytes`: at once from Content-Length, else while it streams in."""
+    """413 for a body over `max_body_bytes`: at once from Content-Length, else while it streams in.
+
+    Not LitServe's max_payload_size: it ignores Content-Length, so reads the refused body (litserve/middlewares.py:44).
+    """
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -130,7 +135,9 @@ def model_card(classifier: Classifier, settings: ServeSettings) -> dict:
 
 
 def build_server(settings: ServeSettings) -> TextCNNServer:
-    """Check the bundle and the device here, in the main process, then assemble the LitServer."""
+    """Check litserve, uvicorn, the bundle and the device here, in the main process, then assemble
+    the LitServer."""
+    check_dependencies()
     classifier = check_bundle(settings.model)
     accelerator = settings.resolved_accelerator
     resolve_device(accelerator)  # "cuda" without a GPU: one clear error now, not in a worker

@@ -40,29 +40,6 @@ def assert_one_line_error(result, *fragments: str) -> None:
         assert fragment in lines[0]
 
 
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("cli") / "tiny"
-    result = textcnn(
-        "train",
-        "--train",
-        SAMPLES / "tiny.csv",
-        "--folds",
-        "3",
-        "--fold",
-        "1",
-        "--out",
-        out,
-        "--epochs",
-        "3",
-        *TINY_MODEL,
-    )
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
-    assert summary["folds"][0]["fold"] == "fold-1" and summary["folds"][0]["test"]["n"] == 4
-    return out
-
-
 def test_help_and_version():
     result = textcnn("--help")
     assert result.returncode == 0 and "train" in result.stdout and "predict" in result.stdout

@@ -6,6 +6,7 @@ Real server processes on loopback are in test_service_e2e.py.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
@@ -17,39 +18,35 @@ import pytest
 
 pytest.importorskip("litserve", reason="the serve extra is not installed")
 
+import litserve
+import litserve.loops.base
 import torch
+import uvicorn
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
+from litserve.loops import BatchedLoop
+from litserve.middlewares import MaxSizeMiddleware
 from litserve.utils import wrap_litserve_start
 from pydantic import ValidationError
 
 from service import metrics
 from service.api import TextCNNAPI, model_id
+from service.compat import (
+    LITSERVE_VERSION,
+    SKIP_VERSIONS_VARIABLE,
+    UVICORN_SPEC,
+    DependencyError,
+    check_dependencies,
+)
 from service.schemas import PredictRequest, PredictResponse, RequestLimits, configure_limits
-from service.server import build_server
+from service.server import BodyLimitMiddleware, build_server
 from service.settings import ServeSettings
 from textcnn.bundle import Classifier
 from textcnn.errors import BundleError, ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data" / "samples"
-
-
-def train_tiny_bundle(path: Path) -> Path:
-    """A 2-class model trained for 2 epochs on the 12 sample sentences: seconds, and a real bundle."""
-    from textcnn.runs import RunSettings, texts_fold, train_classifier
-    from textcnn.train import TrainConfig
-
-    rows = [json.loads(line) for line in (SAMPLES / "tiny.jsonl").read_text().splitlines()]
-    texts, labels = [r["text"] for r in rows], [r["label"] for r in rows]
-    settings = RunSettings({"embedding_dim": 16, "num_filters": 8}, TrainConfig(epochs=2))
-    fold = texts_fold((texts, labels), (texts[:4], labels[:4]))
-    outcome = train_classifier(fold, ["negative", "positive"], settings, progress=False)
-    return outcome.classifier.save(path)
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory, one_thread) -> Path:
-    return train_tiny_bundle(tmp_path_factory.mktemp("service") / "tiny")
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors in this process (conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +117,77 @@ def test_settings_http_servers_default_to_two_processes_and_threads_take_one():
         {"TEXTCNN_API_SERVER_WORKER_TYPE": "thread", "TEXTCNN_NUM_API_SERVERS": "1"}
     )
     assert threaded.num_api_servers == 1
+
+
+# -- the litserve and uvicorn the service reaches into ------------------------------------
+
+
+def test_the_installed_litserve_and_uvicorn_pass_the_dependency_check():
+    check_dependencies({})
+    assert litserve.__version__ == "0.2.19"
+
+
+UNTESTED = {
+    "litserve upgraded": (
+        lambda mp: mp.setattr(litserve, "__version__", "0.3.0"),
+        "litserve 0.3.0 is installed; this service was written against litserve 0.2.19 (service/server.py",
+    ),
+    "uvicorn upgraded": (
+        lambda mp: mp.setattr(uvicorn, "__version__", "0.60.1"),
+        "uvicorn 0.60.1 is installed; this service was tested with uvicorn >=0.29,<0.55",
+    ),
+    "worker monitor gone": (
+        lambda mp: mp.delattr(litserve.LitServer, "_start_worker_monitoring"),
+        "litserve 0.2.19 has no LitServer._start_worker_monitoring(self, manager, uvicorn_workers)",
+    ),
+    "stop sentinel gone": (
+        lambda mp: mp.delattr(litserve.loops.base, "_SENTINEL_VALUE"),
+        "has no litserve.loops.base._SENTINEL_VALUE",
+    ),
+    "batch collecting reshaped": (
+        lambda mp: mp.setattr(
+            BatchedLoop, "get_batch_requests", lambda self, lit_api, queues, transport: None
+        ),
+        "has no BatchedLoop.get_batch_requests(self, lit_api, request_queue, transport)",
+    ),
+    "uvicorn signal capture gone": (
+        lambda mp: mp.delattr(uvicorn.Server, "capture_signals"),
+        "has no uvicorn.Server.capture_signals",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(UNTESTED))
+def test_serve_stops_in_one_line_on_an_untested_litserve_or_uvicorn(monkeypatch, capsys, tmp_path, case):
+    from textcnn.cli import main
+
+    patch, fragment = UNTESTED[case]
+    monkeypatch.delenv(SKIP_VERSIONS_VARIABLE, raising=False)
+    patch(monkeypatch)
+    # No bundle there: the dependencies are checked first, before the bundle, the port, any process.
+    assert main(["serve", "--model", str(tmp_path / "nothing"), "--port", "8123"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("textcnn: error: "), lines
+    assert fragment in lines[0] and "pip install" in lines[0]
+    with pytest.raises(DependencyError):  # and building a server in-process stops the same way
+        build_server(ServeSettings(model=tmp_path / "nothing"))
+
+
+def test_the_serve_extra_installs_the_versions_the_check_wants():
+    tomllib = pytest.importorskip("tomllib")
+    serve = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["serve"]
+    assert f"litserve=={LITSERVE_VERSION}" in serve and f"uvicorn{UVICORN_SPEC}" in serve
+
+
+def test_the_escape_hatch_skips_the_versions_but_not_the_private_names(monkeypatch):
+    monkeypatch.setattr(litserve, "__version__", "0.3.0")
+    monkeypatch.setattr(uvicorn, "__version__", "0.60.1")
+    check_dependencies({SKIP_VERSIONS_VARIABLE: "1"})
+    with pytest.raises(DependencyError, match=re.escape("0.3.0 is installed")):
+        check_dependencies({SKIP_VERSIONS_VARIABLE: "0"})
+    monkeypatch.delattr(litserve.LitServer, "_start_worker_monitoring")
+    with pytest.raises(DependencyError, match=re.escape("has no LitServer._start_worker_monitoring")):
+        check_dependencies({SKIP_VERSIONS_VARIABLE: "1"})
 
 
 # -- request schema ---------------------------------------------------------------------------
@@ -339,6 +407,71 @@ def test_app_answers_bad_input_with_a_4xx_and_keeps_serving(client, kwargs, stat
     assert fragment in response.text
     assert "x" * 100 not in response.text  # the input is not echoed back
     assert client.post("/predict", json={"text": "still here"}).status_code == 200
+
+
+def post_through(
+    middleware, headers: list[tuple[bytes, bytes]], chunks: list[bytes]
+) -> tuple[int, dict, int]:
+    """POST `chunks` through `middleware` around an app that reads the body: status, JSON, receives."""
+    app = FastAPI()
+
+    @app.post("/predict")
+    async def read_all(request: Request) -> dict:
+        return {"bytes": len(await request.body())}
+
+    cls, options = middleware
+    app.add_middleware(cls, **options)
+    messages = [
+        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+        for i, chunk in enumerate(chunks)
+    ]
+    received, sent = [], []
+
+    async def receive() -> dict:
+        received.append(1)
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/predict",
+        "raw_path": b"/predict",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), *headers],
+        "server": ("testserver", 80),
+        "client": ("testclient", 1),
+    }
+    asyncio.run(app(scope, receive, send))
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, json.loads(body), len(received)
+
+
+OURS = (BodyLimitMiddleware, {"max_body_bytes": 100})
+LITSERVES = (MaxSizeMiddleware, {"max_size": 100})  # what LitServer(max_payload_size=100) adds
+
+
+def test_body_limit_refuses_a_declared_oversize_body_without_reading_it():
+    """Why BodyLimitMiddleware and not LitServe's max_payload_size: both answer a JSON 413 as the
+    body streams in, but only ours answers from Content-Length before reading a byte (uvicorn sends
+    `100 Continue` on the first read: a client that waits for it then never uploads the body)."""
+    declared = [(b"content-length", b"1000")]
+    status, body, reads = post_through(OURS, declared, [b"x" * 50] * 20)
+    assert (status, reads) == (413, 0) and body == {"detail": "request body is larger than 100 bytes"}
+    status, body, reads = post_through(LITSERVES, declared, [b"x" * 50] * 20)
+    assert (status, reads) == (413, 3) and body == {"detail": "Payload too large"}  # 150 bytes read first
+    for middleware in (OURS, LITSERVES):  # chunked, or a Content-Length that lies: stopped as it streams
+        for headers in ([(b"transfer-encoding", b"chunked")], [(b"content-length", b"50")]):
+            status, body, reads = post_through(middleware, headers, [b"x" * 50] * 20)
+            assert (status, reads) == (413, 3) and body["detail"]
+        assert post_through(middleware, [(b"content-length", b"50")], [b"x" * 50])[:2] == (200, {"bytes": 50})
 
 
 def test_app_health_info_metrics_and_docs(client, tiny_bundle):

@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("litserve", reason="the serve extra is not installed")
 httpx = pytest.importorskip("httpx")
 
-from test_service import dockerfile_instruction, healthcheck_command, sample_texts, train_tiny_bundle  # noqa: E402
+from test_service import dockerfile_instruction, healthcheck_command, sample_texts  # noqa: E402
 
 from textcnn.bundle import Classifier  # noqa: E402
 
@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 JSON = {"content-type": "application/json"}
 # The test's own processes: one thread each, and lowest priority next to whatever else runs.
 CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+pytestmark = pytest.mark.usefixtures("one_thread")  # and in this process (conftest.py)
 
 
 def free_port() -> int:
@@ -75,11 +76,6 @@ def stop(process: subprocess.Popen, timeout: float = 60) -> tuple[int, str]:
         output, _ = process.communicate()
         raise AssertionError(f"no exit {timeout} s after SIGTERM:\n{output}") from None
     return process.returncode, output
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory, one_thread) -> Path:
-    return train_tiny_bundle(tmp_path_factory.mktemp("service-e2e") / "tiny")
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +184,28 @@ def test_bad_input_is_a_4xx_and_the_server_keeps_serving(server, classifier, cas
     good = server.post("/predict", json={"texts": ["still", "answering"]})
     assert good.status_code == 200
     check_answers(["still", "answering"], good.json(), classifier)
+
+
+def test_a_body_declared_too_large_is_refused_before_it_is_sent(server, classifier):
+    """curl sends `Expect: 100-continue` before a large body: the 413 comes instead of the go-ahead,
+    so the body is never uploaded (LitServe's max_payload_size would say 100 Continue and read it)."""
+    with socket.create_connection(("127.0.0.1", server.base_url.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000000\r\nExpect: 100-continue\r\n\r\n"
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer:  # a server waiting for the body: socket.timeout fails the test
+            answer += sock.recv(4096)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 413"), answer
+        length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
+        while len(body) < length:
+            body += sock.recv(4096)
+    assert json.loads(body) == {"detail": "request body is larger than 8000 bytes"}
+    good = server.post("/predict", json={"text": "still answering"})
+    assert good.status_code == 200
+    check_answers(["still answering"], good.json(), classifier)
 
 
 def test_health_info_and_metrics_move(server, tiny_bundle):
