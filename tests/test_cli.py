@@ -17,6 +17,7 @@ from textcnn.bundle import Classifier
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data" / "samples"
 TINY_MODEL = ["--embedding-dim", "16", "--num-filters", "8", "--quiet"]
+TINIER_MODEL = ["--embedding-dim", "8", "--num-filters", "4", "--epochs", "1", "--quiet"]
 
 
 def textcnn(*args: str, stdin: str | None = None, env: dict | None = None, timeout: float = 300):
@@ -164,10 +165,47 @@ def test_bad_input_is_one_line_and_exit_1(args, fragments):
 def test_bad_rows_name_the_file_and_line(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\ngood film,positive\n   ,negative\n", encoding="utf-8")
-    assert_one_line_error(textcnn("train", "--train", bad, "--out", tmp_path / "m"), "bad.csv:3")
+    refused = textcnn("train", "--train", bad, "--out", tmp_path / "m", "--strict-rows")
+    assert_one_line_error(refused, "bad.csv:3: empty text")
     binary = tmp_path / "binary.jsonl"
     binary.write_bytes(b'{"text": "ok", "label": "a"}\n{"text": "\xff\xfe", "label": "b"}\n')
     assert_one_line_error(textcnn("train", "--train", binary, "--out", tmp_path / "m"), "binary.jsonl:2")
+
+
+def warning_lines(stderr: str) -> list[str]:
+    assert "Traceback" not in stderr and "DataWarning" not in stderr, stderr  # not Python's format
+    return [line for line in stderr.splitlines() if "warning" in line.lower()]
+
+
+def test_rows_with_empty_text_are_one_warning_line_and_evaluate_counts_them(tmp_path):
+    tiny = iter((SAMPLES / "tiny.jsonl").read_text(encoding="utf-8").splitlines())
+    blank = {3: "", 7: "   ", 12: None}  # line: text; the 12 sample rows fill the other lines
+    lines = [
+        json.dumps({"text": blank[n], "label": "positive"}) if n in blank else next(tiny)
+        for n in range(1, 16)
+    ]
+    data = tmp_path / "blanks.jsonl"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "model"
+    folds = ["--folds", "3", "--fold", "0"]
+    trained = textcnn("train", "--train", data, *folds, "--out", out, *TINIER_MODEL)
+    assert trained.returncode == 0, trained.stderr
+    expected = (
+        f"textcnn: warning: {data}: skipped 3 rows with empty text (lines 3, 7, 12); "
+        "--strict-rows refuses them"
+    )
+    assert warning_lines(trained.stderr) == [expected]
+    assert json.loads(trained.stdout)["folds"][0]["test"]["n"] == 4  # the 12 rows with text, in 3 folds
+
+    evaluated = textcnn("evaluate", out, "--train", data, *folds)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert warning_lines(evaluated.stderr) == [expected]
+    assert "(n=4; 3 rows with empty text skipped)" in evaluated.stdout
+    as_json = json.loads(textcnn("evaluate", out, "--train", data, *folds, "--json").stdout)
+    assert as_json["n"] == 4 and as_json["skipped_empty_text"] == {"rows": 3, "lines": [3, 7, 12]}
+
+    refused = textcnn("evaluate", out, "--train", data, *folds, "--strict-rows")
+    assert_one_line_error(refused, f"{data}:3: empty text")
 
 
 def test_usage_errors_exit_2():
