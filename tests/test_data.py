@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import warnings
 from collections import Counter
@@ -21,6 +22,7 @@ from textcnn.data import (
     load_corpus,
     load_files,
     load_hub,
+    load_local,
     load_registered,
     make_folds,
     read_labeled_file,
@@ -656,12 +658,18 @@ def test_load_corpus_dispatch(monkeypatch, tmp_path):
 
     calls = []
     monkeypatch.setattr(data_module, "load_hub", lambda *args, **kw: calls.append((args, kw)) or corpus)
+    monkeypatch.chdir(tmp_path)  # no folder named owner/ here: the id goes to the Hub
     assert load_corpus("owner/name", text_column="t", label_column="l", lowercase=True).lowercase is True
     assert load_corpus("owner/name", strict_rows=True)
     assert calls == [
         (("owner/name", "t", "l"), {"strict_rows": False}),
         (("owner/name", "text", "label"), {"strict_rows": True}),
     ]
+
+    # A path that does not exist is not sent to the Hub: it was meant as a local dataset.
+    for path in ("./missing", "/nonexistent/folder", "a/b/c"):
+        with pytest.raises(DataError, match=rf"^{path}: no such file or folder"):
+            load_corpus(path)
 
     with pytest.raises(DataError, match=r"unknown dataset 'imdb' \(known: mr, sst1, sst2, subj, trec"):
         load_corpus("imdb")
@@ -674,6 +682,136 @@ def test_load_corpus_dispatch(monkeypatch, tmp_path):
     monkeypatch.delenv("TEXTCNN_DATA_DIR", raising=False)
     with pytest.raises(DataError, match=r"mr: no data folder; give --data-dir or set TEXTCNN_DATA_DIR"):
         load_corpus("mr")
+
+
+# ---------------------------------------------------------------------------------------------
+# Local datasets through `datasets` (save_to_disk folders, folders of data files)
+
+
+@pytest.fixture
+def offline_datasets(monkeypatch, tmp_path):
+    """`datasets` with its cache in tmp_path and every network connection refused.
+
+    Refusing sockets (rather than setting HF_*_OFFLINE) shows that reading a local dataset needs no
+    network at all, not merely that it copes without.
+    """
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a local dataset tried the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return datasets
+
+
+def save_reviews(datasets, path: Path) -> Path:
+    """A small DatasetDict as `save_to_disk` writes it: a ClassLabel, validation, blank texts."""
+    features = datasets.Features(
+        {"sentence": datasets.Value("string"), "y": datasets.ClassLabel(names=["neg", "pos"])}
+    )
+
+    def part(rows):
+        return datasets.Dataset.from_dict(
+            {"sentence": [r[0] for r in rows], "y": [r[1] for r in rows]}, features
+        )
+
+    good = [f"a good film {i}" for i in range(6)]
+    bad = [f"a bad film {i}" for i in range(6)]
+    datasets.DatasetDict(
+        train=part([(t, 1) for t in good] + [("", 0)] + [(t, 0) for t in bad] + [(None, 1)]),
+        validation=part([("good again", 1), ("bad again", 0)]),
+        test=part([("fine work", 1), ("   ", 0), ("poor work", 0)]),
+    ).save_to_disk(str(path))
+    return path
+
+
+def test_load_corpus_reads_a_save_to_disk_folder(offline_datasets, tmp_path):
+    path = save_reviews(offline_datasets, tmp_path / "reviews")
+    with pytest.warns(DataWarning) as caught:
+        corpus = load_corpus(str(path), text_column="sentence", label_column="y")
+    assert (corpus.name, corpus.source, corpus.label_names) == (str(path), f"local:{path}", ("neg", "pos"))
+    assert set(corpus.splits) == {"train", "dev", "test"}
+    train, dev, test = (corpus.splits[s] for s in ("train", "dev", "test"))
+    assert len(train) == 12 and train.skipped == (7, 14)
+    assert train.labels[:7] == ("pos",) * 6 + ("neg",)  # ClassLabel ints became their names
+    assert (dev.source, dev.texts, dev.skipped) == (
+        f"local:{path}/validation",
+        ("good again", "bad again"),
+        (),
+    )
+    assert (test.texts, test.lines, test.skipped) == (("fine work", "poor work"), (1, 3), (2,))
+    assert [str(w.message) for w in caught] == [
+        f"local:{path}/train: skipped 2 rows with empty text (rows 7, 14); --strict-rows refuses them",
+        f"local:{path}/test: skipped 1 row with empty text (row 2); --strict-rows refuses them",
+    ]
+    (fold,) = make_folds(corpus)
+    assert fold.dev_source == "dev split" and fold.test.skipped == (2,)
+    with pytest.raises(DataError, match=rf"^local:{path}/train:7: empty text$"):
+        load_corpus(str(path), text_column="sentence", label_column="y", strict_rows=True)
+
+
+def test_load_local_reads_a_folder_or_a_file_of_data_files(offline_datasets, tmp_path):
+    folder = tmp_path / "files"
+    folder.mkdir()
+    train_rows = [{"text": f"s{i}", "label": ("negative", "positive")[i % 2]} for i in range(6)]
+    write(folder / "train.jsonl", jsonl(*train_rows, {"text": "", "label": "negative"}))
+    write(folder / "dev.jsonl", jsonl({"text": "d", "label": "positive"}))
+    write(
+        folder / "test.jsonl", jsonl({"text": "t", "label": "negative"}, {"text": None, "label": "positive"})
+    )
+    with pytest.warns(DataWarning) as caught:
+        corpus = load_local(folder)
+    assert len(caught) == 2  # train and test lost a row each
+    assert set(corpus.splits) == {"train", "dev", "test"}  # datasets reads dev.jsonl as "validation"
+    assert corpus.splits["dev"].source == f"local:{folder}/validation"
+    assert corpus.label_names == ("negative", "positive")  # no ClassLabel: the sorted train labels
+    assert (corpus.splits["train"].skipped, corpus.splits["test"].texts) == ((7,), ("t",))
+
+    with pytest.warns(DataWarning, match=r"train\.jsonl/train: skipped 1 row with empty text \(row 7\)"):
+        one_file = load_corpus(str(folder / "train.jsonl"))
+    assert set(one_file.splits) == {"all"} and len(one_file.splits["all"]) == 6  # one file: cross-validated
+
+    single = tmp_path / "single"
+    offline_datasets.Dataset.from_dict({"text": ["a", "", "b"], "label": ["x", "y", "y"]}).save_to_disk(
+        str(single)
+    )
+    with pytest.warns(DataWarning, match=r"single/train: skipped 1 row with empty text \(row 2\)"):
+        alone = load_corpus(str(single))  # a Dataset, not a DatasetDict: one split, like one file
+    assert (set(alone.splits), alone.splits["all"].texts) == ({"all"}, ("a", "b"))
+
+
+def test_load_local_errors_are_one_line(offline_datasets, tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match=rf"^local:{empty}: not a dataset folder"):
+        load_corpus(str(empty))
+    notes = write(tmp_path / "notes.txt", "hello\n")
+    with pytest.raises(DataError, match=r"notes\.txt: unknown data file type '\.txt'"):
+        load_corpus(str(notes))
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    write(mixed / "a.jsonl", jsonl({"text": "a", "label": "x"}))
+    write(mixed / "b.jsonl", jsonl({"sentence": "b", "y": 1}))
+    with pytest.raises(DataError) as caught:
+        load_corpus(str(mixed))
+    message = str(caught.value)
+    assert message.startswith(f"local:{mixed}: cannot load with `datasets` (") and "\n" not in message
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(DataError, match=r"is read with the `datasets` package \(pip install datasets\)"):
+        load_corpus(str(empty))
+
+
+def test_a_registered_datasets_own_folder_is_read_as_that_dataset(tmp_path):
+    # Through `datasets` it would lose the registry's casing rule (and MR's folder does not load:
+    # its dataset.json card is read as a second data file).
+    rows = [{"text": f"s{i}", "label": ("negative", "positive")[i % 2]} for i in range(4)]
+    (tmp_path / "mr").mkdir()
+    write(tmp_path / "mr" / "all.jsonl", jsonl(*rows))
+    write(tmp_path / "mr" / "dataset.json", json.dumps({"name": "mr"}))
+    corpus = load_corpus(str(tmp_path / "mr"))
+    assert (corpus.name, len(corpus.splits["all"])) == ("mr", 4)
 
 
 def test_load_corpus_registered_with_case_override(real_data):

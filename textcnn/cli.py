@@ -39,7 +39,9 @@ def _int_list(text: str) -> tuple[int, ...]:
 def _add_data_arguments(parser: argparse.ArgumentParser, dataset_required: bool = False) -> None:
     group = parser.add_argument_group("data")
     group.add_argument(
-        "--dataset", help="registered dataset (mr, sst1, sst2, subj, trec) or a Hub id owner/name"
+        "--dataset",
+        help="registered dataset (mr, sst1, sst2, subj, trec); a local dataset read through `datasets` "
+        "(a save_to_disk folder, a folder of data files, or one data file); or a Hub id owner/name",
     )
     group.add_argument(
         "--data-dir", help="folder holding the registered datasets (default: $TEXTCNN_DATA_DIR)"

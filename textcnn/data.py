@@ -501,16 +501,18 @@ def corpus_from_hf(
     label_column: str = "label",
     *,
     strict_rows: bool = False,
+    source: str | None = None,
 ) -> Corpus:
     """Convert a `datasets.DatasetDict` (train / validation / test) to a Corpus.
 
     A `ClassLabel` label column gives the label names and their order; otherwise labels are the
     sorted distinct training values. A test split labelled -1 throughout (GLUE-style hidden test
     labels) is dropped, since it cannot be scored. Rows with empty text are skipped (one warning
-    per split) as in files; their numbers are rows of the split, from 1.
+    per split) as in files; their numbers are rows of the split, from 1. `source` prefixes every
+    message (default `hub:NAME`).
     """
     renames = {"train": "train", "validation": "dev", "valid": "dev", "dev": "dev", "test": "test"}
-    source = f"hub:{name}"
+    source = source or f"hub:{name}"
     if "train" not in dataset_dict:
         raise DataError(f"{source}: no 'train' split (splits: {', '.join(dataset_dict)})")
     label_names: tuple[str, ...] | None = None
@@ -581,6 +583,87 @@ def load_hub(
     return corpus_from_hf(hub_id, dataset_dict, text_column, label_column, strict_rows=strict_rows)
 
 
+# `datasets`' packaged builders for a single data file given as --dataset (a folder is left to
+# `load_dataset` itself, which picks the builder from the files and the splits from their names).
+_HF_BUILDERS: dict[str, tuple[str, dict[str, str]]] = {
+    ".jsonl": ("json", {}),
+    ".json": ("json", {}),
+    ".ndjson": ("json", {}),
+    ".csv": ("csv", {}),
+    ".tsv": ("csv", {"delimiter": "\t"}),
+    ".parquet": ("parquet", {}),
+}
+
+
+def _first_lines(exc: BaseException) -> str:
+    """`Type: first line` of an exception and of its root cause, which says what was wrong.
+
+    `datasets` wraps a file it cannot parse in `DatasetGenerationError: An error occurred while
+    generating the dataset`; only the cause (from pyarrow or pandas) names the problem.
+    """
+    root = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    parts = [exc] if root is exc else [exc, root]
+    return "; ".join(f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}" for e in parts)
+
+
+def load_local(
+    path: str | os.PathLike,
+    text_column: str = "text",
+    label_column: str = "label",
+    *,
+    strict_rows: bool = False,
+) -> Corpus:
+    """A dataset on this machine, read through `datasets` and converted as a Hub one is.
+
+    `path` is a folder written by `save_to_disk` (read with `load_from_disk`), a folder of data
+    files (`load_dataset(folder)`: `train`/`validation`/`dev`/`test` in the file names give the
+    splits), or one data file (a single split, so cross-validated). `datasets`' progress bars are
+    off while loading, since the library does not print: the CLI's own lines would drown in them.
+    """
+    path = Path(path).expanduser()
+    source = f"local:{path}"
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(
+            f"{source}: a local dataset is read with the `datasets` package (pip install datasets); "
+            "or give a JSON Lines, CSV or TSV file with --train"
+        ) from None
+    saved = (path / datasets.config.DATASETDICT_JSON_FILENAME).is_file() or (
+        (path / datasets.config.DATASET_INFO_FILENAME).is_file()
+        and (path / datasets.config.DATASET_STATE_JSON_FILENAME).is_file()
+    )
+    if path.is_file() and path.suffix.lower() not in _HF_BUILDERS:
+        known = ", ".join(_HF_BUILDERS)
+        raise DataError(f"{source}: unknown data file type {path.suffix or '(no suffix)'!r}; use {known}")
+    bars_were_on = not datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        if saved:
+            loaded = datasets.load_from_disk(str(path))
+        elif path.is_file():
+            builder, options = _HF_BUILDERS[path.suffix.lower()]
+            loaded = datasets.load_dataset(builder, data_files={"train": str(path)}, **options)
+        else:
+            loaded = datasets.load_dataset(str(path))
+    except datasets.data_files.EmptyDatasetError:
+        raise DataError(
+            f"{source}: not a dataset folder (no `save_to_disk` files, and no data files `datasets` reads)"
+        ) from None
+    except Exception as exc:  # `datasets` raises many kinds; the user needs the first line of any
+        raise DataError(f"{source}: cannot load with `datasets` ({_first_lines(exc)})") from None
+    finally:
+        if bars_were_on:
+            datasets.enable_progress_bars()
+    if not isinstance(loaded, Mapping):  # a single `Dataset` saved to disk: one split, like one file
+        loaded = {"train": loaded}
+    return corpus_from_hf(
+        str(path), loaded, text_column, label_column, strict_rows=strict_rows, source=source
+    )
+
+
 def load_files(
     train: str | os.PathLike,
     dev: str | os.PathLike | None = None,
@@ -619,10 +702,13 @@ def load_corpus(
     lowercase: bool | None = None,
     strict_rows: bool = False,
 ) -> Corpus:
-    """One entry point for the CLI: a registry name, a Hub id (`owner/name`), or user files.
+    """One entry point for the CLI: a registry name, a local dataset, a Hub id (`owner/name`), or files.
 
-    `lowercase=None` keeps the source's default (the registry's, or True for files and Hub sets).
-    `strict_rows` refuses rows with empty text instead of skipping them.
+    An existing path wins over a Hub id of the same spelling, as in `datasets.load_dataset`; a
+    registered dataset's own folder (`../shared/data/trec`) is read as that dataset, so it keeps the
+    registry's casing rule and label order. `lowercase=None` keeps the source's default (the
+    registry's, or True for files, local and Hub sets). `strict_rows` refuses rows with empty text
+    instead of skipping them.
     """
     if dataset and train is not None:
         raise DataError(f"give either a dataset ({dataset!r}) or --train files, not both")
@@ -630,15 +716,20 @@ def load_corpus(
         raise DataError("--dev/--test need a --train file")
     if dataset in REGISTRY:
         corpus = load_registered(dataset, data_dir, strict_rows=strict_rows)
+    elif dataset and Path(dataset).expanduser().exists():
+        registered = _registered_folder(Path(dataset).expanduser())
+        if registered:
+            corpus = load_registered(registered, Path(dataset).expanduser(), strict_rows=strict_rows)
+        else:
+            corpus = load_local(dataset, text_column, label_column, strict_rows=strict_rows)
+    elif dataset and _looks_like_a_path(dataset):
+        raise DataError(f"{dataset}: no such file or folder (a local dataset is a folder or a data file)")
     elif dataset and "/" in dataset:
-        if Path(dataset).exists():
-            raise DataError(
-                f"{dataset}: a local path; give a file with --train (a dataset is a name or Hub id)"
-            )
         corpus = load_hub(dataset, text_column, label_column, strict_rows=strict_rows)
     elif dataset:
         raise DataError(
-            f"unknown dataset {dataset!r} (known: {_known_names()}; or a Hub id owner/name, or --train FILE)"
+            f"unknown dataset {dataset!r} (known: {_known_names()}; or a local dataset folder, "
+            "a Hub id owner/name, or --train FILE)"
         )
     elif train is not None:
         return load_files(
@@ -653,6 +744,16 @@ def load_corpus(
     else:
         raise DataError(f"no data: give a dataset ({_known_names()}) or --train FILE")
     return corpus if lowercase is None else replace(corpus, lowercase=lowercase)
+
+
+def _registered_folder(path: Path) -> str | None:
+    """The registered name when `path` is that dataset's own folder (its card beside its files)."""
+    return path.name if path.name in REGISTRY and (path / "dataset.json").is_file() else None
+
+
+def _looks_like_a_path(dataset: str) -> bool:
+    """Hub ids are `owner/name`; anything else with a slash, or rooted, was meant as a path."""
+    return dataset.startswith(("/", ".", "~")) or dataset.count("/") > 1
 
 
 # --------------------------------------------------------------------------------------------
