@@ -17,6 +17,9 @@ from textcnn.bundle import Classifier
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data" / "samples"
 TINY_MODEL = ["--embedding-dim", "16", "--num-filters", "8", "--quiet"]
+TINIER_MODEL = ["--embedding-dim", "8", "--num-filters", "4", "--epochs", "1", "--quiet"]
+# `datasets` never goes online in these tests, and keeps its cache out of the home folder.
+HF_OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
 def textcnn(*args: str, stdin: str | None = None, env: dict | None = None, timeout: float = 300):
@@ -141,10 +144,92 @@ def test_bad_input_is_one_line_and_exit_1(args, fragments):
 def test_bad_rows_name_the_file_and_line(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\ngood film,positive\n   ,negative\n", encoding="utf-8")
-    assert_one_line_error(textcnn("train", "--train", bad, "--out", tmp_path / "m"), "bad.csv:3")
+    refused = textcnn("train", "--train", bad, "--out", tmp_path / "m", "--strict-rows")
+    assert_one_line_error(refused, "bad.csv:3: empty text")
     binary = tmp_path / "binary.jsonl"
     binary.write_bytes(b'{"text": "ok", "label": "a"}\n{"text": "\xff\xfe", "label": "b"}\n')
     assert_one_line_error(textcnn("train", "--train", binary, "--out", tmp_path / "m"), "binary.jsonl:2")
+
+
+def warning_lines(stderr: str) -> list[str]:
+    assert "Traceback" not in stderr and "DataWarning" not in stderr, stderr  # not Python's format
+    return [line for line in stderr.splitlines() if "warning" in line.lower()]
+
+
+def test_rows_with_empty_text_are_one_warning_line_and_evaluate_counts_them(tmp_path):
+    tiny = iter((SAMPLES / "tiny.jsonl").read_text(encoding="utf-8").splitlines())
+    blank = {3: "", 7: "   ", 12: None}  # line: text; the 12 sample rows fill the other lines
+    lines = [
+        json.dumps({"text": blank[n], "label": "positive"}) if n in blank else next(tiny)
+        for n in range(1, 16)
+    ]
+    data = tmp_path / "blanks.jsonl"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "model"
+    folds = ["--folds", "3", "--fold", "0"]
+    trained = textcnn("train", "--train", data, *folds, "--out", out, *TINIER_MODEL)
+    assert trained.returncode == 0, trained.stderr
+    expected = (
+        f"textcnn: warning: {data}: skipped 3 rows with empty text (lines 3, 7, 12); "
+        "--strict-rows refuses them"
+    )
+    assert warning_lines(trained.stderr) == [expected]
+    assert json.loads(trained.stdout)["folds"][0]["test"]["n"] == 4  # the 12 rows with text, in 3 folds
+
+    evaluated = textcnn("evaluate", out, "--train", data, *folds)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert warning_lines(evaluated.stderr) == [expected]
+    assert "(n=4; 3 rows with empty text skipped)" in evaluated.stdout
+    as_json = json.loads(textcnn("evaluate", out, "--train", data, *folds, "--json").stdout)
+    assert as_json["n"] == 4 and as_json["skipped_empty_text"] == {"rows": 3, "lines": [3, 7, 12]}
+
+    refused = textcnn("evaluate", out, "--train", data, *folds, "--strict-rows")
+    assert_one_line_error(refused, f"{data}:3: empty text")
+
+
+def test_train_and_evaluate_a_local_datasets_folder(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])}
+    )
+
+    def part(rows):
+        return datasets.Dataset.from_dict(
+            {"text": [r[0] for r in rows], "label": [r[1] for r in rows]}, features
+        )
+
+    train = (
+        [(f"a good film {i}", 1) for i in range(5)] + [("", 0)] + [(f"a bad film {i}", 0) for i in range(5)]
+    )
+    saved = tmp_path / "reviews"
+    datasets.DatasetDict(
+        train=part(train),
+        validation=part([("good again", 1), ("bad again", 0)]),
+        test=part([("fine film", 1), (None, 1), ("poor film", 0)]),
+    ).save_to_disk(str(saved))
+    env = {**HF_OFFLINE, "HF_DATASETS_CACHE": str(tmp_path / "hf-cache")}
+    out = tmp_path / "model"
+    trained = textcnn("train", "--dataset", saved, "--out", out, *TINIER_MODEL, env=env)
+    assert trained.returncode == 0, trained.stderr
+    assert warning_lines(trained.stderr) == [
+        f"textcnn: warning: local:{saved}/train: skipped 1 row with empty text (row 6); --strict-rows refuses them",
+        f"textcnn: warning: local:{saved}/test: skipped 1 row with empty text (row 2); --strict-rows refuses them",
+    ]
+    summary = json.loads(trained.stdout)
+    assert summary["dataset"] == str(saved) and summary["folds"][0]["test"]["n"] == 2
+    assert list(Classifier.load(out).label_names) == ["neg", "pos"]  # the ClassLabel's names, in its order
+
+    # The bundle names the folder, so evaluate finds the data again without --dataset.
+    evaluated = json.loads(textcnn("evaluate", out, "--json", env=env).stdout)
+    assert (evaluated["dataset"], evaluated["n"]) == (str(saved), 2)
+    assert evaluated["skipped_empty_text"] == {"rows": 1, "lines": [2]}
+
+    # `textcnn datasets` lists the registry only; a dataset folder in the data dir changes nothing.
+    listed = textcnn("datasets", "--json", "--data-dir", tmp_path, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert [r["name"] for r in json.loads(listed.stdout)] == ["mr", "sst1", "sst2", "subj", "trec"]
+    missing = textcnn("train", "--dataset", tmp_path / "nothing", "--out", out, env=env)
+    assert_one_line_error(missing, f"{tmp_path / 'nothing'}: no such file or folder")
 
 
 def test_usage_errors_exit_2():

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -20,12 +22,13 @@ from textcnn.data import (
     load_corpus,
     load_files,
     load_hub,
+    load_local,
     load_registered,
     make_folds,
     read_labeled_file,
     resolve_data_dir,
 )
-from textcnn.errors import DataError
+from textcnn.errors import DataError, DataWarning
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 
@@ -203,13 +206,6 @@ BAD_FILES = [
         "label\tbody\nx\thello\n",
         "1: no column 'text' (columns: label, body)",
     ),
-    (
-        "empty_text.jsonl",
-        jsonl({"text": "a", "label": "x"}, {"text": "b", "label": "y"}, {"text": "", "label": "x"}),
-        "3: empty text",
-    ),
-    ("blank_text.csv", "text,label\na,x\n   ,y\n", "3: empty text"),
-    ("blank_text.tsv", "text\tlabel\na\tx\nb\ty\n \tx\n", "4: empty text"),
     ("empty_label.csv", "text,label\na,x\nb,\n", "3: empty label"),
     ("null_label.jsonl", jsonl({"text": "a", "label": None}), "1: empty label"),
     ("bool_label.jsonl", jsonl({"text": "a", "label": True}), "1: label must be a string or an integer"),
@@ -227,25 +223,131 @@ BAD_FILES = [
     ("too_few.tsv", "text\tlabel\na\tx\nb\n", "3: 1 of the header's 2 fields"),
     ("unclosed.csv", 'text,label\na,x\n"b,y\nc,x\n', "3: 1 of the header's 2 fields (an unclosed quote?)"),
     ("header_only.csv", "text,label\n", "1: header only, no rows"),
-    (
-        "blank_lines.jsonl",
-        '\n{"text": "a", "label": "x"}\n\n   \n{"text": "", "label": "x"}\n',
-        "5: empty text",
-    ),
-    # A quoted field may span lines; the next row's line is still the line a person sees it on.
-    ("multiline.csv", 'text,label\n"one\ntwo\nthree",x\n,y\n', "5: empty text"),
-    ("blank_then_row.csv", "text,label\na,x\n\n\n,y\n", "5: empty text"),
 ]
 
 
+@pytest.mark.parametrize("strict_rows", [False, True], ids=["skipping", "strict"])
 @pytest.mark.parametrize(("name", "content", "expected"), BAD_FILES, ids=[case[0] for case in BAD_FILES])
-def test_bad_file_names_file_and_line(tmp_path, name, content, expected):
+def test_bad_file_names_file_and_line(tmp_path, name, content, expected, strict_rows):
     path = write(tmp_path / name, content)
     with pytest.raises(DataError) as caught:
-        read_labeled_file(path)
+        read_labeled_file(path, strict_rows=strict_rows)
     message = str(caught.value)
     assert f"{name}:{expected}" in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("blank_then_invalid.jsonl", jsonl({"text": "", "label": "x"}) + "{oops\n", "2: invalid JSON"),
+        ("blank_then_too_many.csv", "text,label\n,x\na,x,z\n", "3: 3 fields, the header has 2"),
+    ],
+)
+def test_skipping_empty_text_does_not_hide_the_bad_rows_after_it(tmp_path, name, content, expected):
+    with pytest.raises(DataError, match=rf"{name}:{expected}"):
+        read_labeled_file(write(tmp_path / name, content))
+
+
+BLANK_TEXT_FILES = [
+    # (file name, content, lines skipped, texts kept): empty, whitespace-only and null texts
+    (
+        "empty_text.jsonl",
+        jsonl(
+            {"text": "a", "label": "x"},
+            {"text": "", "label": "x"},
+            {"text": "b", "label": "y"},
+            {"text": " \t ", "label": "y"},
+            {"text": None, "label": "x"},
+            {"text": "", "label": None},  # a skipped row's label is not checked: it is not used
+        ),
+        (2, 4, 5, 6),
+        ("a", "b"),
+    ),
+    ("blank_text.csv", 'text,label\na,x\n   ,y\n"",x\nb,y\n', (3, 4), ("a", "b")),
+    ("blank_text.tsv", "text\tlabel\na\tx\nb\ty\n \tx\n\ty\n", (4, 5), ("a", "b")),
+    (
+        "blank_lines.jsonl",  # blank lines are not rows: they are neither kept nor counted as skipped
+        '\n{"text": "a", "label": "x"}\n\n   \n{"text": "", "label": "x"}\n',
+        (5,),
+        ("a",),
+    ),
+    # A quoted field may span lines; the next row's line is still the line a person sees it on.
+    ("multiline.csv", 'text,label\n"one\ntwo\nthree",x\n,y\n', (5,), ("one\ntwo\nthree",)),
+    ("blank_then_row.csv", "text,label\na,x\n\n\n,y\n", (5,), ("a",)),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "skipped", "kept"), BLANK_TEXT_FILES, ids=[case[0] for case in BLANK_TEXT_FILES]
+)
+def test_rows_with_empty_text_are_skipped_with_one_warning(tmp_path, name, content, skipped, kept):
+    path = write(tmp_path / name, content)
+    with pytest.warns(DataWarning) as caught:
+        data = read_labeled_file(path)
+    assert (data.texts, data.skipped) == (kept, skipped)
+    assert data.lines and not set(data.lines) & set(skipped)
+    assert len(caught) == 1  # one warning for the file, however many rows it lost
+    rows = "1 row" if len(skipped) == 1 else f"{len(skipped)} rows"
+    lines = ("line " if len(skipped) == 1 else "lines ") + ", ".join(map(str, skipped))
+    assert str(caught[0].message) == (
+        f"{path}: skipped {rows} with empty text ({lines}); --strict-rows refuses them"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "skipped", "kept"), BLANK_TEXT_FILES, ids=[case[0] for case in BLANK_TEXT_FILES]
+)
+def test_strict_rows_refuses_empty_text_at_its_line(tmp_path, name, content, skipped, kept):
+    path = write(tmp_path / name, content)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and refusing is all it does: no warning as well
+        with pytest.raises(DataError) as caught:
+            read_labeled_file(path, strict_rows=True)
+    assert str(caught.value) == f"{path}:{skipped[0]}: empty text"
+
+
+def test_skipped_warning_lists_the_first_five_lines(tmp_path):
+    rows = [{"text": "" if i % 2 else f"s{i}", "label": "x"} for i in range(1, 16)]  # odd lines blank
+    path = write(tmp_path / "many.jsonl", jsonl(*rows))
+    with pytest.warns(DataWarning, match=r"skipped 8 rows with empty text \(lines 1, 3, 5, 7, 9, \.\.\.\);"):
+        data = read_labeled_file(path)
+    assert data.skipped == (1, 3, 5, 7, 9, 11, 13, 15) and len(data) == 7
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        (
+            "all_blank.jsonl",
+            jsonl({"text": "", "label": "x"}, {"text": None, "label": "y"}, {"text": " ", "label": "x"}),
+        ),
+        ("all_blank.csv", "text,label\n,x\n  ,y\n,x\n"),
+        ("all_blank.tsv", "text\tlabel\n\tx\n \ty\n\tx\n"),
+    ],
+)
+def test_a_file_of_only_empty_texts_is_refused(tmp_path, name, content):
+    path = write(tmp_path / name, content)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # refused, not warned about
+        with pytest.raises(DataError) as caught:
+            read_labeled_file(path)
+    assert str(caught.value) == f"{path}: no rows with text (all 3 rows have empty text)"
+
+
+def test_strict_rows_reaches_every_loader(tmp_path):
+    blank = jsonl({"text": "good", "label": "positive"}, {"text": "", "label": "negative"})
+    train = write(tmp_path / "train.jsonl", blank + jsonl({"text": "bad", "label": "negative"}))
+    with pytest.raises(DataError, match=r"train\.jsonl:2: empty text"):
+        load_corpus(train=train, strict_rows=True)
+    with pytest.warns(DataWarning, match=r"train\.jsonl: skipped 1 row with empty text \(line 2\)"):
+        assert len(load_corpus(train=train).splits["all"]) == 2
+    (tmp_path / "mr").mkdir()
+    write(tmp_path / "mr" / "all.jsonl", blank)
+    with pytest.raises(DataError, match=r"all\.jsonl:2: empty text"):
+        load_corpus("mr", data_dir=tmp_path, strict_rows=True)
+    with pytest.warns(DataWarning, match=r"all\.jsonl: skipped 1 row"):
+        assert load_corpus("mr", data_dir=tmp_path).splits["all"].skipped == (2,)
 
 
 @pytest.mark.parametrize("name", ["empty.jsonl", "empty.csv", "empty.tsv", "blank.jsonl"])
@@ -287,14 +389,15 @@ def test_formats_load_equal():
 
 
 def test_labeled_texts_subset():
-    data = LabeledTexts(("a", "b", "c"), ("x", "y", "x"), "f.csv", (2, 3, 4))
+    data = LabeledTexts(("a", "b", "c"), ("x", "y", "x"), "f.csv", (2, 3, 5), skipped=[4])
     part = data.subset([2, 0])
     assert (part.texts, part.labels, part.lines, part.source) == (
         ("c", "a"),
         ("x", "x"),
-        (4, 2),
+        (5, 2),
         "f.csv (subset)",
     )
+    assert part.skipped == (4,)  # the file's skipped lines, kept: a fold of it still says so
     assert part.subset([0]).source == "f.csv (subset)"
     with pytest.raises(ValueError):
         LabeledTexts(("a",), ("x", "y"), "f.csv")
@@ -492,13 +595,35 @@ def test_corpus_from_hf_plain_labels_and_hidden_test_labels():
 
 def test_corpus_from_hf_errors():
     datasets = pytest.importorskip("datasets")
-    hf = datasets.DatasetDict(train=datasets.Dataset.from_dict({"text": ["a", " "], "label": ["x", "y"]}))
-    with pytest.raises(DataError, match=r"^hub:x/y/train:2: empty text$"):
+    hf = datasets.DatasetDict(train=datasets.Dataset.from_dict({"text": ["a", "b"], "label": ["x", None]}))
+    with pytest.raises(DataError, match=r"^hub:x/y/train:2: empty label$"):
         corpus_from_hf("x/y", hf)
     with pytest.raises(DataError, match=r"hub:x/y/train: no column 'sentence' \(columns: text, label\)"):
         corpus_from_hf("x/y", hf, text_column="sentence")
     with pytest.raises(DataError, match=r"hub:x/y: no 'train' split"):
         corpus_from_hf("x/y", datasets.DatasetDict(test=hf["train"]))
+
+
+def test_corpus_from_hf_skips_empty_text_rows():
+    datasets = pytest.importorskip("datasets")
+
+    def part(texts: list) -> object:
+        return datasets.Dataset.from_dict({"text": texts, "label": ["x", "y"] * (len(texts) // 2)})
+
+    hf = datasets.DatasetDict(train=part(["a", " ", None, "b"]), test=part(["c", "d"]))
+    with pytest.warns(DataWarning) as caught:
+        corpus = corpus_from_hf("x/y", hf)
+    train = corpus.splits["train"]
+    assert (train.texts, train.labels, train.lines, train.skipped) == (("a", "b"), ("x", "y"), (1, 4), (2, 3))
+    assert train.where(1) == "hub:x/y/train:4"  # rows keep their own numbers, not their new positions
+    assert [str(w.message) for w in caught] == [
+        "hub:x/y/train: skipped 2 rows with empty text (rows 2, 3); --strict-rows refuses them"
+    ]
+    with pytest.raises(DataError, match=r"^hub:x/y/train:2: empty text$"):
+        corpus_from_hf("x/y", hf, strict_rows=True)
+    blank_test = datasets.DatasetDict(train=hf["train"], test=part(["", " "]))
+    with pytest.raises(DataError, match=r"^hub:x/y/test: no rows with text \(all 2 rows have empty text\)$"):
+        corpus_from_hf("x/y", blank_test)
 
 
 def test_load_hub_offline_raises_data_error(monkeypatch, tmp_path):
@@ -532,9 +657,19 @@ def test_load_corpus_dispatch(monkeypatch, tmp_path):
     assert (set(corpus.splits), corpus.lowercase) == ({"all"}, False)
 
     calls = []
-    monkeypatch.setattr(data_module, "load_hub", lambda *args: calls.append(args) or corpus)
+    monkeypatch.setattr(data_module, "load_hub", lambda *args, **kw: calls.append((args, kw)) or corpus)
+    monkeypatch.chdir(tmp_path)  # no folder named owner/ here: the id goes to the Hub
     assert load_corpus("owner/name", text_column="t", label_column="l", lowercase=True).lowercase is True
-    assert calls == [("owner/name", "t", "l")]
+    assert load_corpus("owner/name", strict_rows=True)
+    assert calls == [
+        (("owner/name", "t", "l"), {"strict_rows": False}),
+        (("owner/name", "text", "label"), {"strict_rows": True}),
+    ]
+
+    # A path that does not exist is not sent to the Hub: it was meant as a local dataset.
+    for path in ("./missing", "/nonexistent/folder", "a/b/c"):
+        with pytest.raises(DataError, match=rf"^{path}: no such file or folder"):
+            load_corpus(path)
 
     with pytest.raises(DataError, match=r"unknown dataset 'imdb' \(known: mr, sst1, sst2, subj, trec"):
         load_corpus("imdb")
@@ -547,6 +682,136 @@ def test_load_corpus_dispatch(monkeypatch, tmp_path):
     monkeypatch.delenv("TEXTCNN_DATA_DIR", raising=False)
     with pytest.raises(DataError, match=r"mr: no data folder; give --data-dir or set TEXTCNN_DATA_DIR"):
         load_corpus("mr")
+
+
+# ---------------------------------------------------------------------------------------------
+# Local datasets through `datasets` (save_to_disk folders, folders of data files)
+
+
+@pytest.fixture
+def offline_datasets(monkeypatch, tmp_path):
+    """`datasets` with its cache in tmp_path and every network connection refused.
+
+    Refusing sockets (rather than setting HF_*_OFFLINE) shows that reading a local dataset needs no
+    network at all, not merely that it copes without.
+    """
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a local dataset tried the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return datasets
+
+
+def save_reviews(datasets, path: Path) -> Path:
+    """A small DatasetDict as `save_to_disk` writes it: a ClassLabel, validation, blank texts."""
+    features = datasets.Features(
+        {"sentence": datasets.Value("string"), "y": datasets.ClassLabel(names=["neg", "pos"])}
+    )
+
+    def part(rows):
+        return datasets.Dataset.from_dict(
+            {"sentence": [r[0] for r in rows], "y": [r[1] for r in rows]}, features
+        )
+
+    good = [f"a good film {i}" for i in range(6)]
+    bad = [f"a bad film {i}" for i in range(6)]
+    datasets.DatasetDict(
+        train=part([(t, 1) for t in good] + [("", 0)] + [(t, 0) for t in bad] + [(None, 1)]),
+        validation=part([("good again", 1), ("bad again", 0)]),
+        test=part([("fine work", 1), ("   ", 0), ("poor work", 0)]),
+    ).save_to_disk(str(path))
+    return path
+
+
+def test_load_corpus_reads_a_save_to_disk_folder(offline_datasets, tmp_path):
+    path = save_reviews(offline_datasets, tmp_path / "reviews")
+    with pytest.warns(DataWarning) as caught:
+        corpus = load_corpus(str(path), text_column="sentence", label_column="y")
+    assert (corpus.name, corpus.source, corpus.label_names) == (str(path), f"local:{path}", ("neg", "pos"))
+    assert set(corpus.splits) == {"train", "dev", "test"}
+    train, dev, test = (corpus.splits[s] for s in ("train", "dev", "test"))
+    assert len(train) == 12 and train.skipped == (7, 14)
+    assert train.labels[:7] == ("pos",) * 6 + ("neg",)  # ClassLabel ints became their names
+    assert (dev.source, dev.texts, dev.skipped) == (
+        f"local:{path}/validation",
+        ("good again", "bad again"),
+        (),
+    )
+    assert (test.texts, test.lines, test.skipped) == (("fine work", "poor work"), (1, 3), (2,))
+    assert [str(w.message) for w in caught] == [
+        f"local:{path}/train: skipped 2 rows with empty text (rows 7, 14); --strict-rows refuses them",
+        f"local:{path}/test: skipped 1 row with empty text (row 2); --strict-rows refuses them",
+    ]
+    (fold,) = make_folds(corpus)
+    assert fold.dev_source == "dev split" and fold.test.skipped == (2,)
+    with pytest.raises(DataError, match=rf"^local:{path}/train:7: empty text$"):
+        load_corpus(str(path), text_column="sentence", label_column="y", strict_rows=True)
+
+
+def test_load_local_reads_a_folder_or_a_file_of_data_files(offline_datasets, tmp_path):
+    folder = tmp_path / "files"
+    folder.mkdir()
+    train_rows = [{"text": f"s{i}", "label": ("negative", "positive")[i % 2]} for i in range(6)]
+    write(folder / "train.jsonl", jsonl(*train_rows, {"text": "", "label": "negative"}))
+    write(folder / "dev.jsonl", jsonl({"text": "d", "label": "positive"}))
+    write(
+        folder / "test.jsonl", jsonl({"text": "t", "label": "negative"}, {"text": None, "label": "positive"})
+    )
+    with pytest.warns(DataWarning) as caught:
+        corpus = load_local(folder)
+    assert len(caught) == 2  # train and test lost a row each
+    assert set(corpus.splits) == {"train", "dev", "test"}  # datasets reads dev.jsonl as "validation"
+    assert corpus.splits["dev"].source == f"local:{folder}/validation"
+    assert corpus.label_names == ("negative", "positive")  # no ClassLabel: the sorted train labels
+    assert (corpus.splits["train"].skipped, corpus.splits["test"].texts) == ((7,), ("t",))
+
+    with pytest.warns(DataWarning, match=r"train\.jsonl/train: skipped 1 row with empty text \(row 7\)"):
+        one_file = load_corpus(str(folder / "train.jsonl"))
+    assert set(one_file.splits) == {"all"} and len(one_file.splits["all"]) == 6  # one file: cross-validated
+
+    single = tmp_path / "single"
+    offline_datasets.Dataset.from_dict({"text": ["a", "", "b"], "label": ["x", "y", "y"]}).save_to_disk(
+        str(single)
+    )
+    with pytest.warns(DataWarning, match=r"single/train: skipped 1 row with empty text \(row 2\)"):
+        alone = load_corpus(str(single))  # a Dataset, not a DatasetDict: one split, like one file
+    assert (set(alone.splits), alone.splits["all"].texts) == ({"all"}, ("a", "b"))
+
+
+def test_load_local_errors_are_one_line(offline_datasets, tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match=rf"^local:{empty}: not a dataset folder"):
+        load_corpus(str(empty))
+    notes = write(tmp_path / "notes.txt", "hello\n")
+    with pytest.raises(DataError, match=r"notes\.txt: unknown data file type '\.txt'"):
+        load_corpus(str(notes))
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    write(mixed / "a.jsonl", jsonl({"text": "a", "label": "x"}))
+    write(mixed / "b.jsonl", jsonl({"sentence": "b", "y": 1}))
+    with pytest.raises(DataError) as caught:
+        load_corpus(str(mixed))
+    message = str(caught.value)
+    assert message.startswith(f"local:{mixed}: cannot load with `datasets` (") and "\n" not in message
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(DataError, match=r"is read with the `datasets` package \(pip install datasets\)"):
+        load_corpus(str(empty))
+
+
+def test_a_registered_datasets_own_folder_is_read_as_that_dataset(tmp_path):
+    # Through `datasets` it would lose the registry's casing rule (and MR's folder does not load:
+    # its dataset.json card is read as a second data file).
+    rows = [{"text": f"s{i}", "label": ("negative", "positive")[i % 2]} for i in range(4)]
+    (tmp_path / "mr").mkdir()
+    write(tmp_path / "mr" / "all.jsonl", jsonl(*rows))
+    write(tmp_path / "mr" / "dataset.json", json.dumps({"name": "mr"}))
+    corpus = load_corpus(str(tmp_path / "mr"))
+    assert (corpus.name, len(corpus.splits["all"])) == ("mr", 4)
 
 
 def test_load_corpus_registered_with_case_override(real_data):

@@ -11,10 +11,11 @@ import functools
 import json
 import signal
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from textcnn.errors import TextCNNError
+from textcnn.errors import DataWarning, TextCNNError
 
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
 
@@ -39,7 +40,9 @@ def _int_list(text: str) -> tuple[int, ...]:
 def _add_data_arguments(parser: argparse.ArgumentParser, dataset_required: bool = False) -> None:
     group = parser.add_argument_group("data")
     group.add_argument(
-        "--dataset", help="registered dataset (mr, sst1, sst2, subj, trec) or a Hub id owner/name"
+        "--dataset",
+        help="registered dataset (mr, sst1, sst2, subj, trec); a local dataset read through `datasets` "
+        "(a save_to_disk folder, a folder of data files, or one data file); or a Hub id owner/name",
     )
     group.add_argument(
         "--data-dir", help="folder holding the registered datasets (default: $TEXTCNN_DATA_DIR)"
@@ -63,6 +66,11 @@ def _add_data_arguments(parser: argparse.ArgumentParser, dataset_required: bool 
         "--folds", type=_positive_int, help="k-fold cross-validation for data without a test split"
     )
     group.add_argument("--fold", type=int, help="run only this fold (0-based) of --folds (default 10)")
+    group.add_argument(
+        "--strict-rows",
+        action="store_true",
+        help="refuse rows with empty text (an error naming the line) instead of skipping them with a warning",
+    )
 
 
 def _load_corpus(args: argparse.Namespace):
@@ -77,6 +85,7 @@ def _load_corpus(args: argparse.Namespace):
         text_column=args.text_column,
         label_column=args.label_column,
         lowercase=args.lowercase,
+        strict_rows=args.strict_rows,
     )
 
 
@@ -440,10 +449,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     predicted = classifier.logits(split.texts).argmax(dim=1).tolist()
     metrics = classification_metrics([index[y] for y in split.labels], predicted, classifier.label_names)
     metrics |= {"dataset": corpus.name, "split": args.split, "fold": chosen.name, "bundle": str(args.bundle)}
+    # Lines of the split's file left out for empty text (for a fold: of the file it was drawn from).
+    metrics["skipped_empty_text"] = {"rows": len(split.skipped), "lines": list(split.skipped)}
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
-        print(f"{corpus.name} {args.split} ({chosen.name}): {format_metrics(metrics)}")
+        scores = format_metrics(metrics)
+        if split.skipped:  # inside format_metrics' closing "(n=...)", where the count it qualifies is
+            rows = "1 row" if len(split.skipped) == 1 else f"{len(split.skipped)} rows"
+            scores = f"{scores.removesuffix(')')}; {rows} with empty text skipped)"
+        print(f"{corpus.name} {args.split} ({chosen.name}): {scores}")
         width = max(len(name) for name in classifier.label_names)
         for name, row in metrics["per_class"].items():
             print(
@@ -554,8 +569,31 @@ COMMANDS = {
 }
 
 
+def _print_warnings_as_lines(show: Callable[..., None]) -> Callable[..., None]:
+    """A `showwarning` that prints the library's warnings as one `textcnn: warning:` line each.
+
+    Python's default format (`data.py:312: DataWarning: ...` plus the source line) points into the
+    library, not at the user's data; the message already names the file and line that matter.
+    Other warnings (from torch, say) keep their usual form.
+    """
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, DataWarning):
+            print(f"textcnn: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return show_warning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():  # restores `showwarning` when main is called from Python
+        warnings.showwarning = _print_warnings_as_lines(warnings.showwarning)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         handler = COMMANDS.get(args.command) or args.handler
         return handler(args)

@@ -1,7 +1,9 @@
 """Datasets: the registry of Kim (2014)'s benchmarks, file and Hub loaders, and evaluation protocols.
 
 Everything that reads labelled sentences goes through here, so that a bad row is reported the same
-way wherever it comes from: one line naming the file and line (`train.csv:17: empty text`).
+way wherever it comes from: one line naming the file and line (`train.csv:17: no column 'label'`).
+Rows whose text is empty are the one exception: real copies of the benchmarks carry a few, so they
+are skipped with one `DataWarning` per file, and refused only with `strict_rows=True`.
 Loading returns a `Corpus` (what is on disk); `make_folds` turns it into the train/dev/test
 arrangements to run, following Kim's protocols: 10-fold cross-validation for sets released as a
 single file (MR, Subj), the fixed splits otherwise, with 10% of train held out as dev where no dev
@@ -17,33 +19,42 @@ import codecs
 import csv
 import json
 import os
+import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from textcnn.errors import DataError
+from textcnn.errors import DataError, DataWarning
 
 DATA_DIR_ENV = "TEXTCNN_DATA_DIR"
 SPLIT_NAMES = ("all", "train", "dev", "test")
 DEFAULT_FOLDS = 10  # Kim (2014), Table 1: "CV" means 10-fold cross-validation
+SHOWN_SKIPPED = 5  # line numbers a skipped-rows warning lists; enough to find them, short enough for one line
 
 
 @dataclass(frozen=True)
 class LabeledTexts:
-    """Texts with their label names, and where each came from so later checks can point at a line."""
+    """Texts with their label names, and where each came from so later checks can point at a line.
+
+    `skipped` holds the lines of `source` left out because their text was empty. It describes the
+    file, not the rows held, so a subset (a fold, a held-out dev part) keeps it: an evaluation on a
+    fold can still say that its file had rows nobody scored.
+    """
 
     texts: tuple[str, ...]
     labels: tuple[str, ...]
     source: str
     lines: tuple[int, ...] = ()
+    skipped: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         # Accept lists from callers but store tuples, so a frozen instance is really immutable.
         object.__setattr__(self, "texts", tuple(self.texts))
         object.__setattr__(self, "labels", tuple(self.labels))
         object.__setattr__(self, "lines", tuple(self.lines))
+        object.__setattr__(self, "skipped", tuple(self.skipped))
         if len(self.texts) != len(self.labels):
             raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels")
         if self.lines and len(self.lines) != len(self.texts):
@@ -59,6 +70,7 @@ class LabeledTexts:
             labels=tuple(self.labels[i] for i in indices),
             source=source,
             lines=tuple(self.lines[i] for i in indices) if self.lines else (),
+            skipped=self.skipped,
         )
 
     def where(self, index: int) -> str:
@@ -219,8 +231,13 @@ def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
                 ) from None
 
 
+def _is_blank(value: Any) -> bool:
+    """Empty, whitespace-only or null text: the one kind of bad row that is skipped, not refused."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def _text_of(value: Any, where: str) -> str:
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if _is_blank(value):
         raise DataError(f"{where}: empty text")
     if not isinstance(value, str):
         raise DataError(f"{where}: text must be a string, got {type(value).__name__}")
@@ -240,10 +257,47 @@ def _label_of(value: Any, where: str) -> str:
     return value.strip()
 
 
-def _read_jsonl(path: Path, text_column: str, label_column: str) -> tuple[list[str], list[str], list[int]]:
-    texts: list[str] = []
-    labels: list[str] = []
-    lines: list[int] = []
+@dataclass
+class _Rows:
+    """What a reader collects, with the skip-or-refuse rule for empty text in one place for all readers."""
+
+    strict: bool
+    texts: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+
+    def add(self, text: Any, label: Any, number: int, where: str) -> None:
+        # A skipped row's label is not checked: the row is not used, and the warning names its line.
+        if not self.strict and _is_blank(text):
+            self.skipped.append(number)
+            return
+        self.texts.append(_text_of(text, where))
+        self.labels.append(_label_of(label, where))
+        self.lines.append(number)
+
+    def labeled(self, source: str) -> LabeledTexts:
+        return LabeledTexts(
+            tuple(self.texts), tuple(self.labels), source, tuple(self.lines), tuple(self.skipped)
+        )
+
+
+def _warn_skipped(data: LabeledTexts, unit: str = "line") -> None:
+    """One warning per file (or split) that lost rows to empty text, naming the first few."""
+    count = len(data.skipped)
+    if not count:
+        return
+    shown = ", ".join(map(str, data.skipped[:SHOWN_SKIPPED])) + (", ..." if count > SHOWN_SKIPPED else "")
+    rows, where = ("1 row", unit) if count == 1 else (f"{count} rows", f"{unit}s")
+    warnings.warn(
+        f"{data.source}: skipped {rows} with empty text ({where} {shown}); --strict-rows refuses them",
+        DataWarning,
+        stacklevel=3,  # past this helper and its caller: at the caller's caller (outside, when direct)
+    )
+
+
+def _read_jsonl(path: Path, text_column: str, label_column: str, strict_rows: bool) -> _Rows:
+    rows = _Rows(strict_rows)
     for number, line in _decoded_lines(path):
         if not line.strip():
             continue
@@ -259,10 +313,8 @@ def _read_jsonl(path: Path, text_column: str, label_column: str) -> tuple[list[s
         for column in (text_column, label_column):
             if column not in row:
                 raise DataError(f"{where}: no column {column!r} (columns: {', '.join(map(str, row))})")
-        texts.append(_text_of(row[text_column], where))
-        labels.append(_label_of(row[label_column], where))
-        lines.append(number)
-    return texts, labels, lines
+        rows.add(row[text_column], row[label_column], number, where)
+    return rows
 
 
 class _LineTracker:
@@ -289,18 +341,14 @@ class _LineTracker:
         return next((n for n, blank in self.since_mark if not blank), self.since_mark[-1][0])
 
 
-def _read_delimited(
-    path: Path, text_column: str, label_column: str, tsv: bool
-) -> tuple[list[str], list[str], list[int]]:
+def _read_delimited(path: Path, text_column: str, label_column: str, tsv: bool, strict_rows: bool) -> _Rows:
     tracker = _LineTracker(path)
     # CSV follows RFC 4180 (quoted fields may hold commas, quotes, newlines); TSV as pandas and
     # spreadsheets write it has no quoting, so a quote character there is just text.
     reader = (
         csv.DictReader(tracker, delimiter="\t", quoting=csv.QUOTE_NONE) if tsv else csv.DictReader(tracker)
     )
-    texts: list[str] = []
-    labels: list[str] = []
-    lines: list[int] = []
+    rows = _Rows(strict_rows)
     try:
         header = reader.fieldnames
         if header is None:
@@ -323,24 +371,30 @@ def _read_delimited(
                 # A quote opened and never closed swallows the rest of the file into one field.
                 hint = " (an unclosed quote?)" if any("\n" in (v or "") for v in row.values()) else ""
                 raise DataError(f"{where}: {count} of the header's {len(header)} fields{hint}")
-            texts.append(_text_of(row[text_column], where))
-            labels.append(_label_of(row[label_column], where))
-            lines.append(number)
+            rows.add(row[text_column], row[label_column], number, where)
     except csv.Error as exc:
         number = tracker.since_mark[-1][0] if tracker.since_mark else 1
         raise DataError(f"{path}:{number}: malformed {'TSV' if tsv else 'CSV'} ({exc})") from None
-    if not texts:
+    if not rows.texts and not rows.skipped:
         raise DataError(f"{path}:{header_line}: header only, no rows")
-    return texts, labels, lines
+    return rows
 
 
 _READERS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv"}
 
 
 def read_labeled_file(
-    path: str | os.PathLike, text_column: str = "text", label_column: str = "label"
+    path: str | os.PathLike,
+    text_column: str = "text",
+    label_column: str = "label",
+    *,
+    strict_rows: bool = False,
 ) -> LabeledTexts:
-    """Read one labelled file, format by suffix: .jsonl/.json (JSON Lines), .csv, .tsv (with header)."""
+    """Read one labelled file, format by suffix: .jsonl/.json (JSON Lines), .csv, .tsv (with header).
+
+    Rows with empty text are skipped with a `DataWarning` (recorded in `skipped`), or refused as a
+    DataError naming their line with `strict_rows`; a file with no other rows is refused either way.
+    """
     path = Path(path)
     kind = _READERS.get(path.suffix.lower())
     if kind is None:
@@ -348,12 +402,16 @@ def read_labeled_file(
             f"{path}: unknown file type {path.suffix or '(no suffix)'!r}; use .jsonl, .json, .csv or .tsv"
         )
     if kind == "jsonl":
-        texts, labels, lines = _read_jsonl(path, text_column, label_column)
+        rows = _read_jsonl(path, text_column, label_column, strict_rows)
     else:
-        texts, labels, lines = _read_delimited(path, text_column, label_column, tsv=kind == "tsv")
-    if not texts:
+        rows = _read_delimited(path, text_column, label_column, kind == "tsv", strict_rows)
+    if not rows.texts:
+        if rows.skipped:
+            raise DataError(f"{path}: no rows with text (all {len(rows.skipped)} rows have empty text)")
         raise DataError(f"{path}: empty file (no rows)")
-    return LabeledTexts(tuple(texts), tuple(labels), str(path), tuple(lines))
+    data = rows.labeled(str(path))
+    _warn_skipped(data)
+    return data
 
 
 def _check_known_labels(data: LabeledTexts, known: Sequence[str], what: str) -> None:
@@ -417,7 +475,9 @@ def _folder_in(root: Path, spec: DatasetSpec) -> Path:
     return root if not folder.is_dir() and root.name == spec.name else folder
 
 
-def load_registered(name: str, data_dir: str | os.PathLike | None = None) -> Corpus:
+def load_registered(
+    name: str, data_dir: str | os.PathLike | None = None, *, strict_rows: bool = False
+) -> Corpus:
     """Read `<data_dir>/<name>/<split>.jsonl` for every split the registry lists."""
     spec = _spec(name)
     folder = _dataset_folder(spec, data_dir)
@@ -427,24 +487,49 @@ def load_registered(name: str, data_dir: str | os.PathLike | None = None) -> Cor
         if not path.is_file():
             expected = ", ".join(f"{s}.jsonl" for s in spec.splits)
             raise DataError(f"{path}: file not found (dataset {name} expects {expected} in {folder})")
-        data = read_labeled_file(path)
+        data = read_labeled_file(path, strict_rows=strict_rows)
         _check_known_labels(data, spec.labels, f"{name}'s labels")
         splits[split] = data
     _check_seen_in_train(splits)
     return Corpus(name, spec.labels, splits, spec.lowercase, str(folder))
 
 
+def _hf_rows(
+    texts: list, labels: list, names: Sequence[str] | None, where: str, strict_rows: bool
+) -> LabeledTexts:
+    """One Hugging Face split's rows; ClassLabel ids become their names."""
+    rows = _Rows(strict_rows)
+    for row, (text, value) in enumerate(zip(texts, labels, strict=True), start=1):
+        at = f"{where}:{row}"
+        if names and isinstance(value, int) and not isinstance(value, bool):
+            if not 0 <= value < len(names):
+                raise DataError(f"{at}: label {value} is outside the ClassLabel's {len(names)} names")
+            value = names[value]
+        rows.add(text, value, row, at)
+    if rows.skipped and not rows.texts:
+        raise DataError(f"{where}: no rows with text (all {len(rows.skipped)} rows have empty text)")
+    return rows.labeled(where)
+
+
 def corpus_from_hf(
-    name: str, dataset_dict: Any, text_column: str = "text", label_column: str = "label"
+    name: str,
+    dataset_dict: Any,
+    text_column: str = "text",
+    label_column: str = "label",
+    *,
+    strict_rows: bool = False,
+    source: str | None = None,
 ) -> Corpus:
     """Convert a `datasets.DatasetDict` (train / validation / test) to a Corpus.
 
     A `ClassLabel` label column gives the label names and their order; otherwise labels are the
     sorted distinct training values. A test split labelled -1 throughout (GLUE-style hidden test
-    labels) is dropped, since it cannot be scored.
+    labels) is dropped, since it cannot be scored. Rows with empty text are skipped (one warning
+    per split) as in files; their numbers are rows of the split, from 1. `source` prefixes every
+    message (default `hub:NAME`).
     """
     renames = {"train": "train", "validation": "dev", "valid": "dev", "dev": "dev", "test": "test"}
-    source = f"hub:{name}"
+    source = source or f"hub:{name}"
     if "train" not in dataset_dict:
         raise DataError(f"{source}: no 'train' split (splits: {', '.join(dataset_dict)})")
     label_names: tuple[str, ...] | None = None
@@ -464,17 +549,7 @@ def corpus_from_hf(
         raw_labels = list(part[label_column])
         if names and ours != "train" and raw_labels and all(value == -1 for value in raw_labels):
             continue
-        texts: list[str] = []
-        labels: list[str] = []
-        for row, (text, value) in enumerate(zip(list(part[text_column]), raw_labels, strict=True), start=1):
-            at = f"{where}:{row}"
-            if names and isinstance(value, int) and not isinstance(value, bool):
-                if not 0 <= value < len(names):
-                    raise DataError(f"{at}: label {value} is outside the ClassLabel's {len(names)} names")
-                value = names[value]
-            texts.append(_text_of(text, at))
-            labels.append(_label_of(value, at))
-        splits[ours] = LabeledTexts(tuple(texts), tuple(labels), where, tuple(range(1, len(texts) + 1)))
+        splits[ours] = _hf_rows(list(part[text_column]), raw_labels, names, where, strict_rows)
     if not splits["train"]:
         raise DataError(f"{source}/train: no rows")
     if label_names is None:
@@ -483,6 +558,8 @@ def corpus_from_hf(
         for data in splits.values():
             _check_known_labels(data, label_names, "the ClassLabel names")
     _check_seen_in_train(splits)
+    for data in splits.values():
+        _warn_skipped(data, unit="row")  # after the checks, so a refused dataset does not also warn
     if set(splits) == {"train"}:
         splits = {"all": splits["train"]}
     registered = next((s for s in REGISTRY.values() if s.hub_id == name), None)
@@ -490,7 +567,9 @@ def corpus_from_hf(
     return Corpus(name, label_names, splits, lowercase, source)
 
 
-def load_hub(hub_id: str, text_column: str = "text", label_column: str = "label") -> Corpus:
+def load_hub(
+    hub_id: str, text_column: str = "text", label_column: str = "label", *, strict_rows: bool = False
+) -> Corpus:
     """Fetch a corpus from the Hugging Face Hub through `datasets` (online machines only)."""
     try:
         import datasets
@@ -508,7 +587,88 @@ def load_hub(hub_id: str, text_column: str = "text", label_column: str = "label"
         ) from None
     if not isinstance(dataset_dict, Mapping):
         raise DataError(f"hub:{hub_id}: expected a dataset with named splits")
-    return corpus_from_hf(hub_id, dataset_dict, text_column, label_column)
+    return corpus_from_hf(hub_id, dataset_dict, text_column, label_column, strict_rows=strict_rows)
+
+
+# `datasets`' packaged builders for a single data file given as --dataset (a folder is left to
+# `load_dataset` itself, which picks the builder from the files and the splits from their names).
+_HF_BUILDERS: dict[str, tuple[str, dict[str, str]]] = {
+    ".jsonl": ("json", {}),
+    ".json": ("json", {}),
+    ".ndjson": ("json", {}),
+    ".csv": ("csv", {}),
+    ".tsv": ("csv", {"delimiter": "\t"}),
+    ".parquet": ("parquet", {}),
+}
+
+
+def _first_lines(exc: BaseException) -> str:
+    """`Type: first line` of an exception and of its root cause, which says what was wrong.
+
+    `datasets` wraps a file it cannot parse in `DatasetGenerationError: An error occurred while
+    generating the dataset`; only the cause (from pyarrow or pandas) names the problem.
+    """
+    root = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    parts = [exc] if root is exc else [exc, root]
+    return "; ".join(f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}" for e in parts)
+
+
+def load_local(
+    path: str | os.PathLike,
+    text_column: str = "text",
+    label_column: str = "label",
+    *,
+    strict_rows: bool = False,
+) -> Corpus:
+    """A dataset on this machine, read through `datasets` and converted as a Hub one is.
+
+    `path` is a folder written by `save_to_disk` (read with `load_from_disk`), a folder of data
+    files (`load_dataset(folder)`: `train`/`validation`/`dev`/`test` in the file names give the
+    splits), or one data file (a single split, so cross-validated). `datasets`' progress bars are
+    off while loading, since the library does not print: the CLI's own lines would drown in them.
+    """
+    path = Path(path).expanduser()
+    source = f"local:{path}"
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(
+            f"{source}: a local dataset is read with the `datasets` package (pip install datasets); "
+            "or give a JSON Lines, CSV or TSV file with --train"
+        ) from None
+    saved = (path / datasets.config.DATASETDICT_JSON_FILENAME).is_file() or (
+        (path / datasets.config.DATASET_INFO_FILENAME).is_file()
+        and (path / datasets.config.DATASET_STATE_JSON_FILENAME).is_file()
+    )
+    if path.is_file() and path.suffix.lower() not in _HF_BUILDERS:
+        known = ", ".join(_HF_BUILDERS)
+        raise DataError(f"{source}: unknown data file type {path.suffix or '(no suffix)'!r}; use {known}")
+    bars_were_on = not datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        if saved:
+            loaded = datasets.load_from_disk(str(path))
+        elif path.is_file():
+            builder, options = _HF_BUILDERS[path.suffix.lower()]
+            loaded = datasets.load_dataset(builder, data_files={"train": str(path)}, **options)
+        else:
+            loaded = datasets.load_dataset(str(path))
+    except datasets.data_files.EmptyDatasetError:
+        raise DataError(
+            f"{source}: not a dataset folder (no `save_to_disk` files, and no data files `datasets` reads)"
+        ) from None
+    except Exception as exc:  # `datasets` raises many kinds; the user needs the first line of any
+        raise DataError(f"{source}: cannot load with `datasets` ({_first_lines(exc)})") from None
+    finally:
+        if bars_were_on:
+            datasets.enable_progress_bars()
+    if not isinstance(loaded, Mapping):  # a single `Dataset` saved to disk: one split, like one file
+        loaded = {"train": loaded}
+    return corpus_from_hf(
+        str(path), loaded, text_column, label_column, strict_rows=strict_rows, source=source
+    )
 
 
 def load_files(
@@ -519,11 +679,13 @@ def load_files(
     label_column: str = "label",
     lowercase: bool = True,
     name: str | None = None,
+    *,
+    strict_rows: bool = False,
 ) -> Corpus:
     """A corpus from user files; a train file alone is cross-validated, as Kim did for MR and Subj."""
     given = {"train": train, "dev": dev, "test": test}
     splits = {
-        split: read_labeled_file(path, text_column, label_column)
+        split: read_labeled_file(path, text_column, label_column, strict_rows=strict_rows)
         for split, path in given.items()
         if path is not None
     }
@@ -545,34 +707,60 @@ def load_corpus(
     text_column: str = "text",
     label_column: str = "label",
     lowercase: bool | None = None,
+    strict_rows: bool = False,
 ) -> Corpus:
-    """One entry point for the CLI: a registry name, a Hub id (`owner/name`), or user files.
+    """One entry point for the CLI: a registry name, a local dataset, a Hub id (`owner/name`), or files.
 
-    `lowercase=None` keeps the source's default (the registry's, or True for files and Hub sets).
+    An existing path wins over a Hub id of the same spelling, as in `datasets.load_dataset`; a
+    registered dataset's own folder (`../shared/data/trec`) is read as that dataset, so it keeps the
+    registry's casing rule and label order. `lowercase=None` keeps the source's default (the
+    registry's, or True for files, local and Hub sets). `strict_rows` refuses rows with empty text
+    instead of skipping them.
     """
     if dataset and train is not None:
         raise DataError(f"give either a dataset ({dataset!r}) or --train files, not both")
     if dataset is None and (dev is not None or test is not None) and train is None:
         raise DataError("--dev/--test need a --train file")
     if dataset in REGISTRY:
-        corpus = load_registered(dataset, data_dir)
+        corpus = load_registered(dataset, data_dir, strict_rows=strict_rows)
+    elif dataset and Path(dataset).expanduser().exists():
+        registered = _registered_folder(Path(dataset).expanduser())
+        if registered:
+            corpus = load_registered(registered, Path(dataset).expanduser(), strict_rows=strict_rows)
+        else:
+            corpus = load_local(dataset, text_column, label_column, strict_rows=strict_rows)
+    elif dataset and _looks_like_a_path(dataset):
+        raise DataError(f"{dataset}: no such file or folder (a local dataset is a folder or a data file)")
     elif dataset and "/" in dataset:
-        if Path(dataset).exists():
-            raise DataError(
-                f"{dataset}: a local path; give a file with --train (a dataset is a name or Hub id)"
-            )
-        corpus = load_hub(dataset, text_column, label_column)
+        corpus = load_hub(dataset, text_column, label_column, strict_rows=strict_rows)
     elif dataset:
         raise DataError(
-            f"unknown dataset {dataset!r} (known: {_known_names()}; or a Hub id owner/name, or --train FILE)"
+            f"unknown dataset {dataset!r} (known: {_known_names()}; or a local dataset folder, "
+            "a Hub id owner/name, or --train FILE)"
         )
     elif train is not None:
         return load_files(
-            train, dev, test, text_column, label_column, True if lowercase is None else lowercase
+            train,
+            dev,
+            test,
+            text_column,
+            label_column,
+            True if lowercase is None else lowercase,
+            strict_rows=strict_rows,
         )
     else:
         raise DataError(f"no data: give a dataset ({_known_names()}) or --train FILE")
     return corpus if lowercase is None else replace(corpus, lowercase=lowercase)
+
+
+def _registered_folder(path: Path) -> str | None:
+    """The registered name when `path` is that dataset's own folder (its card beside its files)."""
+    return path.name if path.name in REGISTRY and (path / "dataset.json").is_file() else None
+
+
+def _looks_like_a_path(dataset: str) -> bool:
+    """Hub ids are `owner/name`; anything else with a slash, or rooted, was meant as a path."""
+    return dataset.startswith(("/", ".", "~")) or dataset.count("/") > 1
 
 
 # --------------------------------------------------------------------------------------------

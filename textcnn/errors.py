@@ -18,6 +18,15 @@ class DataError(TextCNNError):
     """A data file or dataset cannot be read as labelled sentences."""
 
 
+class DataWarning(UserWarning):
+    """Data was read, but not all of it: rows were left out (which, and where, in the message).
+
+    A warning, not an error, because the rest of the data is usable and refusing it helps no one
+    (real benchmark files hold a few empty rows); `--strict-rows` turns the case into a DataError.
+    The CLI prints it as one `textcnn: warning: ...` line.
+    """
+
+
 class VectorsError(TextCNNError):
     """A pretrained-vectors file or named source cannot be read."""
 
