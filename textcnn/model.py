@@ -1,7 +1,7 @@
 """Kim (2014), "Convolutional Neural Networks for Sentence Classification", read top to bottom.
 
 tokens -> embeddings -> one Conv1d per filter width -> ReLU -> pooling over time (masked)
-       -> concatenate -> dropout -> linear -> class logits
+       -> concatenate -> dropout (a keep-mask drawn per model, see `TextCNN.forward`) -> linear -> logits
 
 The forward pass is a handful of functions of the weights (`width_maps`, `pool_maps`, ...):
 `TextCNN` runs them for one model, `textcnn.group.ModelGroup` for K models stacked as one, which
