@@ -149,10 +149,12 @@ def _ngram(group, tokens, entry, weights, alpha, shares) -> dict:
 
 
 def _strongest(shares: torch.Tensor, top: int, sign: float) -> list[tuple[int, int, int]]:
-    """Indices (f, s, p) of the `top` entries of `shares` (F, m, n) with the largest sign × value > 0."""
+    """Indices (f, s, p) of the `top` entries of `shares` (F, m, n) with the largest sign × value > 0;
+    a stable sort, so ties go to the earlier filter, slot and window."""
     signed = (sign * shares).flatten()
-    values, flat = signed.topk(min(top, signed.numel()))
-    return [tuple(int(i) for i in torch.unravel_index(k, shares.shape)) for k in flat[values > 0]]
+    values, flat = signed.sort(descending=True, stable=True)
+    chosen = flat[:top][values[:top] > 0]
+    return [tuple(int(i) for i in torch.unravel_index(k, shares.shape)) for k in chosen]
 
 
 def _split(group: _Windows, alpha: torch.Tensor, weights: torch.Tensor, length: int):
