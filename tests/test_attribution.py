@@ -158,6 +158,18 @@ def test_trained_models_split_exactly(trained, pooling):
         check_explanation(trained[pooling], text)
 
 
+def test_a_trained_multichannel_model_splits_exactly(glove_file):
+    train = read_labeled_file(Path(__file__).parents[1] / "data" / "samples" / "tiny.jsonl")
+    fold = texts_fold((train.texts, train.labels), (train.texts[:4], train.labels[:4]))
+    options = {"variant": "multichannel", "num_filters": 8, "pooling": "max+avg"}
+    settings = RunSettings(options, TrainConfig(epochs=2), vectors=str(glove_file))
+    classifier = train_classifier(fold, sorted(set(train.labels)), settings, progress=False).classifier
+    model = classifier.model
+    assert not torch.equal(model.embedding.weight, model.static_embedding.weight)  # the tuned channel moved
+    for text in ["a warm , funny and surprisingly moving film .", "flat"]:
+        check_explanation(classifier, text)
+
+
 def test_the_tiny_bundle_splits_exactly(tiny_bundle):
     e = check_explanation(Classifier.load(tiny_bundle, device="cpu"), "a warm and funny film")
     assert e["tokens"] == ["a", "warm", "and", "funny", "film"]
