@@ -14,6 +14,10 @@ Summed over features, windows and offsets:
     logit_c = output_bias + filter_bias + Σ_t token_parts[t] + residual
 
 with a residual of float32 rounding only (the split is done in float64; ~1e-6), except for logsumexp.
+Each token's part is also gradient × input at its word vector (the logit is piecewise linear in
+the word vectors, and this split is that linear map), which is how the tests check it. Which
+windows were picked comes from the model's own float32 forward (`Pooled.positions`), so the
+n-grams named are the model's; only the arithmetic is redone in float64.
 
 What "the winning n-gram" is, per pooling (the α above):
 - max: the window the model's max picked (the first on ties), α = 1: one winner per feature map.
@@ -35,7 +39,9 @@ What "the winning n-gram" is, per pooling (the α above):
   word vector's coordinate itself (no ReLU, no bias; it may be negative), traced as above.
 
 An entry's "activation" is its share α·a_p of the pooled value, "contribution" = weight × activation
-= its "filter_bias" + Σ its "token_parts" (one per token start..end-1).
+= its "filter_bias" + Σ its "token_parts" (one per token start..end-1). Entries that contribute
+exactly 0 (a window the ReLU blocks, an empty slot, a column of weight 0) are never listed; ties
+go to the earlier width, filter, slot and window.
 """
 
 from __future__ import annotations
