@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from textcnn.baselines import BASELINES, fit_baseline
 from textcnn.data import load_registered, make_folds
 from textcnn.runs import RunSettings, train_folds
 from textcnn.train import TrainConfig
@@ -48,12 +49,39 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def run_configuration(dataset: str, variant: str, args: argparse.Namespace) -> dict:
+def benchmark_folds(dataset: str, args: argparse.Namespace):
+    """The dataset and the folds every row of it is measured on, CNNs and baselines alike."""
     corpus = load_registered(dataset, args.data_dir)
     cross_validated = "all" in corpus.splits
     folds = make_folds(corpus, folds=args.folds if cross_validated else None, seed=args.seed)
     if args.max_folds:
         folds = folds[: args.max_folds]
+    return corpus, folds, f"{len(folds)}-fold CV" if cross_validated else "test split"
+
+
+def run_baseline(dataset: str, name: str, args: argparse.Namespace) -> dict:
+    """A linear baseline (textcnn.baselines) on the same folds as the CNN rows."""
+    corpus, folds, protocol = benchmark_folds(dataset, args)
+    started = time.perf_counter()
+    results = [fit_baseline(name, fold, corpus.label_names, corpus.lowercase) for fold in folds]
+    accuracies = [r.test_accuracy for r in results]
+    return {
+        "dataset": dataset,
+        "variant": name,
+        "embedding_dim": None,
+        "protocol": protocol,
+        "folds": len(folds),
+        "test_accuracy": statistics.fmean(accuracies),
+        "test_accuracy_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+        "per_fold_accuracy": accuracies,
+        "chosen_C": [r.C for r in results],
+        "kim2014": None,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def run_configuration(dataset: str, variant: str, args: argparse.Namespace) -> dict:
+    corpus, folds, protocol = benchmark_folds(dataset, args)
     train_config = TrainConfig(epochs=args.epochs, patience=args.patience or None, seed=args.seed)
     options = model_options(variant)
     vectors = None if options["variant"] == "rand" else args.vectors
@@ -70,7 +98,7 @@ def run_configuration(dataset: str, variant: str, args: argparse.Namespace) -> d
         "embedding_dim": run.outcomes[0].classifier.model.config.embedding_dim,
         "vectors": vectors,
         "vector_coverage": run.outcomes[0].vectors["summary"] if run.outcomes[0].vectors else None,
-        "protocol": f"{len(folds)}-fold CV" if cross_validated else "test split",
+        "protocol": protocol,
         "folds": len(folds),
         "test_accuracy": statistics.fmean(accuracies),
         "test_accuracy_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
@@ -122,6 +150,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="one fold, 2 epochs: checks the script runs")
     parser.add_argument("--fresh", action="store_true", help="ignore results already in --out")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument(
+        "--baselines",
+        default=",".join(BASELINES),
+        help="linear baselines run on every dataset's folds (textcnn.baselines); empty: none",
+    )
+    parser.add_argument("--only-baselines", action="store_true", help="the baselines rows alone (seconds)")
     args = parser.parse_args()
     if args.quick:
         args.max_folds, args.epochs = 1, 2
@@ -134,6 +168,10 @@ def main() -> int:
         for d in args.datasets.split(",")
         if v == "rand" or d in args.vector_datasets.split(",")
     ]
+    if args.only_baselines:
+        plan = []
+    baselines = [b for b in args.baselines.split(",") if b]
+    plan += [(d, b) for b in baselines for d in args.datasets.split(",")]
     results = {
         "machine": machine(),
         "quick": args.quick,
@@ -141,13 +179,14 @@ def main() -> int:
         "runs": [],
     }
     for dataset, variant in plan:
-        row = done.get((dataset, variant)) or run_configuration(dataset, variant, args)
+        measure = run_baseline if variant in BASELINES else run_configuration
+        row = done.get((dataset, variant)) or measure(dataset, variant, args)
         results["runs"].append(row)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))
         print(
             f"{dataset:<5} {variant:<11} {_accuracy(row):>10}"
-            f"  (Kim {row['kim2014']})  {row['protocol']}, {row['wall_seconds']:.0f} s",
+            f"  (Kim {row['kim2014'] or '—'})  {row['protocol']}, {row['wall_seconds']:.0f} s",
             file=sys.stderr,
             flush=True,
         )
@@ -162,7 +201,7 @@ def table(runs: list[dict]) -> str:
     ]
     for r in runs:
         lines.append(
-            f"| {r['dataset']} | {r['variant']} | {r['embedding_dim']} | {r['protocol']} | "
+            f"| {r['dataset']} | {r['variant']} | {r['embedding_dim'] or '—'} | {r['protocol']} | "
             f"{_accuracy(r)} | {r['kim2014'] or '—'} | "
             f"{r['wall_seconds']:.0f} s |"
         )
