@@ -314,6 +314,35 @@ def test_explain_prints_the_deciding_ngrams(tiny_bundle):
     assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
 
 
+def test_explain_splits_an_average_pooled_logit(tmp_path):
+    import torch
+
+    from textcnn.model import ModelConfig, TextCNN
+    from textcnn.text import PAD, UNK, TextEncoder, Vocabulary
+
+    words = [PAD, UNK, "a", "warm", "and", "funny", "film"]
+    torch.manual_seed(0)
+    model = TextCNN(
+        ModelConfig(vocab_size=len(words), num_classes=2, embedding_dim=4, num_filters=3, pooling="avg")
+    )
+    with torch.no_grad():
+        for conv in model.convs:
+            conv.bias.fill_(0.2)  # windows that pass the ReLU
+    Classifier(model, TextEncoder(Vocabulary(words)), ["negative", "positive"]).save(tmp_path / "avg")
+    result = textcnn("explain", tmp_path / "avg", "a warm and funny film", "--json")
+    assert result.returncode == 0, result.stderr
+    e = json.loads(result.stdout)
+    assert e["tokens"] == ["a", "warm", "and", "funny", "film"] and e["exact"] is True
+    parts = e["output_bias"] + e["filter_bias"] + sum(e["token_parts"])
+    assert abs(parts - e["logit"]) <= 1e-4 and abs(e["residual"]) <= 1e-4
+    assert e["for"] or e["against"]
+    text = textcnn("explain", tmp_path / "avg", "a warm and funny film")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[1].startswith("  -> ") and "(width " in lines[2]
+    assert lines[-1].startswith("  parts: a ") and "film " in lines[-1] and "filter biases" in lines[-1]
+
+
 def test_compare_quick_study_and_a_bad_pooling(data_dir, tmp_path):
     out = tmp_path / "study"
     args = ["compare", "--datasets", "trec", "--poolings", "max,avg", "--seeds", "1", "--quick", "--quiet"]

@@ -82,25 +82,18 @@ def test_winning_ngrams_find_the_bigram(wide):
 def test_explain_names_the_deciding_ngram(wide):
     explanation = explain(bigram_classifier(wide=wide), "the good movie")
     assert explanation["label"] == "positive"
-    assert explanation["for"] == [
-        {
-            "ngram": "good movie",
-            "start": 1,
-            "end": 3,
-            "width": 2,
-            "filter": 0,
-            "value": 1.0,
-            "weight": 1.0,
-            "contribution": 1.0,
-        }
-    ]
+    [ngram] = explanation["for"]
+    expected = {"ngram": "good movie", "start": 1, "end": 3, "width": 2, "filter": 0, "value": 1.0}
+    assert {key: ngram[key] for key in expected} == expected
+    assert (ngram["weight"], ngram["contribution"], ngram["activation"]) == (1.0, 1.0, 1.0)
     assert explanation["against"] == []
     assert explanation["logit"] == pytest.approx(explanation["bias"] + 1.0)
 
 
-def test_explain_refuses_poolings_without_positions():
-    with pytest.raises(ValueError, match="keeps no positions"):
-        explain(bigram_classifier(pooling="avg"), "the good movie")
+def test_explain_spreads_an_average_over_its_windows():
+    explanation = explain(bigram_classifier(pooling="avg"), "the good movie")  # narrow: 2 windows
+    [ngram] = explanation["for"]
+    assert (ngram["ngram"], ngram["value"], ngram["contribution"]) == ("good movie", 0.5, 0.5)
 
 
 @pytest.mark.parametrize("pooling", ["max", "avg", "kmax", "chunk-max", "logsumexp", "max+avg"])

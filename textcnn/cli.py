@@ -182,9 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser(
         "explain",
         help="the n-grams that decided each prediction",
-        description="For each text: the predicted label and the n-grams whose max-pooled features pushed "
-        "it most for and against that label (pooled value x output weight). Needs a pooling that keeps "
-        "positions: max, kmax or chunk-max.",
+        description="For each text: the predicted label, the n-grams (windows) that pushed its logit most "
+        "for and against that label (pooled share x output weight), and the logit split over the tokens "
+        "(any pooling; logsumexp is split approximately, the rest shown as a residual).",
     )
     explain.add_argument("bundle", help="model bundle folder")
     explain.add_argument("texts", nargs="*", help="texts to explain; none: read one a line from stdin")
@@ -484,27 +484,31 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    from textcnn.attribution import explain_text
     from textcnn.bundle import Classifier
-    from textcnn.probes import explain
 
     classifier = Classifier.load(args.bundle, device=args.device)
     texts = [text for text in (args.texts or [line.rstrip("\n") for line in sys.stdin]) if text.strip()]
     for text in texts:
-        try:
-            explanation = explain(classifier, text, top=args.top)
-        except ValueError as exc:  # a pooling without positions
-            raise TextCNNError(f"{args.bundle}: {exc}") from None
+        explanation = explain_text(classifier, text, top=args.top)
         if args.json:
             print(json.dumps(explanation, ensure_ascii=False))
             continue
         print(
-            f"{text}\n  -> {explanation['label']} (logit {explanation['logit']:.2f}, bias {explanation['bias']:.2f})"
+            f"{text}\n  -> {explanation['label']} "
+            f"(logit {explanation['logit']:.2f}, bias {explanation['output_bias']:.2f})"
         )
         for side in ("for", "against"):
             for c in explanation[side]:
                 print(
                     f"     {c['contribution']:+7.3f}  {c['ngram']!r}  (width {c['width']}, filter {c['filter']})"
                 )
+        parts = "  ".join(
+            f"{token} {part:+.3f}"
+            for token, part in zip(explanation["tokens"], explanation["token_parts"], strict=True)
+        )
+        residual = "" if explanation["exact"] else f", residual {explanation['residual']:+.3f}"
+        print(f"  parts: {parts}  (filter biases {explanation['filter_bias']:+.3f}{residual})")
     return 0
 
 

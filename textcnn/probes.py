@@ -13,7 +13,8 @@ Two questions from the discussion this project was born from, answered on a trai
   feature that fires on the phrase stays, an average is diluted by the new windows.
 - *Where does the maximum come from?* `winning_ngrams` lists, per feature map, the n-grams that
   most often win its maximum; `explain` gives, for one sentence, the n-grams that decided its
-  prediction, each with its contribution to the predicted class (pooled value x output weight).
+  prediction, each with its contribution to the predicted class (pooled value x output weight;
+  `textcnn.attribution.explain_text` splits the whole logit, for every pooling).
 
 All of it reads the model's own feature maps (`TextCNN.feature_maps`), masked as the model masks
 them, so padding can never be reported as a winner.
@@ -28,6 +29,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from textcnn.attribution import explain_text, model_tokens
 from textcnn.bundle import Classifier
 from textcnn.pooling import max_pool, pool
 from textcnn.text import similar_length_chunks
@@ -96,14 +98,6 @@ def max_statistics(classifier: Classifier, texts: Sequence[str], batch_size: int
     )
 
 
-def _tokens(classifier: Classifier, text: str) -> list[str]:
-    """The tokens the model saw, aligned with its ids (truncated as the encoder truncates)."""
-    tokens = classifier.encoder.tokenize(text)
-    if classifier.encoder.max_length is not None:
-        tokens = tokens[: classifier.encoder.max_length]
-    return tokens or ["<unk>"]
-
-
 def _map_index(classifier: Classifier) -> list[tuple[int, int]]:
     """(width, filter) for each feature map, in the order of the pooled vector."""
     config = classifier.model.config
@@ -116,7 +110,7 @@ def winning_ngrams(
     """Per feature map, the n-grams that most often hold its maximum (maxima of 0 not counted)."""
     counters = [Counter() for _ in _map_index(classifier)]
     fired = [0] * len(counters)
-    tokens = [_tokens(classifier, text) for text in texts]
+    tokens = [model_tokens(classifier, text) for text in texts]
     widths = classifier.model.config.map_widths
     for chunk, per_width in _maps_by_batch(classifier, texts, batch_size):
         offset = 0
@@ -136,64 +130,12 @@ def winning_ngrams(
 
 
 def explain(classifier: Classifier, text: str, top: int = 5) -> dict:
-    """The n-grams that decided one prediction, by contribution to the predicted class.
-
-    With max pooling the logit of class c is bias_c + sum_j pooled_j * W[c, j], and each pooled_j
-    comes from one window: its n-gram's contribution is pooled_j * W[c, j]. Other poolings that keep
-    positions (k-max, chunk-max) are explained slot by slot the same way; poolings without positions
-    (avg, logsumexp) mix every window, so there is nothing to attribute and this raises ValueError.
-    """
-    config = classifier.model.config
-    if config.pooling not in ("max", "kmax", "chunk-max"):
-        raise ValueError(f"{config.pooling} pooling keeps no positions: nothing to attribute")
-    tokens = _tokens(classifier, text)
-    batch = classifier.encoder.pad([classifier.encoder.encode(text)], classifier.min_length).to(
-        classifier.device
-    )
-    model = classifier.model
-    model.eval()
-    with torch.inference_mode():
-        pooled = model.features(batch.ids, batch.lengths)
-        logits = model.classifier(torch.cat([p.values for p in pooled], dim=1)).float()[0]
-    predicted = int(logits.argmax())
-    weights = model.classifier.weight[predicted].detach().float().cpu()
-    contributions, column = [], 0
-    for width, part in zip(config.map_widths, pooled, strict=True):
-        values = part.values[0].float().cpu()  # (F * m,)
-        positions = part.positions[0].cpu()  # (F, m)
-        slots = positions.shape[1]
-        for f in range(positions.shape[0]):
-            for s in range(slots):
-                j = column + f * slots + s
-                position = int(positions[f, s])
-                if position < 0 or values[f * slots + s] <= 0:
-                    continue  # an empty slot, or a map that saw nothing
-                span = model.window_tokens(position, width, len(tokens))
-                contributions.append(
-                    {
-                        "ngram": " ".join(tokens[i] for i in span),
-                        "start": span.start,  # token indices [start, end) of the n-gram
-                        "end": span.stop,
-                        "width": width,
-                        "filter": f,
-                        "value": float(values[f * slots + s]),
-                        "weight": float(weights[j]),
-                        "contribution": float(values[f * slots + s] * weights[j]),
-                    }
-                )
-        column += values.numel()
-    return {
-        "text": text,
-        "label": classifier.label_names[predicted],
-        "logit": float(logits[predicted]),
-        "bias": float(model.classifier.bias[predicted].detach()),
-        "for": sorted((c for c in contributions if c["contribution"] > 0), key=lambda c: -c["contribution"])[
-            :top
-        ],
-        "against": sorted(
-            (c for c in contributions if c["contribution"] < 0), key=lambda c: c["contribution"]
-        )[:top],
-    }
+    """`textcnn.attribution.explain_text` (any pooling), with the names this module's callers
+    read: "bias" for the output bias, and "value" for each n-gram's activation."""
+    explanation = explain_text(classifier, text, top)
+    for side in ("for", "against"):
+        explanation[side] = [ngram | {"value": ngram["activation"]} for ngram in explanation[side]]
+    return explanation | {"bias": explanation["output_bias"]}
 
 
 @dataclass(frozen=True)
@@ -284,12 +226,12 @@ def key_phrase_moved(classifier: Classifier, texts: Sequence[str]) -> tuple[list
     contribution of `explain`), as the model tokenised it, and the same text with that n-gram moved
     (`move_span`). Texts that are a single phrase, or that no n-gram speaks for, are left out.
 
-    The pairs depend only on `classifier` (which must keep positions), so the same pairs can be
+    The pairs depend only on `classifier` (a max-pooling model names one window), so the same pairs can be
     put to a model with another pooling: the question is what the move does to each pooling.
     """
     originals, variants = [], []
     for text in texts:
-        tokens = _tokens(classifier, text)
+        tokens = model_tokens(classifier, text)
         reasons = explain(classifier, text, top=1)["for"]
         if not reasons:
             continue

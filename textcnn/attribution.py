@@ -1,0 +1,241 @@
+"""One prediction's logit split exactly over the output bias, the filter biases and the tokens.
+
+For class c the logit is b_c + Σ_j W[c, j] · pooled_j. Every pooling here makes pooled_j a weighted
+sum of window activations, pooled_j = Σ_p α_jp · a_p, and where a window's ReLU passes (its
+pre-activation is > 0) the activation is linear in the word vectors:
+
+    a_p = bias_f + Σ_o K_f[:, o] · x_(token at offset o of window p)
+
+so W[c, j] · α_jp · a_p splits exactly into a filter-bias share and one term per token of the window.
+A window whose ReLU blocks has a_p = 0 and contributes nothing; the zero columns of wide mode (and
+the <pad> rows of a text shorter than a filter) are zero vectors and contribute nothing either.
+Summed over features, windows and offsets:
+
+    logit_c = output_bias + filter_bias + Σ_t token_parts[t] + residual
+
+with a residual of float32 rounding only (the split is done in float64; ~1e-6), except for logsumexp.
+Each token's part is also gradient × input at its word vector (the logit is piecewise linear in
+the word vectors, and this split is that linear map), which is how the tests check it. Which
+windows were picked comes from the model's own float32 forward (`Pooled.positions`), so the
+n-grams named are the model's; only the arithmetic is redone in float64.
+
+What "the winning n-gram" is, per pooling (the α above):
+- max: the window the model's max picked (the first on ties), α = 1: one winner per feature map.
+- kmax: the k windows the model kept, α = 1 each, one per slot ("slot" 0..k-1, in sentence order);
+  a sentence with fewer than k real windows leaves slots empty: they are 0 and give nothing.
+- chunk-max (a local pooling): the winning window of each region, α = 1 ("slot" = the region);
+  a region with no real window is empty (0).
+- avg: no winner: every real window of the map, α = 1/n, n the map's real windows as `avg_pool`
+  counts them (in wide mode the edge windows that hold part of the sentence count too). The
+  n-gram lists then hold (filter, window) entries, the `top` largest contributions each way.
+- max+avg: both halves: the max winner (entries with "part": "max") and every window at 1/n
+  ("part": "avg").
+- logsumexp: τ·log(mean_p exp(a_p/τ)) is not a weighted sum of the a_p, so it has no exact split.
+  It is attributed by the softmax weights α_p = softmax(a/τ)_p over the real windows (the
+  derivative of the pooled value in a_p): Σ_p α_p a_p = pooled - τ(H(α) - log n) >= pooled, and the
+  difference, summed over features with their output weights, is the `residual` ("exact": False).
+  Entries are (filter, window) pairs as for avg.
+- no convolution (`config.convolution` False): a window is one token and the pooled value is the
+  word vector's coordinate itself (no ReLU, no bias; it may be negative), traced as above.
+
+An entry's "activation" is its share α·a_p of the pooled value, "contribution" = weight × activation
+= its "filter_bias" + Σ its "token_parts" (one per token start..end-1). Entries that contribute
+exactly 0 (a window the ReLU blocks, an empty slot, a column of weight 0) are never listed; ties
+go to the earlier width, filter, slot and window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from textcnn.bundle import Classifier
+from textcnn.model import ModelConfig, TextCNN
+from textcnn.pooling import Pooled
+
+_TRACED = {
+    "max": "each pooled value is the activation of its map's winning window (the first on ties)",
+    "kmax": "each of the k slots is the activation of the window the k-max kept there (empty slots are 0)",
+    "chunk-max": "each region's pooled value is the activation of that region's winning window",
+    "avg": "each pooled value is the mean of its map's real windows, every window at weight 1/n",
+    "max+avg": "the max half is its map's winning window, the avg half every real window at weight 1/n",
+    "logsumexp": (
+        "logsumexp has no exact split: each window is weighted by softmax(a/τ) over the real windows, "
+        "and what that leaves out of the logit is the residual"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class _Windows:
+    """One filter width's real windows in float64; without convolution a window is one token."""
+
+    width: int
+    shift: int  # window p, offset o reads token p + o - shift
+    activations: torch.Tensor  # (F, n)
+    bias: torch.Tensor  # (F, n): the filter bias inside each activation (0 where the ReLU blocks)
+    terms: torch.Tensor  # (F, n, width): each offset's token term (0 where blocked or outside the text)
+
+
+def model_tokens(classifier: Classifier, text: str) -> list[str]:
+    """The tokens the model saw, aligned with its ids (truncated as the encoder truncates)."""
+    tokens = classifier.encoder.tokenize(text)
+    if classifier.encoder.max_length is not None:
+        tokens = tokens[: classifier.encoder.max_length]
+    return tokens or ["<unk>"]
+
+
+def _word_vectors(model: TextCNN, ids: list[int]) -> torch.Tensor:
+    """(L, D) float64: the summed channels for multichannel, as `TextCNN.embed` sums them."""
+    index = torch.as_tensor(ids, dtype=torch.long)
+    x = model.embedding.weight.detach().cpu().double()[index]
+    if model.static_embedding is not None:
+        x = x + model.static_embedding.weight.detach().cpu().double()[index]
+    return x
+
+
+def _windows(model: TextCNN, x: torch.Tensor) -> list[_Windows]:
+    config, length = model.config, x.shape[0]
+    if not config.convolution:
+        values = x.T  # (D, L): the word vectors are the maps
+        return [_Windows(1, 0, values, torch.zeros_like(values), values[:, :, None])]
+    groups = []
+    for conv, width in zip(model.convs, config.filter_widths, strict=True):
+        kernel = conv.weight.detach().cpu().double()  # (F, D, w)
+        bias = conv.bias.detach().cpu().double()  # (F,)
+        # Wide: w - 1 zero rows each side (L + w - 1 windows); narrow: <pad> rows up to w (max(L - w + 1, 1)).
+        shift = width - 1 if config.wide else 0
+        padded = torch.nn.functional.pad(x.T, (shift, shift if config.wide else max(width - length, 0))).T
+        windows = padded.unfold(0, width, 1)  # (n, D, w)
+        terms = torch.einsum("fdo,ndo->fno", kernel, windows)  # (F, n, w)
+        passes = bias[:, None] + terms.sum(dim=2) > 0  # (F, n): where the ReLU lets the window through
+        bias_share = torch.where(passes, bias[:, None], 0.0)
+        terms = terms * passes[:, :, None]
+        groups.append(_Windows(width, shift, bias_share + terms.sum(dim=2), bias_share, terms))
+    return groups
+
+
+def _coefficients(
+    config: ModelConfig, group: _Windows, pooled: Pooled
+) -> list[tuple[str | None, torch.Tensor]]:
+    """Per part of the pooled vector: (name, α (F, m, n)); column f * m + s of the part is (f, s)."""
+    maps, n = group.activations.shape
+    spread = torch.full((maps, 1, n), 1.0 / n, dtype=torch.float64)
+    if config.pooling == "avg":
+        return [(None, spread)]
+    if config.pooling == "logsumexp":
+        return [(None, torch.softmax(group.activations / config.temperature, dim=1)[:, None, :])]
+    positions = pooled.positions[0].cpu()  # (F, m): the model's own choice, -1 for an empty slot
+    alpha = torch.zeros((maps, positions.shape[1], n), dtype=torch.float64)
+    f, s = torch.nonzero(positions >= 0, as_tuple=True)
+    alpha[f, s, positions[f, s]] = 1.0
+    if config.pooling == "max+avg":
+        return [("max", alpha), ("avg", spread)]
+    return [(None, alpha)]
+
+
+def _ngram(group, tokens, entry, weights, alpha, shares) -> dict:
+    f, s, p = entry
+    span = range(max(p - group.shift, 0), min(p - group.shift + group.width, len(tokens)))
+    coefficient = float(weights[f, s] * alpha[f, s, p])
+    return {
+        "start": span.start,
+        "end": span.stop,
+        "ngram": " ".join(tokens[i] for i in span),
+        "width": group.width,
+        "filter": f,
+        "slot": s,
+        "activation": float(alpha[f, s, p] * group.activations[f, p]),
+        "weight": float(weights[f, s]),
+        "contribution": float(shares[f, s, p]),
+        "filter_bias": coefficient * float(group.bias[f, p]) + 0.0,  # + 0.0: no -0.0
+        "token_parts": [coefficient * float(group.terms[f, p, t - p + group.shift]) for t in span],
+    }
+
+
+def _strongest(shares: torch.Tensor, top: int, sign: float) -> list[tuple[int, int, int]]:
+    """Indices (f, s, p) of the `top` entries of `shares` (F, m, n) with the largest sign × value > 0;
+    a stable sort, so ties go to the earlier filter, slot and window."""
+    signed = (sign * shares).flatten()
+    values, flat = signed.sort(descending=True, stable=True)
+    chosen = flat[:top][values[:top] > 0]
+    return [tuple(int(i) for i in torch.unravel_index(k, shares.shape)) for k in chosen]
+
+
+def _split(group: _Windows, alpha: torch.Tensor, weights: torch.Tensor, length: int):
+    """(contribution of each (f, s, p) (F, m, n), its filter-bias share summed, token parts (L,))."""
+    coefficient = weights[:, :, None] * alpha  # (F, m, n)
+    shares = coefficient * group.activations[:, None, :]
+    filter_bias = float((coefficient * group.bias[:, None, :]).sum())
+    per_offset = torch.einsum("fsn,fno->no", coefficient, group.terms)  # (n, w)
+    n, width = per_offset.shape
+    token = torch.arange(n)[:, None] + torch.arange(width)[None, :] - group.shift  # (n, w)
+    inside = (token >= 0) & (token < length)
+    token_parts = torch.zeros(length, dtype=torch.float64).index_add_(0, token[inside], per_offset[inside])
+    return shares, filter_bias, token_parts
+
+
+def _forward(classifier: Classifier, text: str) -> tuple[torch.Tensor, list[Pooled]]:
+    """The float32 logits (C,) as the model computes them, and its pooled features per width."""
+    batch = classifier.encoder.pad([classifier.encoder.encode(text)], classifier.min_length)
+    batch = batch.to(classifier.device)
+    model = classifier.model.eval()
+    with torch.inference_mode():
+        pooled = model.features(batch.ids, batch.lengths)
+        logits = model.classifier(torch.cat([p.values for p in pooled], dim=1)).float()[0].cpu()
+    return logits, pooled
+
+
+def explain_text(classifier: Classifier, text: str, top: int = 5) -> dict:
+    """The predicted class's logit of `text`, split over biases and tokens; see the module docstring."""
+    model, config = classifier.model, classifier.model.config
+    tokens = model_tokens(classifier, text)
+    logits, pooled = _forward(classifier, text)
+    c = int(logits.argmax())
+    row = model.classifier.weight.detach()[c].cpu().double()  # (P,)
+    output_bias = float(model.classifier.bias.detach()[c].cpu().double())
+    filter_bias, token_parts = 0.0, torch.zeros(len(tokens), dtype=torch.float64)
+    sides: dict[str, list[dict]] = {"for": [], "against": []}
+    column = 0
+    for group, part in zip(
+        _windows(model, _word_vectors(model, classifier.encoder.encode(text))), pooled, strict=True
+    ):
+        for name, alpha in _coefficients(config, group, part):
+            maps, slots, _ = alpha.shape
+            weights = row[column : column + maps * slots].view(maps, slots)
+            column += maps * slots
+            shares, bias_share, parts = _split(group, alpha, weights, len(tokens))
+            filter_bias += bias_share
+            token_parts += parts
+            for side, sign in (("for", 1.0), ("against", -1.0)):
+                for entry in _strongest(shares, top, sign):
+                    ngram = _ngram(group, tokens, entry, weights, alpha, shares)
+                    sides[side].append(ngram if name is None else ngram | {"part": name})
+    assert column == row.numel(), (column, row.numel())
+    logit = float(logits[c])
+    return {
+        "text": text,
+        "tokens": tokens,
+        "label": classifier.label_names[c],
+        "probabilities": dict(
+            zip(classifier.label_names, torch.softmax(logits, dim=0).tolist(), strict=True)
+        ),
+        "logit": logit,
+        "output_bias": output_bias,
+        "filter_bias": filter_bias,
+        "token_parts": token_parts.tolist(),
+        "residual": logit - output_bias - filter_bias - float(token_parts.sum()),
+        "exact": config.pooling != "logsumexp",
+        "attribution": _attribution(config),
+        "for": sorted(sides["for"], key=lambda g: -g["contribution"])[:top],
+        "against": sorted(sides["against"], key=lambda g: g["contribution"])[:top],
+    }
+
+
+def _attribution(config: ModelConfig) -> str:
+    if config.convolution:
+        window = "a window's activation is its filter's bias plus one term per token where the ReLU passes"
+    else:
+        window = "without convolution a window is one token, its value the word-vector coordinate (no bias)"
+    return f"{config.pooling} pooling: {_TRACED[config.pooling]}; {window}."
