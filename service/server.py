@@ -254,7 +254,7 @@ def _replace_index_and_health(server: TextCNNServer, model: str) -> None:
 
     async def static(name: str) -> Response:
         if name not in files:
-            raise HTTPException(404, f"no static file {name!r}")
+            raise HTTPException(404, "no such file")  # the name is not echoed back
         return Response(files[name], media_type=STATIC_TYPES[name], headers=PAGE_HEADERS)
 
     async def health() -> JSONResponse:
@@ -264,6 +264,7 @@ def _replace_index_and_health(server: TextCNNServer, model: str) -> None:
         except MANAGER_GONE:  # stopping
             status = {}
         ready = bool(status) and all(value == WorkerSetupStatus.READY for value in status.values())
+        ready = ready and all(lit_api.health() for lit_api in server.litapi_connector)  # as LitServe's
         body = HealthResponse(status="ok" if ready else "not ready", model=model).model_dump()
         return JSONResponse(body, status_code=200 if ready else 503)
 

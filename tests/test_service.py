@@ -428,6 +428,15 @@ def test_build_server_checks_the_bundle_and_the_device_first(tmp_path, tiny_bund
             build_server(ServeSettings(model=tiny_bundle, accelerator="cuda"))
 
 
+def test_health_is_503_json_until_the_workers_are_ready(tiny_bundle):
+    server = build_server(ServeSettings(model=tiny_bundle))  # no worker started: not ready
+    response = TestClient(server.app).get("/health")  # no `with`: no lifespan, no LitServe queues
+    assert response.status_code == 503 and response.headers["content-type"] == "application/json"
+    assert response.json() == {"status": "not ready", "model": model_id(tiny_bundle)}
+    PredictRequest.limits = RequestLimits()
+    ExplainRequest.limits = RequestLimits(max_texts=8)
+
+
 # -- the app in-process (one inference worker process, as LitServe's own tests do) -----------
 
 

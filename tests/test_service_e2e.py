@@ -384,6 +384,42 @@ def test_server_stops_cleanly_on_sigterm(tiny_bundle):
     assert "Traceback" not in output and "ERROR" not in output, output
 
 
+def _spawned_workers(root: int) -> list[int]:
+    """Pids of the inference workers under a server: multiprocessing's spawned children, oldest first."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if parent == root and b"multiprocessing.spawn" in command:
+            children.append(int(entry.name))
+    return sorted(children)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_dead_explain_worker_stops_the_server_with_an_error(tiny_bundle):
+    """The worker monitor watches both LitAPIs' workers: /explain's worker is started after /predict's."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start_server("--model", str(tiny_bundle), "--port", str(port), "--log-level", "warning")
+    wait_healthy(process, url)
+    assert httpx.post(f"{url}/explain", json={"text": "fine"}).status_code == 200
+    workers = _spawned_workers(process.pid)
+    assert len(workers) == 2, workers  # one for /predict, one for /explain
+    os.kill(workers[-1], signal.SIGKILL)
+    try:
+        output, _ = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError(f"still serving 60 s after a worker died:\n{process.communicate()[0]}") from None
+    assert process.returncode == 1, output
+    assert f"inference worker {workers[-1]} died" in output, output
+
+
 @pytest.mark.parametrize(
     "signum",
     [signal.SIGINT, signal.SIGTERM],
