@@ -1,4 +1,5 @@
-# The textcnn prediction service (LitServe): POST /predict, GET /health, /info, /metrics, /docs.
+# The textcnn prediction service (LitServe): POST /predict, /explain, the page at GET /, GET /health,
+# /info, /metrics, /docs.
 #   docker build -t textcnn .
 #   docker run -p 8000:8000 textcnn                                       # serves the shipped models/default
 #   docker run -p 8000:8000 -v "$PWD/models:/app/models:ro" -e TEXTCNN_MODEL=models/mr textcnn

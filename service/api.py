@@ -21,7 +21,15 @@ import torch
 
 from service import metrics
 from service.loop import make_loop
-from service.schemas import LabelScore, PredictRequest, PredictResponse, TextPrediction
+from service.schemas import (
+    ExplainRequest,
+    ExplainResponse,
+    Explanation,
+    LabelScore,
+    PredictRequest,
+    PredictResponse,
+    TextPrediction,
+)
 from textcnn.bundle import CONFIG_FILE, Classifier
 from textcnn.errors import BundleError
 from textcnn.text import Batch, similar_length_chunks
@@ -131,6 +139,53 @@ class TextCNNAPI(ls.LitAPI):
                 )
             )
         return PredictResponse(model=self.model_id, predictions=predictions)
+
+
+class ExplainAPI(ls.LitAPI):
+    """POST /explain: `textcnn.attribution.explain_text` for each text, in its own inference worker(s).
+
+    One request per batch (max_batch_size=1): an explanation is computed text by text, so batching
+    requests saves nothing, and LitServe answers a whole batch with the error of any request in it.
+    The loop is still the batched one (service/loop.py), so an idle worker does not poll its queue.
+    """
+
+    def __init__(self, model_path: str | Path, threads: int | None = None, loop: str = "blocking"):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "The LitServer has both batch and unbatch", UserWarning)
+            super().__init__(max_batch_size=1, batch_timeout=0.0, api_path="/explain", loop=make_loop(loop))
+        self.model_path = str(model_path)
+        self.threads = threads
+
+    def setup(self, device: str) -> None:
+        if self.threads is not None and device == "cpu":
+            torch.set_num_threads(self.threads)
+        self.classifier = Classifier.load(self.model_path, device=device)
+        self.model_id = model_id(self.model_path)
+
+    def decode_request(self, request: ExplainRequest, context: dict) -> tuple[list[str], int]:
+        return request.all_texts, request.top
+
+    def batch(self, inputs: list[tuple[list[str], int]]) -> list[tuple[list[str], int]]:
+        return inputs
+
+    def predict(self, batch: list[tuple[list[str], int]]) -> list[list[dict]]:
+        from textcnn.attribution import explain_text
+
+        start = time.perf_counter()
+        answers = [[explain_text(self.classifier, text, top=top) for text in texts] for texts, top in batch]
+        metrics.observe_explain(
+            texts=sum(len(texts) for texts, _ in batch), seconds=time.perf_counter() - start
+        )
+        return answers
+
+    def unbatch(self, output: list[list[dict]]) -> list[list[dict]]:
+        return output
+
+    def encode_response(self, explanations: list[dict], context: dict) -> ExplainResponse:
+        return ExplainResponse(
+            model=self.model_id,
+            explanations=[Explanation.model_validate(explanation) for explanation in explanations],
+        )
 
 
 def check_bundle(path: str | Path) -> Classifier:

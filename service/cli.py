@@ -15,7 +15,8 @@ if importlib.util.find_spec("litserve") is None:  # textcnn's CLI lists `serve` 
     raise ImportError("litserve is not installed")
 
 DESCRIPTION = (
-    "Serve a model bundle over HTTP: POST /predict, GET /health, /info, /metrics, /docs. "
+    "Serve a model bundle over HTTP: POST /predict and /explain, the page at GET /, "
+    "GET /health, /info, /metrics, /docs. "
     "Every flag can also be set by an environment variable TEXTCNN_<FLAG> (e.g. TEXTCNN_PORT); "
     "a flag wins over the variable."
 )
@@ -76,6 +77,16 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     limits.add_argument(
         "--max-body-bytes", type=int, help=f"largest request body in bytes (default: {d.max_body_bytes})"
+    )
+    limits.add_argument(
+        "--max-explain-texts",
+        type=int,
+        help=f"most texts in one POST /explain request (default: {d.max_explain_texts})",
+    )
+    parser.add_argument(
+        "--explain-workers",
+        type=int,
+        help=f"inference processes per device answering /explain (default: {d.explain_workers})",
     )
     plumbing = parser.add_argument_group("LitServe plumbing")
     plumbing.add_argument(

@@ -175,6 +175,22 @@ def _private_names(litserve, uvicorn) -> list[tuple]:
             ),
             LITSERVE_FIX,
         ),
+        (
+            lit,
+            "LitServer(workers_per_device={api_path: n}) and workers_setup_status of WorkerSetupStatus.READY",
+            lambda: (
+                callable(getattr(server, "_resolve_workers_per_device_config", None))
+                and uses(server._init_manager, "workers_setup_status")
+                and hasattr(getattr(utils, "WorkerSetupStatus", None), "READY")
+            ),
+            LITSERVE_FIX,
+        ),
+        (
+            lit,
+            "LitServer._register_internal_endpoints (GET / and the health route, replaced by the service's)",
+            lambda: uses(getattr(server, "_register_internal_endpoints", None), "healthcheck_path"),
+            LITSERVE_FIX,
+        ),
         (uv, "uvicorn.Server.should_exit", lambda: uses(uvicorn.Server.__init__, "should_exit"), UVICORN_FIX),
         (
             uv,

@@ -25,7 +25,10 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 COUNT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 # Label values for paths are limited to the service's own routes: a scanner trying 10,000 URLs
 # must not make 10,000 time series.
-KNOWN_PATHS = frozenset({"/predict", "/health", "/info", "/metrics", "/docs", "/redoc", "/openapi.json", "/"})
+KNOWN_PATHS = frozenset(
+    {"/predict", "/explain", "/health", "/info", "/metrics", "/docs", "/redoc", "/openapi.json", "/"}
+    | {"/static/app.js", "/static/style.css"}
+)
 
 
 @contextmanager
@@ -112,6 +115,26 @@ def _model_family() -> SimpleNamespace:
             registry=None,
         ),
     )
+
+
+def _explain_family() -> SimpleNamespace:
+    from prometheus_client import Counter, Histogram
+
+    return SimpleNamespace(
+        texts=Counter("textcnn_explained_texts", "Texts explained (POST /explain)", registry=None),
+        seconds=Histogram(
+            "textcnn_explain_seconds",
+            "Time to explain one request's texts",
+            buckets=LATENCY_BUCKETS,
+            registry=None,
+        ),
+    )
+
+
+def observe_explain(texts: int, seconds: float) -> None:
+    family = _family("explain", _explain_family)
+    family.texts.inc(texts)
+    family.seconds.observe(seconds)
 
 
 def observe_batch(requests: int, texts: int) -> None:

@@ -5,18 +5,22 @@ predictions in input order, so one shape serves both:
 
     POST /predict {"text": "a gorgeous , witty , seductive movie ."}
     -> {"model": "mr@93a03903a534", "predictions": [{"label": "positive", "score": 0.93, ...}]}
+    POST /explain {"texts": ["...", "..."], "top": 5}
+    -> {"model": "mr@93a03903a534", "explanations": [textcnn.attribution.explain_text's dict, ...]}
 
 Validation runs in the HTTP server, before a request is queued for the model: LitServe decodes
 a whole batch inside one `try` (litserve/loops/simple_loops.py, BatchedLoop.run_batched_loop),
 so an error raised there for one bad request would be the answer to every request batched with
-it. The size limits come from the server's settings (`configure_limits`).
+it. The size limits come from the server's settings (`configure_limits`), and the JSON schemas state
+them (and "exactly one of text or texts", and "not only whitespace"), so that a request valid by the
+schema is one the server takes: tests/test_service_openapi.py checks that with schemathesis.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from textcnn.errors import ConfigError
 
@@ -31,6 +35,12 @@ class RequestLimits(BaseModel):
     num_classes: int | None = None  # the largest top_k; None: not checked (no model known yet)
 
 
+MAX_TOP = 20  # most n-grams an explanation lists each way (`top` of POST /explain)
+# "Not empty or only whitespace" in JSON Schema: a pattern is a search, so one character that is not
+# whitespace as str.isspace() counts it. Spelt out, not `\S`: ECMA-262's \s, which JSON Schema
+# validators use, leaves out U+001C-U+001F and U+0085, which str.strip() removes (tests check the class).
+NOT_BLANK = r"[^\t\n\u000b\f\r\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
 _REQUEST_EXAMPLES = [
     {"text": "a gorgeous , witty , seductive movie ."},
     {
@@ -39,20 +49,57 @@ _REQUEST_EXAMPLES = [
         "probabilities": True,
     },
 ]
+_EXPLAIN_EXAMPLES = [
+    {"text": "a gorgeous , witty , seductive movie ."},
+    {"texts": ["the plot is thin and the jokes fall flat .", "a warm , funny film ."], "top": 3},
+]
+
+
+def _integral(value: Any) -> Any:
+    """5.0 as 5: JSON has one number type, and JSON Schema's "integer" takes 5.0 (strict pydantic does not)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _json_int(minimum: int, maximum: int | None = None) -> Any:
+    """int from minimum (to maximum) taking 5.0 as 5; the bounds first, so they are in the JSON schema."""
+    return Annotated[int, Field(ge=minimum, le=maximum), BeforeValidator(_integral)]
+
+
+def _texts_schema(schema: dict[str, Any], limits: RequestLimits) -> None:
+    """The limits every text is checked against, and "exactly one of `text` or `texts`", in the schema.
+
+    The `oneOf` says what `_check_request` does: one of the two is given (not null), the other is
+    absent or null. Without it a schema-valid `{}` would be refused, and a client generated from the
+    schema (or schemathesis) could not tell a valid request from an invalid one.
+    """
+    properties = schema["properties"]
+    _branch(properties["text"], "string").update(
+        minLength=1, maxLength=limits.max_text_chars, pattern=NOT_BLANK
+    )
+    texts = _branch(properties["texts"], "array")
+    texts.update(minItems=1, maxItems=limits.max_texts)
+    texts["items"].update(minLength=1, maxLength=limits.max_text_chars, pattern=NOT_BLANK)
+    schema["oneOf"] = [
+        {"required": ["text"], "properties": {"text": {"type": "string"}, "texts": {"type": "null"}}},
+        {"required": ["texts"], "properties": {"texts": {"type": "array"}, "text": {"type": "null"}}},
+    ]
 
 
 def _request_schema(schema: dict[str, Any], model: type[PredictRequest]) -> None:
     """Write the configured limits into the OpenAPI schema, next to the examples."""
     limits = model.limits
-    properties = schema["properties"]
-    _branch(properties["text"], "string").update(minLength=1, maxLength=limits.max_text_chars)
-    texts = _branch(properties["texts"], "array")
-    texts.update(minItems=1, maxItems=limits.max_texts)
-    texts["items"].update(minLength=1, maxLength=limits.max_text_chars)
-    top_k = _branch(properties["top_k"], "integer")
+    _texts_schema(schema, limits)
+    top_k = _branch(schema["properties"]["top_k"], "integer")
     if limits.num_classes is not None:
         top_k["maximum"] = limits.num_classes
     schema["examples"] = _REQUEST_EXAMPLES
+
+
+def _explain_schema(schema: dict[str, Any], model: type[ExplainRequest]) -> None:
+    _texts_schema(schema, model.limits)
+    schema["examples"] = _EXPLAIN_EXAMPLES
 
 
 def _branch(prop: dict, json_type: str) -> dict:
@@ -60,18 +107,16 @@ def _branch(prop: dict, json_type: str) -> dict:
     return next(option for option in prop.get("anyOf", [prop]) if option.get("type") == json_type)
 
 
-class PredictRequest(BaseModel):
-    # strict: JSON types are taken as they are ("2" is not an integer, "yes" not a boolean).
-    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_request_schema)
+class TextsRequest(BaseModel):
+    """`text` or `texts`, checked against `limits`: what /predict and /explain take alike."""
 
-    text: str | None = Field(None, description="One text to label; give this or `texts`, not both.")
+    # strict: JSON types are taken as they are ("2" is not an integer, "yes" not a boolean).
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    text: str | None = Field(None, description="One text; give this or `texts`, not both.")
     texts: list[str] | None = Field(
-        None, description="Several texts to label, answered in the same order; give this or `text`."
+        None, description="Several texts, answered in the same order; give this or `text`."
     )
-    top_k: int | None = Field(
-        None, ge=1, description="Also list the k most probable labels with their probabilities."
-    )
-    probabilities: bool = Field(False, description="Also give the probability of every label.")
 
     limits: ClassVar[RequestLimits] = RequestLimits()
 
@@ -96,17 +141,42 @@ class PredictRequest(BaseModel):
         return texts
 
     @model_validator(mode="after")
-    def _check_request(self) -> PredictRequest:
+    def _check_request(self) -> TextsRequest:
         if (self.text is None) == (self.texts is None):
             raise ValueError("give exactly one of `text` (one text) or `texts` (a list of texts)")
-        classes = self.limits.num_classes
-        if self.top_k is not None and classes is not None and self.top_k > classes:
-            raise ValueError(f"top_k is {self.top_k}, but the model has {classes} labels")
         return self
 
     @property
     def all_texts(self) -> list[str]:
         return [self.text] if self.text is not None else list(self.texts or [])
+
+
+class PredictRequest(TextsRequest):
+    model_config = ConfigDict(json_schema_extra=_request_schema)
+
+    top_k: _json_int(1) | None = Field(
+        None, description="Also list the k most probable labels with their probabilities."
+    )
+    probabilities: bool = Field(False, description="Also give the probability of every label.")
+
+    limits: ClassVar[RequestLimits] = RequestLimits()
+
+    @model_validator(mode="after")
+    def _check_top_k(self) -> PredictRequest:
+        classes = self.limits.num_classes
+        if self.top_k is not None and classes is not None and self.top_k > classes:
+            raise ValueError(f"top_k is {self.top_k}, but the model has {classes} labels")
+        return self
+
+
+class ExplainRequest(TextsRequest):
+    model_config = ConfigDict(json_schema_extra=_explain_schema)
+
+    top: _json_int(1, MAX_TOP) = Field(
+        5, description="How many n-grams to list for the label and against it."
+    )
+
+    limits: ClassVar[RequestLimits] = RequestLimits(max_texts=8)
 
 
 def _check_one_text(text: str, limits: RequestLimits, where: str = "text") -> None:
@@ -116,12 +186,18 @@ def _check_one_text(text: str, limits: RequestLimits, where: str = "text") -> No
         raise ValueError(f"{where} has {len(text)} characters; at most {limits.max_text_chars}")
 
 
-def configure_limits(max_texts: int, max_text_chars: int, num_classes: int | None) -> RequestLimits:
-    """Set the limits every `PredictRequest` is checked against in this process (and its forks)."""
-    if max_texts < 1 or max_text_chars < 1 or (num_classes is not None and num_classes < 1):
+def configure_limits(
+    max_texts: int, max_text_chars: int, num_classes: int | None, max_explain_texts: int = 8
+) -> RequestLimits:
+    """Set the limits every `PredictRequest` and `ExplainRequest` is checked against in this process
+    (and its forks); returns those of `PredictRequest`."""
+    if min(max_texts, max_text_chars, max_explain_texts) < 1 or (num_classes is not None and num_classes < 1):
         raise ConfigError("request limits must be positive")
     PredictRequest.limits = RequestLimits(
         max_texts=max_texts, max_text_chars=max_text_chars, num_classes=num_classes
+    )
+    ExplainRequest.limits = RequestLimits(
+        max_texts=max_explain_texts, max_text_chars=max_text_chars, num_classes=num_classes
     )
     return PredictRequest.limits
 
@@ -160,3 +236,62 @@ class PredictResponse(BaseModel):
         description="Which model answered: bundle folder name @ first 12 hex of its weights' sha256."
     )
     predictions: list[TextPrediction] = Field(description="One per input text, in input order.")
+
+
+class NGram(BaseModel):
+    """One filter's winning window: the n-gram, and what it added to the label's logit."""
+
+    start: int = Field(description="First token of the window (index into `tokens`).")
+    end: int = Field(description="One past its last token: the window is tokens[start:end].")
+    ngram: str = Field(description="The window's tokens, joined by spaces.")
+    width: int = Field(description="The filter width (n).")
+    filter: int = Field(description="The feature map: index of the filter among all filters.")
+    slot: int = Field(
+        description="Which pooled value of the feature map: 0 for max, the slot of k-max, the region of chunk-max."
+    )
+    activation: float = Field(description="The pooled value of the feature map at this window.")
+    weight: float = Field(description="The output layer's weight of that value for the label.")
+    contribution: float = Field(
+        description="What the window added to the label's logit: its `filter_bias` plus its `token_parts`."
+    )
+    filter_bias: float = Field(description="The filter bias's share of the contribution.")
+    token_parts: list[float] = Field(description="The rest of it, split over the window's tokens.")
+    part: Literal["max", "avg"] | None = Field(
+        None, description="With max+avg pooling, which half of the pooled vector; else null."
+    )
+
+
+class Explanation(BaseModel):
+    """What `textcnn.attribution.explain_text` returns for one text."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    text: str
+    tokens: list[str] = Field(description="The text as the model reads it.")
+    label: str = Field(description="The most probable label: the one explained.")
+    probabilities: dict[str, float] = Field(description="Every label's probability.")
+    logit: float = Field(description="The label's logit: the sum of the parts, the biases and the residual.")
+    output_bias: float = Field(description="The output layer's bias for the label.")
+    filter_bias: float = Field(description="What the filters' own biases add to the logit.")
+    token_parts: list[float] = Field(
+        description="Each token's part in the logit, one per token; negative: against the label."
+    )
+    residual: float = Field(description="The part of the logit the token parts do not account for.")
+    exact: bool = Field(description="Whether parts, biases and residual sum to the logit exactly.")
+    attribution: str = Field(description="How the logit was split over the tokens.")
+    for_: list[NGram] = Field(alias="for", description="The n-grams that pushed hardest for the label.")
+    against: list[NGram] = Field(description="The n-grams that pushed hardest against it.")
+
+
+class ExplainResponse(BaseModel):
+    model: str = Field(
+        description="Which model answered: bundle folder name @ first 12 hex of its weights' sha256."
+    )
+    explanations: list[Explanation] = Field(description="One per input text, in input order.")
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "not ready"] = Field(
+        description="ok: every inference worker has loaded the model; not ready: some are still loading."
+    )
+    model: str = Field(description="The model served: bundle folder name @ first 12 hex of its sha256.")

@@ -1,6 +1,7 @@
-"""The LitServer around `TextCNNAPI`: routes, limits, error shapes, metrics; and running it.
+"""The LitServer around `TextCNNAPI` and `ExplainAPI`: routes, limits, error shapes, metrics; and running it.
 
-Routes: POST /predict (the LitAPI), GET /health (LitServe's: 200 once every inference worker has
+Routes: POST /predict and POST /explain (the two LitAPIs, each with its own inference workers),
+GET / (the page, service/static/), GET /health (ours, JSON: 200 once every inference worker has
 loaded the model, 503 before), GET /info (LitServe's, with the model card as its `model`),
 GET /metrics (Prometheus), /docs and /openapi.json (FastAPI, from the pydantic schemas).
 """
@@ -20,13 +21,14 @@ import litserve as ls
 import uvicorn
 from fastapi import HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
+from litserve.utils import WorkerSetupStatus
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import metrics
-from service.api import TextCNNAPI, check_bundle, model_id
+from service.api import ExplainAPI, TextCNNAPI, check_bundle, model_id
 from service.compat import check_dependencies
-from service.schemas import configure_limits
+from service.schemas import HealthResponse, configure_limits
 from service.settings import ServeSettings
 from textcnn.bundle import CONFIG_FILE, Classifier
 from textcnn.errors import TextCNNError
@@ -122,6 +124,7 @@ def model_card(classifier: Classifier, settings: ServeSettings) -> dict:
             "max_texts": settings.max_texts,
             "max_text_chars": settings.max_text_chars,
             "max_body_bytes": settings.max_body_bytes,
+            "max_explain_texts": settings.max_explain_texts,
         },
         "batching": {
             "max_batch_size": settings.max_batch_size,
@@ -129,6 +132,7 @@ def model_card(classifier: Classifier, settings: ServeSettings) -> dict:
             "loop": settings.loop,
             "max_batch_tokens": settings.max_batch_tokens,
             "workers": settings.workers,
+            "explain_workers": settings.explain_workers,
             "threads": settings.threads,
         },
     }
@@ -141,7 +145,12 @@ def build_server(settings: ServeSettings) -> TextCNNServer:
     classifier = check_bundle(settings.model)
     accelerator = settings.resolved_accelerator
     resolve_device(accelerator)  # "cuda" without a GPU: one clear error now, not in a worker
-    configure_limits(settings.max_texts, settings.max_text_chars, len(classifier.label_names))
+    configure_limits(
+        settings.max_texts,
+        settings.max_text_chars,
+        len(classifier.label_names),
+        max_explain_texts=settings.max_explain_texts,
+    )
     card = model_card(classifier, settings)
     del classifier  # the workers load their own copy
 
@@ -153,11 +162,12 @@ def build_server(settings: ServeSettings) -> TextCNNServer:
         threads=settings.threads,
         loop=settings.loop,
     )
+    explain = ExplainAPI(settings.model, threads=settings.threads, loop=settings.loop)
     server = TextCNNServer(
-        api,
+        [api, explain],
         accelerator=accelerator,
         devices="auto",  # cpu: one device; cuda: every visible GPU, `workers` processes on each
-        workers_per_device=settings.workers,
+        workers_per_device={"/predict": settings.workers, "/explain": settings.explain_workers},
         timeout=settings.timeout,
         model_metadata=card,
         # Added innermost first: metrics see the 413s the body limit answers.
@@ -169,36 +179,112 @@ def build_server(settings: ServeSettings) -> TextCNNServer:
     )
     server.app.add_exception_handler(RequestValidationError, validation_error)
     _document_predict(server)
+    _replace_index_and_health(server, card["id"])
     server.app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     return server
 
 
 _ERROR_SCHEMA = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
+_ERRORS = {
+    400: "The body is not UTF-8 JSON",
+    413: "The body is too large",
+    504: "The request waited too long for the model",
+}
+_DOCS = {
+    "/predict": (
+        "Label one text or several",
+        "Give `text` or `texts`; the answer lists one prediction per text, in input order. "
+        "Errors are JSON with a `detail`.",
+    ),
+    "/explain": (
+        "Explain the label of one text or several: the words and n-grams that decided it",
+        "Give `text` or `texts` (fewer than /predict takes: `max_explain_texts`) and `top`; the answer "
+        "lists one explanation per text, in input order: each token's part in the label's logit "
+        "(the parts, `output_bias`, `filter_bias` and `residual` sum to `logit`), and the `top` "
+        "n-grams for and against the label. Errors are JSON with a `detail`.",
+    ),
+}
 
 
 def _document_predict(server: ls.LitServer) -> None:
-    """Name LitServe's /predict route and list the errors it answers, for /docs."""
+    """Name LitServe's /predict and /explain routes and list the errors they answer, for /docs."""
     for route in server.app.routes:
-        if getattr(route, "path", None) == "/predict":
-            route.summary = "Label one text or several"
-            route.description = (
-                "Give `text` or `texts`; the answer lists one prediction per text, in input order. "
-                "Errors are JSON with a `detail`."
-            )
+        path = getattr(route, "path", None)
+        if path in _DOCS:
+            route.summary, route.description = _DOCS[path]
             route.responses = {
-                400: {
-                    "description": "The body is not UTF-8 JSON",
-                    "content": {"application/json": {"schema": _ERROR_SCHEMA}},
-                },
-                413: {
-                    "description": "The body is too large",
-                    "content": {"application/json": {"schema": _ERROR_SCHEMA}},
-                },
-                504: {
-                    "description": "The request waited too long for the model",
-                    "content": {"application/json": {"schema": _ERROR_SCHEMA}},
-                },
+                status: {"description": text, "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+                for status, text in _ERRORS.items()
             }
+
+
+STATIC = Path(__file__).with_name("static")
+# The page's scripts and styles come from its own files only: no inline script, no other origin.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'; object-src 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+STATIC_TYPES = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
+
+
+def _replace_index_and_health(server: TextCNNServer, model: str) -> None:
+    """GET / becomes the page and GET /health answers JSON; LitServe's own routes (text/plain) go.
+
+    LitServe 0.2.19 registers both in `_register_internal_endpoints` (litserve/server.py); FastAPI
+    takes the first route that matches, so theirs are removed rather than shadowed.
+    """
+    replaced = {("/", "GET"), (server.healthcheck_path, "GET")}
+    server.app.router.routes = [
+        route
+        for route in server.app.router.routes
+        if not any(
+            (getattr(route, "path", None), method) in replaced for method in getattr(route, "methods", ())
+        )
+    ]
+    page = (STATIC / "index.html").read_bytes()
+    files = {name: (STATIC / name).read_bytes() for name in STATIC_TYPES}
+
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page, headers=PAGE_HEADERS)
+
+    async def static(name: str) -> Response:
+        if name not in files:
+            raise HTTPException(404, "no such file")  # the name is not echoed back
+        return Response(files[name], media_type=STATIC_TYPES[name], headers=PAGE_HEADERS)
+
+    async def health() -> JSONResponse:
+        # workers_setup_status: a manager dict, made by LitServer.run, "<api path's last part>_<worker>"
+        try:
+            status = dict(server.workers_setup_status) if server._shutdown_event is not None else {}
+        except MANAGER_GONE:  # stopping
+            status = {}
+        ready = bool(status) and all(value == WorkerSetupStatus.READY for value in status.values())
+        ready = ready and all(lit_api.health() for lit_api in server.litapi_connector)  # as LitServe's
+        body = HealthResponse(status="ok" if ready else "not ready", model=model).model_dump()
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    server.app.add_api_route(
+        "/",
+        index,
+        methods=["GET"],
+        response_class=HTMLResponse,
+        summary="The page: type texts, see each label and the words that decided it",
+        responses={200: {"description": "The page (HTML; its script and style are /static/app.js and .css)"}},
+    )
+    server.app.add_api_route("/static/{name}", static, methods=["GET"], include_in_schema=False)
+    server.app.add_api_route(
+        server.healthcheck_path,
+        health,
+        methods=["GET"],
+        response_model=HealthResponse,
+        summary="Whether every inference worker has loaded the model",
+        responses={503: {"description": "Some worker is still loading the model", "model": HealthResponse}},
+    )
 
 
 def check_port_free(host: str, port: int) -> None:

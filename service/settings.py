@@ -51,6 +51,12 @@ class ServeSettings:
     max_texts: int = 64
     max_text_chars: int = 5000
     max_body_bytes: int = 1 << 20
+    # POST /explain (and the page at /): a second LitAPI with its own inference worker(s) and its own,
+    # smaller limit on texts per request; an explanation costs a forward pass and a walk over every
+    # filter's winning window, per text, and its answer is some kB per text. Texts are held to
+    # max_text_chars as on /predict.
+    max_explain_texts: int = 8
+    explain_workers: int = 1
     # LitServe plumbing: ZeroMQ between HTTP and inference processes, two HTTP servers as forked
     # processes: the HTTP side, not the model, costs most of a single-text request, and with one
     # server each request cost ~8% more CPU on 2 cores (benchmarks/RESULTS.md). LitServe 0.2.19
@@ -72,6 +78,8 @@ class ServeSettings:
             "max_texts",
             "max_text_chars",
             "max_body_bytes",
+            "max_explain_texts",
+            "explain_workers",
             "num_api_servers",
         ):
             value = getattr(self, name)

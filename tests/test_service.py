@@ -38,8 +38,15 @@ from service.compat import (
     DependencyError,
     check_dependencies,
 )
-from service.schemas import PredictRequest, PredictResponse, RequestLimits, configure_limits
-from service.server import BodyLimitMiddleware, build_server
+from service.schemas import (
+    NOT_BLANK,
+    ExplainRequest,
+    PredictRequest,
+    PredictResponse,
+    RequestLimits,
+    configure_limits,
+)
+from service.server import PAGE_HEADERS, BodyLimitMiddleware, build_server
 from service.settings import ServeSettings
 from textcnn.bundle import Classifier
 from textcnn.errors import BundleError, ConfigError
@@ -57,8 +64,9 @@ def classifier(tiny_bundle) -> Classifier:
 @pytest.fixture
 def limits():
     """Request limits for one test; the defaults again afterwards."""
-    yield configure_limits(max_texts=3, max_text_chars=40, num_classes=2)
+    yield configure_limits(max_texts=3, max_text_chars=40, num_classes=2, max_explain_texts=2)
     PredictRequest.limits = RequestLimits()
+    ExplainRequest.limits = RequestLimits(max_texts=8)
 
 
 def sample_texts(n: int, seed: int = 0) -> list[str]:
@@ -86,6 +94,12 @@ def test_settings_defaults_env_and_flags_in_that_order():
     assert settings.host == "127.0.0.1" and settings.workers == 1  # empty variable, None flag: defaults
     assert ServeSettings.from_env({"TEXTCNN_BATCH_TIMEOUT": "0.01"}).batch_timeout == 0.01
     assert json.dumps(settings.to_json())
+    assert (settings.max_explain_texts, settings.explain_workers) == (8, 1)
+    explain = ServeSettings.from_env({"TEXTCNN_MAX_EXPLAIN_TEXTS": "3"}, explain_workers=2)
+    assert (explain.max_explain_texts, explain.explain_workers) == (3, 2)
+    assert (
+        ServeSettings.from_env({"TEXTCNN_MAX_EXPLAIN_TEXTS": "3"}, max_explain_texts=5).max_explain_texts == 5
+    )
 
 
 @pytest.mark.parametrize(
@@ -100,6 +114,9 @@ def test_settings_defaults_env_and_flags_in_that_order():
         ({"TEXTCNN_WORKERS": "0"}, "workers must be a positive integer"),
         ({"TEXTCNN_THREADS": "0"}, "threads must be a positive integer"),
         ({"TEXTCNN_MAX_TEXTS": "-1"}, "max_texts must be a positive integer"),
+        ({"TEXTCNN_MAX_EXPLAIN_TEXTS": "0"}, "max_explain_texts must be a positive integer"),
+        ({"TEXTCNN_MAX_EXPLAIN_TEXTS": "many"}, "TEXTCNN_MAX_EXPLAIN_TEXTS: expected an integer"),
+        ({"TEXTCNN_EXPLAIN_WORKERS": "0"}, "explain_workers must be a positive integer"),
         ({"TEXTCNN_BATCH_TIMEOUT": "-0.1"}, "batch_timeout must be >= 0"),
         ({"TEXTCNN_BATCH_TIMEOUT": "60"}, "must be below timeout"),
         ({"TEXTCNN_API_SERVER_WORKER_TYPE": "thread"}, "needs api_server_worker_type 'process'"),
@@ -226,8 +243,64 @@ def test_request_rejects(limits, body, fragment):
         PredictRequest.model_validate(body)
 
 
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({}, "exactly one of"),
+        ({"text": ""}, "empty or only whitespace"),
+        ({"texts": ["a", "\x1e"]}, "texts[1] is empty"),
+        ({"text": "x" * 41}, "41 characters; at most 40"),
+        ({"texts": ["a", "b", "c"]}, "3 texts in one request; at most 2"),
+        ({"text": "a", "top": 0}, "greater than or equal to 1"),
+        ({"text": "a", "top": 21}, "less than or equal to 20"),
+        ({"text": "a", "top": "5"}, "valid integer"),
+        ({"text": "a", "top": 2.5}, "valid integer"),
+        ({"text": "a", "top_k": 2}, "Extra inputs are not permitted"),
+    ],
+)
+def test_explain_request_rejects(limits, body, fragment):
+    with pytest.raises(ValidationError, match=re.escape(fragment)):
+        ExplainRequest.model_validate(body)
+
+
+def test_requests_take_an_integral_number_as_an_integer(limits):
+    """JSON has one number type: 2.0 is the integer 2 to JSON Schema, so the server takes it too."""
+    assert PredictRequest.model_validate({"text": "a", "top_k": 2.0}).top_k == 2
+    assert ExplainRequest.model_validate({"text": "a", "top": 3.0}).top == 3
+    assert ExplainRequest.model_validate({"texts": ["a", "b"]}).top == 5
+
+
+def test_the_schemas_not_blank_pattern_is_what_the_server_checks():
+    """`pattern` is a search for one character str.strip() would keep, in JSON Schema's (ECMA) syntax."""
+    import sys
+
+    pattern = re.compile(NOT_BLANK)
+    assert all(
+        bool(pattern.fullmatch(character)) != character.isspace()
+        for character in map(chr, range(sys.maxunicode + 1))
+    )
+
+
+def test_request_schemas_say_exactly_one_of_text_or_texts(limits):
+    jsonschema = pytest.importorskip("jsonschema")
+    for model in (PredictRequest, ExplainRequest):
+        validator = jsonschema.Draft202012Validator(model.model_json_schema())
+        for body in (
+            {"text": "a"},
+            {"texts": ["a"]},
+            {"text": "a", "texts": None},
+            {"text": None, "texts": ["a"]},
+        ):
+            assert validator.is_valid(body), body
+            model.model_validate(body)
+        for body in ({}, {"text": None}, {"text": "a", "texts": ["b"]}, {"text": " \u3000"}, {"texts": []}):
+            assert not validator.is_valid(body), body
+            with pytest.raises(ValidationError):
+                model.model_validate(body)
+
+
 def test_request_schema_shows_the_configured_limits_and_examples(limits):
-    configure_limits(max_texts=3, max_text_chars=60, num_classes=2)
+    configure_limits(max_texts=3, max_text_chars=60, num_classes=2, max_explain_texts=2)
     schema = PredictRequest.model_json_schema()
     assert schema["additionalProperties"] is False and len(schema["examples"]) == 2
     text = next(option for option in schema["properties"]["text"]["anyOf"] if option.get("type") == "string")
@@ -240,6 +313,14 @@ def test_request_schema_shows_the_configured_limits_and_examples(limits):
     assert top_k["maximum"] == 2
     for example in schema["examples"]:
         PredictRequest.model_validate(example)
+    explain = ExplainRequest.model_json_schema()
+    texts = next(
+        option for option in explain["properties"]["texts"]["anyOf"] if option.get("type") == "array"
+    )
+    assert texts["maxItems"] == 2 and texts["items"]["maxLength"] == 60
+    assert explain["properties"]["top"]["maximum"] == 20 and explain["properties"]["top"]["minimum"] == 1
+    for example in explain["examples"]:
+        ExplainRequest.model_validate(example)
 
 
 # -- the LitAPI hooks, called directly --------------------------------------------------------
@@ -347,12 +428,23 @@ def test_build_server_checks_the_bundle_and_the_device_first(tmp_path, tiny_bund
             build_server(ServeSettings(model=tiny_bundle, accelerator="cuda"))
 
 
+def test_health_is_503_json_until_the_workers_are_ready(tiny_bundle):
+    server = build_server(ServeSettings(model=tiny_bundle))  # no worker started: not ready
+    response = TestClient(server.app).get("/health")  # no `with`: no lifespan, no LitServe queues
+    assert response.status_code == 503 and response.headers["content-type"] == "application/json"
+    assert response.json() == {"status": "not ready", "model": model_id(tiny_bundle)}
+    PredictRequest.limits = RequestLimits()
+    ExplainRequest.limits = RequestLimits(max_texts=8)
+
+
 # -- the app in-process (one inference worker process, as LitServe's own tests do) -----------
 
 
 @pytest.fixture(scope="module")
 def client(tiny_bundle):
-    settings = ServeSettings(model=tiny_bundle, max_texts=4, max_text_chars=200, max_body_bytes=4000)
+    settings = ServeSettings(
+        model=tiny_bundle, max_texts=4, max_text_chars=200, max_body_bytes=4000, max_explain_texts=2
+    )
     with metrics.multiprocess_dir():
         server = build_server(settings)
         with wrap_litserve_start(server) as started, TestClient(started.app) as client:
@@ -362,6 +454,7 @@ def client(tiny_bundle):
                 time.sleep(0.1)
             yield client
     PredictRequest.limits = RequestLimits()
+    ExplainRequest.limits = RequestLimits(max_texts=8)
 
 
 def test_app_predicts_one_text_and_several_in_order(client, classifier):
@@ -475,13 +568,15 @@ def test_body_limit_refuses_a_declared_oversize_body_without_reading_it():
 
 
 def test_app_health_info_metrics_and_docs(client, tiny_bundle):
-    assert client.get("/health").text == "ok"
+    health = client.get("/health")
+    assert health.status_code == 200 and health.json() == {"status": "ok", "model": model_id(tiny_bundle)}
     info = client.get("/info").json()
     model = info["model"]
     assert model["id"] == model_id(tiny_bundle) and model["labels"] == ["negative", "positive"]
     assert model["model"]["pooling"] == "max" and model["model"]["variant"] == "rand"
     assert model["vocab_size"] > 2 and model["metrics"]["dev"]["accuracy"] is not None
     assert model["versions"]["serving"]["litserve"] == "0.2.19" and model["limits"]["max_texts"] == 4
+    assert model["limits"]["max_explain_texts"] == 2 and model["batching"]["explain_workers"] == 1
     client.post("/predict", json={"text": "count me"})
     exposition = client.get("/metrics")
     assert exposition.status_code == 200 and exposition.headers["content-type"].startswith("text/plain")
@@ -500,6 +595,163 @@ def test_app_health_info_metrics_and_docs(client, tiny_bundle):
     assert {"413", "422"} <= set(operation["responses"])
     assert "maxItems" in json.dumps(schema["components"]["schemas"]["PredictRequest"])
     assert client.get("/docs").status_code == 200
+
+
+def test_app_explains_each_text_and_the_parts_sum_to_the_logit(client, classifier):
+    from textcnn.attribution import explain_text
+
+    texts = ["a warm , funny and moving film .", "a tedious , overlong mess ."]
+    response = client.post("/explain", json={"texts": texts, "top": 3})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"].startswith("tiny@") and len(body["explanations"]) == 2
+    for text, explanation in zip(texts, body["explanations"], strict=True):
+        assert explanation["text"] == text and len(explanation["token_parts"]) == len(explanation["tokens"])
+        assert len(explanation["for"]) <= 3 and len(explanation["against"]) <= 3
+        total = sum(explanation["token_parts"]) + explanation["output_bias"] + explanation["filter_bias"]
+        assert total == pytest.approx(explanation["logit"], abs=1e-4)
+        assert explanation["exact"] and abs(explanation["residual"]) < 1e-4
+        assert explanation["label"] == classifier.predict([text])[0].label
+        for ngram in explanation["for"] + explanation["against"]:
+            assert ngram["contribution"] == pytest.approx(
+                ngram["filter_bias"] + sum(ngram["token_parts"]), abs=1e-6
+            )
+            assert ngram["ngram"] == " ".join(explanation["tokens"][ngram["start"] : ngram["end"]])
+        # The library's own answer, field for field (the response adds `part`: null to each n-gram).
+        expected = explain_text(classifier, text, top=3)
+        for side in ("for", "against"):
+            for ngram in explanation[side]:
+                assert ngram.pop("part") is None
+        assert explanation == expected  # JSON round-trips floats exactly
+    one = client.post("/explain", json={"text": texts[0]}).json()["explanations"]
+    assert len(one) == 1 and len(one[0]["for"]) <= 5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "fragment"),
+    [
+        (
+            {"content": b'{"text": ', "headers": {"content-type": "application/json"}},
+            422,
+            "JSON decode error",
+        ),
+        (
+            {"content": b'{"text": "\xff\xfe"}', "headers": {"content-type": "application/json"}},
+            400,
+            "parsing",
+        ),
+        ({"json": ["a list"]}, 422, "must be a JSON object"),
+        ({"json": {"text": 1}}, 422, "valid string"),
+        ({"json": {"text": "   "}}, 422, "only whitespace"),
+        ({"json": {"text": "x" * 201}}, 422, "at most 200"),
+        ({"json": {"texts": ["a"] * 3}}, 422, "3 texts in one request; at most 2"),
+        ({"json": {"text": "a", "top": 21}}, 422, "less than or equal to 20"),
+        ({"json": {"text": "a", "top_k": 1}}, 422, "Extra inputs"),
+        ({"json": {"text": "x" * 5000}}, 413, "larger than 4000 bytes"),
+    ],
+)
+def test_app_answers_bad_explain_input_like_predict(client, kwargs, status, fragment):
+    response = client.post("/explain", **kwargs)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json") and response.json()["detail"]
+    assert fragment in response.text and "x" * 100 not in response.text
+    assert client.post("/explain", json={"text": "still here"}).status_code == 200
+
+
+def test_app_counts_explanations_in_metrics(client):
+    def value(pattern: str) -> float:
+        found = re.search(re.escape(pattern) + r" ([0-9.e+]+)$", client.get("/metrics").text, re.MULTILINE)
+        return float(found.group(1)) if found else 0.0
+
+    ok = 'textcnn_http_requests_total{method="POST",path="/explain",status="200"}'
+    bad = 'textcnn_http_requests_total{method="POST",path="/explain",status="422"}'
+    before = (
+        value(ok),
+        value(bad),
+        value("textcnn_explained_texts_total"),
+        value("textcnn_explain_seconds_count"),
+    )
+    assert client.post("/explain", json={"texts": ["one", "two"]}).status_code == 200
+    assert client.post("/explain", json={"text": ""}).status_code == 422
+    after = (
+        value(ok),
+        value(bad),
+        value("textcnn_explained_texts_total"),
+        value("textcnn_explain_seconds_count"),
+    )
+    assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 2, 1]
+
+
+def test_app_serves_the_page_with_a_content_security_policy(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    for directive in (
+        "default-src 'self'",
+        "script-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ):
+        assert directive in policy
+    assert "unsafe-inline" not in policy and "http" not in policy
+    assert page.headers["x-content-type-options"] == "nosniff"
+    for path, media_type in (("/static/app.js", "text/javascript"), ("/static/style.css", "text/css")):
+        static = client.get(path)
+        assert static.status_code == 200 and static.headers["content-type"].startswith(media_type)
+        assert {k: static.headers[k.lower()] for k in PAGE_HEADERS} == PAGE_HEADERS
+    missing = client.get("/static/../server.py")
+    assert missing.status_code == 404
+    assert client.get("/static/index.html").status_code == 404  # only the page's own script and style
+
+
+def test_the_page_has_no_inline_script_and_never_writes_html():
+    """What the CSP forbids is not there (so the page works under it), and user text cannot become
+    markup: the script sets textContent, never innerHTML and the like."""
+    static = REPO / "service" / "static"
+    html = (static / "index.html").read_text()
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, re.DOTALL)
+    assert scripts and all('src="/static/' in attributes and not body.strip() for attributes, body in scripts)
+    assert not re.search(r"\son\w+\s*=", html) and " style=" not in html and "<style" not in html
+    assert not re.search(r"(src|href)=\"(https?:)?//", html)  # nothing from another origin
+    script = re.sub(r"//[^\n]*", "", (static / "app.js").read_text())  # the code, not its comments
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "Function("):
+        assert sink not in script, sink
+    assert 'setAttribute("style"' not in script  # style attributes need 'unsafe-inline'
+
+
+def test_the_page_is_package_data():
+    tomllib = pytest.importorskip("tomllib")
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    static = REPO / "service" / "static"
+    shipped = {path.name for pattern in data["service"] for path in (REPO / "service").glob(pattern)}
+    assert shipped == {path.name for path in static.iterdir()} >= {"index.html", "app.js", "style.css"}
+
+
+def test_openapi_describes_the_page_health_and_explain(client):
+    schema = client.get("/openapi.json").json()
+    paths = schema["paths"]
+    assert set(paths) == {"/", "/health", "/info", "/predict", "/explain"}
+    assert "text/html" in paths["/"]["get"]["responses"]["200"]["content"]
+    health = paths["/health"]["get"]["responses"]
+    for status in ("200", "503"):
+        assert health[status]["content"]["application/json"]["schema"]["$ref"].endswith("/HealthResponse")
+    for path in ("/predict", "/explain"):
+        responses = paths[path]["post"]["responses"]
+        assert {"200", "400", "413", "422", "504"} <= set(responses)
+        for status in ("400", "413", "504"):
+            assert responses[status]["content"]["application/json"]["schema"]["required"] == ["detail"]
+    explain = paths["/explain"]["post"]
+    assert explain["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ExplainRequest")
+    assert explain["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ExplainResponse"
+    )
+    components = schema["components"]["schemas"]
+    texts = components["ExplainRequest"]["properties"]["texts"]["anyOf"][0]
+    assert texts["maxItems"] == 2 and texts["items"]["maxLength"] == 200 and texts["items"]["pattern"]
+    assert (
+        "for" in components["Explanation"]["properties"]
+        and "for_" not in components["Explanation"]["properties"]
+    )
 
 
 # -- deployment files -------------------------------------------------------------------------

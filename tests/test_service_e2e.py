@@ -99,6 +99,8 @@ def server_process(tiny_bundle):
         "300",
         "--max-body-bytes",
         "8000",
+        "--max-explain-texts",
+        "3",
         "--max-batch-size",
         "16",
         "--batch-timeout",
@@ -186,6 +188,53 @@ def test_bad_input_is_a_4xx_and_the_server_keeps_serving(server, classifier, cas
     check_answers(["still", "answering"], good.json(), classifier)
 
 
+EXPLAIN_BAD_REQUESTS = {
+    "malformed JSON": ({"content": b'{"text": "unfinished', "headers": JSON}, 422),
+    "not UTF-8": ({"content": b'{"text": "caf\xe9"}', "headers": JSON}, 400),
+    "wrong type": ({"json": {"texts": "a"}}, 422),
+    "empty text": ({"json": {"text": ""}}, 422),
+    "text too long": ({"json": {"text": "word " * 61}}, 422),
+    "too many texts": ({"json": {"texts": ["a"] * 4}}, 422),
+    "top too large": ({"json": {"text": "a", "top": 21}}, 422),
+    "body too large": ({"json": {"text": "x" * 9000}}, 413),
+}
+
+
+@pytest.mark.parametrize("case", list(EXPLAIN_BAD_REQUESTS))
+def test_bad_explain_input_is_a_4xx_like_predict(server, case):
+    kwargs, status = EXPLAIN_BAD_REQUESTS[case]
+    response = server.post("/explain", **kwargs)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json") and response.json()["detail"]
+    assert server.post("/explain", json={"text": "still answering"}).status_code == 200
+
+
+def test_explain_parts_and_biases_sum_to_the_logit_and_match_the_cli(server, tiny_bundle):
+    """POST /explain and `textcnn explain --json` call the same library function on the same bundle."""
+    texts = ["a warm , funny film .", "zyzzyva qwerty", "the plot is thin ; the jokes fall flat ."]
+    response = server.post("/explain", json={"texts": texts, "top": 4})
+    assert response.status_code == 200, response.text
+    answers = response.json()["explanations"]
+    cli = subprocess.run(
+        [sys.executable, "-m", "textcnn", "explain", str(tiny_bundle), *texts, "--top", "4", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=CHILD_ENV,
+    )
+    assert cli.returncode == 0, cli.stderr
+    printed = [json.loads(line) for line in cli.stdout.splitlines()]
+    assert len(printed) == len(answers) == 3
+    for answer, expected in zip(answers, printed, strict=True):
+        total = sum(answer["token_parts"]) + answer["output_bias"] + answer["filter_bias"]
+        assert total == pytest.approx(answer["logit"], abs=1e-4)
+        for side in ("for", "against"):
+            for ngram in answer[side]:
+                assert ngram.pop("part") is None  # the response's schema names it; max pooling has none
+        assert answer == expected  # the same numbers, to the last bit
+
+
 def test_a_body_declared_too_large_is_refused_before_it_is_sent(server, classifier):
     """curl sends `Expect: 100-continue` before a large body: the 413 comes instead of the go-ahead,
     so the body is never uploaded (LitServe's max_payload_size would say 100 Continue and read it)."""
@@ -209,10 +258,17 @@ def test_a_body_declared_too_large_is_refused_before_it_is_sent(server, classifi
 
 
 def test_health_info_and_metrics_move(server, tiny_bundle):
-    assert server.get("/health").status_code == 200
+    health = server.get("/health")
+    assert health.status_code == 200 and health.headers["content-type"] == "application/json"
     info = server.get("/info").json()["model"]
+    assert health.json() == {"status": "ok", "model": info["id"]}
     assert info["labels"] == ["negative", "positive"] and info["id"].startswith("tiny@")
-    assert info["limits"] == {"max_texts": 8, "max_text_chars": 300, "max_body_bytes": 8000}
+    assert info["limits"] == {
+        "max_texts": 8,
+        "max_text_chars": 300,
+        "max_body_bytes": 8000,
+        "max_explain_texts": 3,
+    }
     ok = 'textcnn_http_requests_total{method="POST",path="/predict",status="200"}'
     unprocessable = 'textcnn_http_requests_total{method="POST",path="/predict",status="422"}'
     before_ok, before_bad, before_texts = (
@@ -328,6 +384,42 @@ def test_server_stops_cleanly_on_sigterm(tiny_bundle):
     assert "Traceback" not in output and "ERROR" not in output, output
 
 
+def _spawned_workers(root: int) -> list[int]:
+    """Pids of the inference workers under a server: multiprocessing's spawned children, oldest first."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if parent == root and b"multiprocessing.spawn" in command:
+            children.append(int(entry.name))
+    return sorted(children)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_dead_explain_worker_stops_the_server_with_an_error(tiny_bundle):
+    """The worker monitor watches both LitAPIs' workers: /explain's worker is started after /predict's."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start_server("--model", str(tiny_bundle), "--port", str(port), "--log-level", "warning")
+    wait_healthy(process, url)
+    assert httpx.post(f"{url}/explain", json={"text": "fine"}).status_code == 200
+    workers = _spawned_workers(process.pid)
+    assert len(workers) == 2, workers  # one for /predict, one for /explain
+    os.kill(workers[-1], signal.SIGKILL)
+    try:
+        output, _ = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError(f"still serving 60 s after a worker died:\n{process.communicate()[0]}") from None
+    assert process.returncode == 1, output
+    assert f"inference worker {workers[-1]} died" in output, output
+
+
 @pytest.mark.parametrize(
     "signum",
     [signal.SIGINT, signal.SIGTERM],
@@ -441,6 +533,7 @@ def test_textcnn_serve_help_lists_every_flag():
         "--batch-timeout",
         "--accelerator",
     ]
-    for flag in [*flags, "--threads", "--max-texts", "--max-text-chars", "--max-body-bytes", "--fast-queue"]:
+    more = ["--threads", "--max-texts", "--max-text-chars", "--max-body-bytes", "--fast-queue"]
+    for flag in [*flags, *more, "--max-explain-texts", "--explain-workers"]:
         assert flag in result.stdout
     assert json.loads(dockerfile_instruction("CMD"))[0] == "serve"

@@ -1,0 +1,82 @@
+"""The OpenAPI document tells the truth: `schemathesis run` (every check, response schemas included)
+against a real server on loopback finds nothing.
+
+Its limits are small enough that no schema-valid request can pass max_body_bytes (4 texts of 100
+characters, each at most 12 bytes as JSON escapes, is under 1 MiB): the body limit is the one rule
+JSON Schema cannot state, and schemathesis would count its 413 as a valid request refused.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("litserve", reason="the serve extra is not installed")
+pytest.importorskip("schemathesis", reason="schemathesis is not installed (the dev extra)")
+httpx = pytest.importorskip("httpx")
+
+from test_service_e2e import CHILD_ENV, free_port, start_server, stop, wait_healthy  # noqa: E402
+
+MAX_EXAMPLES = 400  # per operation and phase: ~20 s on 2 cores (a fixed seed: the same run each time)
+
+
+@pytest.fixture(scope="module")
+def url(tiny_bundle):
+    port = free_port()
+    process = start_server(
+        "--model",
+        str(tiny_bundle),
+        "--port",
+        str(port),
+        "--max-texts",
+        "4",
+        "--max-text-chars",
+        "100",
+        "--max-explain-texts",
+        "2",
+        "--num-api-servers",
+        "1",
+        "--log-level",
+        "warning",
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(process, url)
+    yield url
+    code, output = stop(process)
+    assert code == 0 and "Traceback" not in output, output
+
+
+def schemathesis_command() -> list[str]:
+    found = shutil.which("schemathesis") or shutil.which("st")
+    return [found] if found else [sys.executable, "-m", "schemathesis.cli"]
+
+
+def test_schemathesis_finds_nothing_with_every_check(url, tmp_path):
+    result = subprocess.run(
+        [
+            *schemathesis_command(),
+            "run",
+            f"{url}/openapi.json",
+            "--checks",
+            "all",
+            "--max-examples",
+            str(MAX_EXAMPLES),
+            "--workers",
+            "1",
+            "--seed",
+            "1",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,  # its .hypothesis and report folders
+        env=CHILD_ENV,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "No issues found" in result.stdout, result.stdout[-3000:]
+    assert "5 selected / 5 total" in result.stdout  # GET / /health /info, POST /predict /explain
+    assert httpx.post(f"{url}/explain", json={"text": "still answering"}).status_code == 200
