@@ -106,8 +106,10 @@ class BaselineResult:
     seconds: float  # the whole search: every C fitted on train and scored on dev, then the test
 
 
-def fit_baseline(name: str, fold: Fold, label_names: Sequence[str], lowercase: bool = True) -> BaselineResult:
-    """Fit on the fold's train texts for each C of `C_GRID`, keep the best on dev, score the test."""
+def fit_baseline(
+    name: str, fold: Fold, label_names: Sequence[str], lowercase: bool = True, grid: Sequence[float] = C_GRID
+) -> BaselineResult:
+    """Fit on the fold's train texts for each C of `grid`, keep the best on dev, score the test."""
     started = time.perf_counter()
     tokenizer = TextEncoder(Vocabulary(["<pad>", "<unk>"]), lowercase)
     index = {label: i for i, label in enumerate(label_names)}
@@ -119,7 +121,7 @@ def fit_baseline(name: str, fold: Fold, label_names: Sequence[str], lowercase: b
     train_y = [index[label] for label in fold.train.labels]
     dev_y = np.asarray([index[label] for label in fold.dev.labels])
     best = None
-    for C in C_GRID:
+    for C in grid:
         model = make_baseline(name, C).fit(train_x, train_y)
         accuracy = float((model.predict(dev_x) == dev_y).mean())
         if best is None or accuracy > best[1]:  # ties keep the smaller C: the stronger regularization
