@@ -129,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--k", type=_positive_int, help="k of kmax pooling")
     model.add_argument("--chunks", type=_positive_int, help="regions of chunk-max pooling")
     model.add_argument("--temperature", type=float, help="temperature of logsumexp pooling")
+    model.add_argument(
+        "--region", type=_positive_int, help="windows per region of local-max and local-avg pooling"
+    )
+    model.add_argument(
+        "--region-slots",
+        type=_positive_int,
+        help="regions of local pooling; not given (0): as many as the longest training sentence needs "
+        "(a longer sentence folds its extra windows into the last region)",
+    )
     model.add_argument("--dropout", type=float, help="dropout before the output layer")
     model.add_argument("--max-norm", type=float, help="l2 max-norm of output weight rows; 0 turns it off")
     fitting = train.add_argument_group("training")
@@ -293,6 +302,8 @@ MODEL_FLAGS = {
     "k": "kmax_k",
     "chunks": "chunks",
     "temperature": "temperature",
+    "region": "region",
+    "region_slots": "region_slots",
     "dropout": "dropout",
     "max_norm": "max_norm",
 }
@@ -370,7 +381,9 @@ def run_settings_from_args(args: argparse.Namespace):
         }
 
     model_options = given(MODEL_FLAGS)
-    probe = ModelConfig(vocab_size=2, num_classes=2, **model_options)  # bad flags fail before any data loads
+    # Bad flags fail before any data loads; a local pooling's slots come later, from the data.
+    slots = {"region_slots": 1} if "region_slots" not in model_options else {}
+    probe = ModelConfig(vocab_size=2, num_classes=2, **(slots | model_options))
     if probe.pretrained and not args.vectors:
         raise TextCNNError(f"--variant {probe.variant} needs --vectors (a vectors file or glove-6b-50d)")
     return RunSettings(
