@@ -367,14 +367,35 @@ def test_train_a_local_pooling_and_its_bundle_reloads_and_predicts(tmp_path):
 
 def test_compare_quick_study_and_a_bad_pooling(data_dir, tmp_path):
     out = tmp_path / "study"
-    args = ["compare", "--datasets", "trec", "--poolings", "max,avg", "--seeds", "1", "--quick", "--quiet"]
+    arms = ["max", "avg", "kmax:2", "local-max:2", "local-avg:2"]
+    args = [
+        "compare",
+        "--datasets",
+        "trec",
+        "--poolings",
+        ",".join(arms),
+        "--seeds",
+        "1",
+        "--quick",
+        "--quiet",
+    ]
     result = textcnn(*args, "--data-dir", data_dir, "--out", out)
     assert result.returncode == 0, result.stderr
-    assert "2 runs" in result.stdout
+    assert "5 runs" in result.stdout
     assert (out / "REPORT.md").exists() and (out / "plots" / "trec.png").exists()
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["pooling"] for r in rows] == arms  # the arm names as typed
+    assert "| dataset | max | avg | kmax:2 | local-max:2 | local-avg:2 |" in (out / "REPORT.md").read_text()
     bad = textcnn("compare", "--poolings", "max,median", "--data-dir", data_dir, "--out", tmp_path / "bad")
     assert bad.returncode == 1 and "unknown pooling median" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+    bad = textcnn(
+        "compare", "--poolings", "kmax:0,local-max:x", "--data-dir", data_dir, "--out", tmp_path / "bad"
+    )
+    assert_one_line_error(
+        bad, "'kmax:0': k must be a positive integer", "'local-max:x': the region", "kmax:K"
+    )
+    assert not (tmp_path / "bad").exists()
 
 
 def test_train_flags_fall_through_to_the_config_defaults():

@@ -214,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--poolings",
         default="max,avg,kmax,chunk-max",
-        help="comma-separated poolings; POOLING:no-conv pools the word vectors without convolution (the ablation)",
+        help="comma-separated arms: POOLING, or kmax:K, local-max:R, local-avg:R (k, region R; plain kmax "
+        "is k = 3, plain local-max r = 3); ARM:no-conv pools the word vectors without convolution (the ablation)",
     )
     compare.add_argument("--seeds", type=_positive_int, help="training seeds per arm (0, 1, ...)")
     compare.add_argument("--folds", type=_positive_int, help="cross-validation folds (MR, Subj)")
@@ -527,13 +528,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from textcnn.names import POOLINGS
-    from textcnn.study import StudyConfig, run_study, summarize, write_report
+    from textcnn.study import ARM_GRAMMAR, StudyConfig, arm_options, run_study, summarize, write_report
     from textcnn.study_probes import load_probes, probe_sections, run_probes
 
     poolings = tuple(p.strip() for p in args.poolings.split(",") if p.strip())
-    unknown = sorted(p for p in poolings if p.removesuffix(":no-conv") not in POOLINGS)
-    if unknown:
-        raise TextCNNError(f"unknown pooling {', '.join(unknown)}; choose from {', '.join(POOLINGS)}")
+    problems = []
+    for arm in poolings:
+        try:
+            arm_options(arm)
+        except TextCNNError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise TextCNNError(f"{'; '.join(problems)}; {ARM_GRAMMAR}; poolings: {', '.join(POOLINGS)}")
     quick = {
         "max_train": 300,
         "epochs": 2,
