@@ -95,7 +95,8 @@ def kmax_pool(x: torch.Tensor, mask: torch.Tensor, k: int) -> Pooled:
 
 
 def chunk_max_pool(x: torch.Tensor, mask: torch.Tensor, chunks: int) -> Pooled:
-    """Max over `chunks` equal regions of each sentence's own length (Zhang & Wallace 2015, local pooling).
+    """Max over `chunks` equal regions of each sentence's own length: local pooling with a fixed
+    number of regions (Zhang & Wallace 2015 fixed the region size instead: `local_max_pool`).
 
     Regions follow the real length, not the padded one, so the answer does not depend on the batch.
     A sentence shorter than `chunks` leaves some regions empty: they give 0 at position -1.
