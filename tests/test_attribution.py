@@ -45,6 +45,8 @@ def random_classifier(pooling: str, variant: str, wide: bool, convolution: bool,
         kmax_k=3,
         chunks=2,
         temperature=0.5,
+        region=2,
+        region_slots=3,  # the 13-token text folds into the last slot, "h" leaves slots empty
     )
     model = TextCNN(config)
     with torch.no_grad():
@@ -187,7 +189,7 @@ def bigram_classifier(pooling: str = "max", wide: bool = False, **options) -> Cl
         num_filters=1,
         wide=wide,
         pooling=pooling,
-        **options,
+        **({"region": 2, "region_slots": 2} if pooling.startswith("local") else {}) | options,
     )
     model = TextCNN(config)
     with torch.no_grad():
@@ -262,6 +264,30 @@ def test_kmax_and_chunk_max_by_hand():
     # Windows (good, movie) 4.5, (movie, the) -0.5 + 0 + 1 = 0.5, (the, good) 0.5; region 0 holds
     # window 0 (rank 0 × 2 // 3 = 0) and window 1, region 1 window 2: column 0 is region 0's winner.
     assert [(g["ngram"], g["slot"], g["activation"]) for g in chunked["for"]] == [("good movie", 0, 4.5)]
+
+
+def test_local_max_and_local_avg_by_hand():
+    # Narrow windows of "good movie the good movie": (good, movie) 4.5, (movie, the) 0.5,
+    # (the, good) 0.5, (good, movie) 4.5. Regions of 2 windows, 2 slots: slot 0 = windows 0, 1,
+    # slot 1 = windows 2, 3. The classifier reads column 0 = slot 0 of filter 0 only.
+    text = "good movie the good movie"
+    local_max = check_explanation(bigram_classifier(pooling="local-max"), text)
+    assert [(g["ngram"], g["slot"], g["activation"]) for g in local_max["for"]] == [("good movie", 0, 4.5)]
+    assert local_max["logit"] == 0.25 + 2 * 4.5
+    local_avg = check_explanation(bigram_classifier(pooling="local-avg"), text)
+    # slot 0 = (4.5 + 0.5) / 2: each of its windows at weight 2 × 1/2
+    assert local_avg["logit"] == 0.25 + 2 * 2.5
+    assert [(g["ngram"], g["slot"], g["activation"], g["contribution"]) for g in local_avg["for"]] == [
+        ("good movie", 0, 2.25, 4.5),
+        ("movie the", 0, 0.25, 0.5),
+    ]
+    # One slot: a longer sentence folds every window into it, so local-avg is avg and local-max is max.
+    folded = check_explanation(bigram_classifier(pooling="local-avg", region_slots=1), text)
+    assert folded["logit"] == pytest.approx(0.25 + 2 * (4.5 + 0.5 + 0.5 + 4.5) / 4)
+    assert "1/n of the slot" in folded["attribution"]
+    # Short: "good" has one window; slot 1 is empty and gives nothing.
+    short = check_explanation(bigram_classifier(pooling="local-max"), "good")
+    assert [(g["ngram"], g["slot"]) for g in short["for"]] == [("good", 0)]
 
 
 def test_max_plus_avg_names_each_half():

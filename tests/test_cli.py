@@ -343,16 +343,59 @@ def test_explain_splits_an_average_pooled_logit(tmp_path):
     assert lines[-1].startswith("  parts: a ") and "film " in lines[-1] and "filter biases" in lines[-1]
 
 
+def test_train_a_local_pooling_and_its_bundle_reloads_and_predicts(tmp_path):
+    out = tmp_path / "local"
+    result = textcnn(
+        "train", "--train", SAMPLES / "tiny.csv", "--out", out, "--pooling", "local-max", "--region", "3",
+        "--folds", "3", "--fold", "1", *TINY_MODEL, "--epochs", "2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    config = json.loads((out / "config.json").read_text())["model"]
+    # The longest training sentence has at most 14 tokens: at most ceil((14 + 5 - 1) / 3) = 6 slots.
+    assert config["pooling"] == "local-max" and config["region"] == 3 and 1 <= config["region_slots"] <= 6
+    classifier = Classifier.load(out, device="cpu")
+    assert classifier.model.config.region_slots == config["region_slots"]
+    longer = " ".join(["a warm , funny and surprisingly moving film ."] * 4)  # folds into the last slot
+    predicted = textcnn("predict", out, "a warm film", longer)
+    assert predicted.returncode == 0, predicted.stderr
+    labels = [json.loads(line)["label"] for line in predicted.stdout.splitlines()]
+    assert labels == [p.label for p in classifier.predict(["a warm film", longer])]
+    bad = textcnn("train", "--train", SAMPLES / "tiny.csv", "--out", tmp_path / "x", "--pooling", "local-avg",
+                  "--region", "0")  # fmt: skip
+    assert bad.returncode == 2 and "must be >= 1" in bad.stderr
+
+
 def test_compare_quick_study_and_a_bad_pooling(data_dir, tmp_path):
     out = tmp_path / "study"
-    args = ["compare", "--datasets", "trec", "--poolings", "max,avg", "--seeds", "1", "--quick", "--quiet"]
+    arms = ["max", "avg", "kmax:2", "local-max:2", "local-avg:2"]
+    args = [
+        "compare",
+        "--datasets",
+        "trec",
+        "--poolings",
+        ",".join(arms),
+        "--seeds",
+        "1",
+        "--quick",
+        "--quiet",
+    ]
     result = textcnn(*args, "--data-dir", data_dir, "--out", out)
     assert result.returncode == 0, result.stderr
-    assert "2 runs" in result.stdout
+    assert "5 runs" in result.stdout
     assert (out / "REPORT.md").exists() and (out / "plots" / "trec.png").exists()
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["pooling"] for r in rows] == arms  # the arm names as typed
+    assert "| dataset | max | avg | kmax:2 | local-max:2 | local-avg:2 |" in (out / "REPORT.md").read_text()
     bad = textcnn("compare", "--poolings", "max,median", "--data-dir", data_dir, "--out", tmp_path / "bad")
     assert bad.returncode == 1 and "unknown pooling median" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+    bad = textcnn(
+        "compare", "--poolings", "kmax:0,local-max:x", "--data-dir", data_dir, "--out", tmp_path / "bad"
+    )
+    assert_one_line_error(
+        bad, "'kmax:0': k must be a positive integer", "'local-max:x': the region", "kmax:K"
+    )
+    assert not (tmp_path / "bad").exists()
 
 
 def test_train_flags_fall_through_to_the_config_defaults():

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from textcnn import model as model_module
 from textcnn.errors import ConfigError
 from textcnn.model import VARIANTS, ModelConfig, TextCNN, window_mask
-from textcnn.pooling import POOLINGS
+from textcnn.pooling import LOCAL_POOLINGS, POOLINGS
 from textcnn.text import PAD_ID, TextEncoder
 
 VOCAB, DIM, FILTERS, CLASSES = 50, 8, 4, 3
@@ -25,6 +25,9 @@ def tiny_config(**overrides) -> ModelConfig:
         "num_filters": FILTERS,
         "filter_widths": (3, 4, 5),
     }
+    if overrides.get("pooling") in LOCAL_POOLINGS:
+        # regions of 2 windows, 3 slots: the 9-token test sentences (13 wide windows) fold into the last
+        settings |= {"region": 2, "region_slots": 3}
     return ModelConfig(**(settings | overrides))
 
 
@@ -74,6 +77,25 @@ def test_pooled_size():
     assert tiny_config(pooling="max", convolution=False).pooled_size == DIM  # one value per vector dimension
     assert tiny_config(pooling="kmax", kmax_k=2, convolution=False).pooled_size == DIM * 2
     assert len(TextCNN(tiny_config(convolution=False)).convs) == 0
+    assert tiny_config(pooling="local-max", region_slots=7).pooled_size == 3 * FILTERS * 7
+    assert tiny_config(pooling="local-avg", region_slots=4, convolution=False).pooled_size == DIM * 4
+
+
+@pytest.mark.parametrize(
+    ("overrides", "longest", "windows", "slots"),
+    [
+        ({"wide": True}, 10, 14, 5),  # 10 + 5 - 1 windows at the widest filter, regions of 3
+        ({"wide": False}, 10, 6, 2),  # 10 - 5 + 1
+        ({"wide": False}, 2, 1, 1),  # shorter than the widest filter: its one window
+        ({"wide": True, "region": 7}, 10, 14, 2),
+        ({"wide": True, "region": 1}, 1, 5, 5),
+        ({"convolution": False}, 10, 10, 4),  # a window is one token
+    ],
+)
+def test_region_slots_cover_the_longest_sentences_windows(overrides, longest, windows, slots):
+    config = tiny_config(**overrides)
+    assert config.windows(longest) == windows
+    assert config.region_slots_for(longest) == slots
 
 
 # -- padding never changes the answer ----------------------------------------------------------
@@ -325,6 +347,12 @@ def test_apply_max_norm_none_is_a_no_op():
         ({"kmax_k": 0}, "k >= 1"),
         ({"chunks": 0}, "chunks"),
         ({"temperature": 0.0}, "temperature"),
+        ({"region": 0}, "region >= 1"),
+        ({"pooling": "local-max", "region": 0}, "region >= 1"),
+        ({"pooling": "local-max", "region_slots": 0}, "local-max pooling needs region_slots >= 1"),
+        ({"pooling": "local-avg", "region_slots": 0}, "local-avg pooling needs region_slots >= 1"),
+        ({"region_slots": -1}, "region_slots must be >= 0"),
+        ({"region": 2.5}, "region must be an integer"),
     ],
 )
 def test_config_validation(overrides, message):
@@ -361,6 +389,13 @@ def test_config_json_round_trip():
     assert loaded.filter_widths == (2, 3)
     assert loaded.extra == {"note": "tiny"}
     assert loaded.max_norm is None
+
+
+def test_a_local_pooling_config_round_trips_and_old_configs_get_the_defaults():
+    config = tiny_config(pooling="local-avg", region=4, region_slots=6)
+    assert ModelConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
+    old = {k: v for k, v in tiny_config().to_json().items() if k not in ("region", "region_slots")}
+    assert (ModelConfig.from_json(old).region, ModelConfig.from_json(old).region_slots) == (3, 0)
 
 
 def test_config_from_json_rejects_unknown_keys():

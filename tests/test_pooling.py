@@ -8,6 +8,11 @@ from textcnn.pooling import POOLINGS, output_multiplier, pool, validate_pooling
 
 HUGE = 1e30  # stands in for whatever a padding window computes: it must never reach the output
 K, CHUNKS = 3, 3
+REGION, SLOTS = 2, 3  # local poolings: length 7 fills three slots of 2 and folds its 7th window into the last
+
+
+def pooled(name: str, x: torch.Tensor, mask: torch.Tensor):
+    return pool(name, x, mask, K, CHUNKS, region=REGION, slots=SLOTS)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -40,11 +45,11 @@ def feature_maps() -> tuple[torch.Tensor, torch.Tensor, list[int]]:
 @pytest.mark.parametrize("name", POOLINGS)
 def test_padding_never_matters(name, feature_maps):
     x, mask, lengths = feature_maps
-    batched = pool(name, x, mask, K, CHUNKS)
+    batched = pooled(name, x, mask)
     assert torch.isfinite(batched.values).all()
     for i, length in enumerate(lengths):
         alone_x = x[i : i + 1, :, :length]  # the same row without its padding columns
-        alone = pool(name, alone_x, full(alone_x), K, CHUNKS)
+        alone = pooled(name, alone_x, full(alone_x))
         torch.testing.assert_close(batched.values[i : i + 1], alone.values, rtol=1e-6, atol=1e-6)
         if alone.positions is not None:
             assert torch.equal(batched.positions[i : i + 1], alone.positions)
@@ -54,7 +59,7 @@ def test_padding_never_matters(name, feature_maps):
 def test_padding_gets_no_gradient(name, feature_maps):
     x, mask, _ = feature_maps
     x = x.masked_fill(~mask[:, None, :], 3.0).requires_grad_(True)  # finite, so gradients are defined
-    pool(name, x, mask, K, CHUNKS).values.sum().backward()
+    pooled(name, x, mask).values.sum().backward()
     assert torch.all(x.grad.masked_select(~mask[:, None, :]) == 0)
     assert x.grad.masked_select(mask[:, None, :]).abs().sum() > 0
 
@@ -71,9 +76,7 @@ def test_mask_need_not_be_a_prefix(name):
     x = torch.arange(1.0, 17.0).reshape(1, 2, 8)  # (B, C, T) = (1, 2, 8)
     x = x.masked_fill(~SCATTERED_MASK[:, None, :], HUGE)
     real = x[:, :, SCATTERED_MASK[0]]  # (1, 2, 5): the real columns alone
-    torch.testing.assert_close(
-        pool(name, x, SCATTERED_MASK, K, CHUNKS).values, pool(name, real, full(real), K, CHUNKS).values
-    )
+    torch.testing.assert_close(pooled(name, x, SCATTERED_MASK).values, pooled(name, real, full(real)).values)
 
 
 # -- exact values per pooling ------------------------------------------------------------------
@@ -149,6 +152,57 @@ def test_chunk_max_with_one_chunk_is_max():
     assert torch.equal(pool("chunk-max", x, mask, chunks=1).values, pool("max", x, mask).values)
 
 
+LOCAL = torch.tensor([[[1.0, 6.0, 2.0, 5.0, 3.0, 4.0, 9.0, HUGE]]]).repeat(4, 1, 1)  # (4, 1, 8)
+LOCAL_MASK = lengths_mask([7, 5, 3, 1], 8)
+
+
+def test_local_max_regions_of_r_windows_from_the_first():
+    out = pool("local-max", LOCAL, LOCAL_MASK, region=2, slots=3)
+    # length 7: [0,1] [2,3] and [4,5,6] (the 7th window folds into the last slot);
+    # 5: [0,1] [2,3] [4];  3: [0,1] [2] and an empty slot;  1: [0] and two empty slots
+    assert out.values.tolist() == [[6.0, 5.0, 9.0], [6.0, 5.0, 3.0], [6.0, 2.0, 0.0], [1.0, 0.0, 0.0]]
+    assert out.positions.tolist() == [[[1, 3, 6]], [[1, 3, 4]], [[1, 2, -1]], [[0, -1, -1]]]
+
+
+def test_local_avg_counts_each_regions_real_windows_only():
+    out = pool("local-avg", LOCAL, LOCAL_MASK, region=2, slots=3)
+    expected = [
+        [3.5, 3.5, (3.0 + 4.0 + 9.0) / 3],  # the last slot is the mean of every remaining window
+        [3.5, 3.5, 3.0],
+        [3.5, 2.0, 0.0],
+        [1.0, 0.0, 0.0],
+    ]
+    torch.testing.assert_close(out.values, torch.tensor(expected))
+    assert out.positions is None
+
+
+def test_local_pooling_of_a_sentence_far_longer_than_the_slots_drops_nothing():
+    x = torch.arange(1.0, 13.0).flip(0)[None, None, :]  # 12, 11, ..., 1: the last windows are the smallest
+    out = pool("local-max", x, full(x), region=3, slots=2)
+    assert out.values.tolist() == [[12.0, 9.0]] and out.positions.tolist() == [[[0, 3]]]
+    mean = pool("local-avg", x, full(x), region=3, slots=2)
+    assert mean.values.tolist() == [[11.0, 5.0]]  # (9 + 8 + ... + 1) / 9
+
+
+def test_local_pooling_lays_out_channels_one_after_another_and_one_slot_is_global():
+    x = torch.tensor([[[1.0, 9.0, 8.0, 2.0], [6.0, 5.0, 7.0, 0.0]]])  # (1, 2, 4)
+    out = pool("local-max", x, full(x), region=2, slots=2)
+    assert out.values.tolist() == [[9.0, 8.0, 6.0, 7.0]]
+    assert out.positions.tolist() == [[[1, 2], [0, 2]]]
+    assert pool("local-avg", x, full(x), region=2, slots=2).values.tolist() == [[5.0, 5.0, 5.5, 3.5]]
+    mask = lengths_mask([3], 4)
+    assert torch.equal(pool("local-max", x, mask, region=2, slots=1).values, pool("max", x, mask).values)
+    torch.testing.assert_close(
+        pool("local-avg", x, mask, region=5, slots=1).values, pool("avg", x, mask).values
+    )
+
+
+def test_local_max_with_region_one_keeps_every_window_in_order():
+    x = row(4.0, 1.0, 7.0, HUGE)
+    out = pool("local-max", x, lengths_mask([3], 4), region=1, slots=4)
+    assert out.values.tolist() == [[4.0, 1.0, 7.0, 0.0]] and out.positions.tolist() == [[[0, 1, 2, -1]]]
+
+
 def test_logsumexp_exact_value():
     x = row(1.0, 2.0, 4.0, HUGE)
     out = pool("logsumexp", x, lengths_mask([3], 4), temperature=2.0)
@@ -188,15 +242,36 @@ def test_max_avg_concatenates_max_then_avg():
 def test_output_width_is_multiplier_times_channels(name):
     x = torch.rand(2, 5, 9)
     mask = lengths_mask([9, 4], 9)
-    out = pool(name, x, mask, k=2, chunks=4)
-    assert out.values.shape == (2, output_multiplier(name, k=2, chunks=4) * 5)
+    out = pool(name, x, mask, k=2, chunks=4, region=2, slots=5)
+    assert out.values.shape == (2, output_multiplier(name, k=2, chunks=4, slots=5) * 5)
 
 
 def test_output_multiplier_values():
-    assert [output_multiplier(name, k=2, chunks=4) for name in POOLINGS] == [1, 1, 2, 4, 1, 2]
+    assert [output_multiplier(name, k=2, chunks=4, slots=5) for name in POOLINGS] == [1, 1, 2, 4, 1, 2, 5, 5]
 
 
 # -- validation --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "region", "region_slots", "message"),
+    [
+        ("local-max", 0, 3, "region >= 1"),
+        ("max", -1, 0, "region >= 1"),
+        ("local-max", 3, 0, "local-max pooling needs region_slots >= 1"),
+        ("local-avg", 3, 0, "local-avg pooling needs region_slots >= 1"),
+        ("max", 3, -1, "region_slots must be >= 0"),
+    ],
+)
+def test_validate_local_pooling_errors(name, region, region_slots, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_pooling(name, 3, 3, 1.0, region, region_slots)
+
+
+def test_pool_refuses_a_local_pooling_without_slots():
+    x = torch.rand(1, 1, 3)
+    with pytest.raises(ConfigError, match="region_slots >= 1"):
+        pool("local-avg", x, full(x))
 
 
 @pytest.mark.parametrize(
@@ -218,7 +293,7 @@ def test_validate_pooling_errors(name, k, chunks, temperature, message):
 
 @pytest.mark.parametrize("name", POOLINGS)
 def test_validate_pooling_accepts_every_name(name):
-    validate_pooling(name, 1, 1, 0.5)
+    validate_pooling(name, 1, 1, 0.5, 1, 1)
 
 
 def test_pool_rejects_unknown_name():

@@ -33,6 +33,7 @@ def bigram_classifier(wide: bool = False, pooling: str = "max") -> Classifier:
         num_filters=2,
         wide=wide,
         pooling=pooling,
+        **({"region": 2, "region_slots": 2} if pooling.startswith("local") else {}),
     )
     model = TextCNN(config)
     with torch.no_grad():
@@ -96,7 +97,9 @@ def test_explain_spreads_an_average_over_its_windows():
     assert (ngram["ngram"], ngram["value"], ngram["contribution"]) == ("good movie", 0.5, 0.5)
 
 
-@pytest.mark.parametrize("pooling", ["max", "avg", "kmax", "chunk-max", "logsumexp", "max+avg"])
+@pytest.mark.parametrize(
+    "pooling", ["max", "avg", "kmax", "chunk-max", "logsumexp", "max+avg", "local-max", "local-avg"]
+)
 @pytest.mark.parametrize("wide", [False, True])
 def test_every_masked_pooling_is_exactly_invariant_to_a_pure_shift(pooling, wide):
     classifier = bigram_classifier(wide=wide, pooling=pooling)
@@ -104,6 +107,21 @@ def test_every_masked_pooling_is_exactly_invariant_to_a_pure_shift(pooling, wide
     result = pure_shift(classifier, texts, shift=3)
     assert result.max_abs_change == 0.0
     assert result.unchanged_predictions == 1.0
+
+
+@pytest.mark.parametrize("pooling", ["local-max", "local-avg"])
+def test_the_probes_read_a_local_pooling_model(pooling):
+    # The statistics are of each map's max over time, whatever the model pools; explain is its own.
+    texts = ["good movie", "the good movie", "bad movie", "the bad movie"]
+    local, maxed = bigram_classifier(pooling=pooling), bigram_classifier()
+    assert max_statistics(local, texts) == max_statistics(maxed, texts)
+    assert winning_ngrams(local, texts)[0]["top"] == [("good movie", 2)]
+    # "the good movie": windows (the, good) 0, (good, movie) 1, one region of 2; column 0 = slot 0
+    [ngram] = explain(local, "the good movie")["for"]
+    value = 1.0 if pooling == "local-max" else 0.5
+    assert (ngram["ngram"], ngram["slot"], ngram["value"]) == ("good movie", 0, value)
+    pooled, _ = pooled_vectors(local, texts)
+    assert pooled.shape == (4, local.model.config.pooled_size) == (4, 2 * 2)
 
 
 def test_filler_words_leave_the_max_and_dilute_the_average():

@@ -116,6 +116,61 @@ def test_no_conv_arms_train_without_convolution():
     assert arm_options("max:no-conv") == {"pooling": "max", "convolution": False}
 
 
+@pytest.mark.parametrize(
+    ("arm", "options"),
+    [
+        ("kmax", {"pooling": "kmax"}),  # k = 3: the committed study's rows stay valid
+        ("kmax:5", {"pooling": "kmax", "kmax_k": 5}),
+        ("local-max:10", {"pooling": "local-max", "region": 10}),
+        ("local-avg:3", {"pooling": "local-avg", "region": 3}),
+        ("local-max", {"pooling": "local-max"}),
+        ("local-max:3:no-conv", {"pooling": "local-max", "region": 3, "convolution": False}),
+        ("kmax:2:no-conv", {"pooling": "kmax", "kmax_k": 2, "convolution": False}),
+    ],
+)
+def test_arms_with_a_number(arm, options):
+    from textcnn.study import arm_options
+
+    assert arm_options(arm) == options
+
+
+@pytest.mark.parametrize(
+    ("arm", "message"),
+    [
+        ("kmax:0", "k must be a positive integer, got '0'"),
+        ("local-max:x", "the region must be a positive integer, got 'x'"),
+        ("local-avg:", "got ''"),
+        ("kmax:05", "got '05'"),  # one spelling per arm: kmax:5
+        ("local-max:no-conv:3", "got 'no-conv:3'"),
+        ("avg:3", "avg takes no number"),
+        ("median", "unknown pooling median"),
+        ("median:no-conv", "unknown pooling median"),
+    ],
+)
+def test_bad_arms_are_refused(arm, message):
+    from textcnn.study import arm_options
+
+    with pytest.raises(ConfigError, match=message):
+        arm_options(arm)
+    with pytest.raises(ConfigError, match=message):
+        StudyConfig(datasets=("mr",), poolings=("max", arm))
+
+
+def test_arm_names_with_numbers_round_trip_into_the_summary_and_the_report(tmp_path):
+    arms = ("max", "kmax:5", "local-max:3", "local-max:3:no-conv")
+    rows = [row(arm, s, 0.80 - 0.01 * i + 0.002 * s * i) for i, arm in enumerate(arms) for s in range(3)]
+    summary = summarize(rows)["d"]
+    assert set(summary["poolings"]) == set(arms)
+    assert [c["other"] for c in summary["comparisons"]] == ["kmax:5", "local-max:3"]
+    [convolution] = summary["convolution"]
+    assert (convolution["pooling"], convolution["without"]) == ("local-max:3", "local-max:3:no-conv")
+    text = write_report(
+        summarize(rows), rows, StudyConfig(datasets=("d",), poolings=arms), tmp_path
+    ).read_text()
+    assert "| dataset | max | kmax:5 | local-max:3 | local-max:3:no-conv |" in text
+    assert "| d | kmax:5 | 3 |" in text and "| d | local-max:3 |" in text
+
+
 def test_no_conv_arms_are_compared_with_their_own_pooling_in_their_own_section(tmp_path):
     rows = [row("max", s, 0.80 + 0.01 * s) for s in range(3)]
     rows += [row("avg", s, 0.79) for s in range(3)]

@@ -103,6 +103,55 @@ def test_vocabulary_comes_from_training_texts_only():
     assert "great" in vocab and "zebra" not in vocab and "okapi" not in vocab
 
 
+def test_prepare_run_sets_local_region_slots_from_the_longest_training_sentence():
+    from textcnn.runs import prepare_run
+
+    train = (["a b c d e f g", "a b", "c d e"], ["neg", "pos", "neg"])  # longest: 7 tokens
+    dev = (["a b c d e f g a b c d e f g"], ["pos"])  # longer, but not training data
+    fold = texts_fold(train, dev)
+
+    def config(**options):
+        return prepare_run(fold, ["neg", "pos"], RunSettings(SMALL | options)).model.config
+
+    assert config(pooling="local-max").region_slots == 4  # ceil((7 + 5 - 1) / 3): wide, widest filter 5
+    assert config(pooling="local-avg", region=2, wide=False).region_slots == 2  # ceil((7 - 5 + 1) / 2)
+    assert config(pooling="local-max", convolution=False, region=7).region_slots == 1  # 7 tokens
+    assert config(pooling="local-max", region_slots=9).region_slots == 9  # given: kept
+    assert config(pooling="max").region_slots == 0  # other poolings: not set
+    truncated = prepare_run(
+        fold, ["neg", "pos"], RunSettings(SMALL | {"pooling": "local-max"}, vocab=VocabConfig(max_length=3))
+    )
+    assert truncated.model.config.region_slots == 3  # the encoder's 3 tokens: ceil(7 / 3)
+    # The pooling only changes the output layer: the same initial embeddings and convolutions.
+    local, maxed = (
+        prepare_run(fold, ["neg", "pos"], RunSettings(SMALL | {"pooling": p})).model
+        for p in ("local-max", "max")
+    )
+    assert torch.equal(local.embedding.weight, maxed.embedding.weight)
+    assert all(torch.equal(a.weight, b.weight) for a, b in zip(local.convs, maxed.convs, strict=True))
+
+
+def test_runs_whose_region_slots_differ_train_together_as_they_would_alone():
+    from textcnn.runs import prepare_run, train_together
+
+    texts, labels = toy_texts(60)
+    long_text = " ".join(["the"] * 20 + ["great"])
+    folds = [
+        texts_fold((texts[20:], labels[20:]), (texts[:20], labels[:20])),
+        texts_fold(([*texts[20:], long_text], [*labels[20:], "pos"]), (texts[:20], labels[:20])),
+    ]
+    settings = RunSettings(SMALL | {"pooling": "local-avg"}, TrainConfig(epochs=2, batch_size=10))
+    runs = [prepare_run(fold, ["neg", "pos"], settings) for fold in folds]
+    assert runs[0].model.config.region_slots < runs[1].model.config.region_slots  # two shapes
+    together = train_together(runs, progress=False)
+    for fold, outcome in zip(folds, together, strict=True):
+        alone = train_classifier(fold, ["neg", "pos"], settings, progress=False)
+        assert [h["dev_accuracy"] for h in alone.fit.history] == [
+            h["dev_accuracy"] for h in outcome.fit.history
+        ]
+        assert outcome.classifier.model.config == alone.classifier.model.config
+
+
 def test_a_normal_run_prints_no_warnings(recwarn):
     # Progress bars on: the step loop's postfix once read a loss that required grad (torch warned).
     toy_run(TrainConfig(epochs=2, batch_size=10), progress=True)

@@ -25,6 +25,13 @@ What "the winning n-gram" is, per pooling (the α above):
   a sentence with fewer than k real windows leaves slots empty: they are 0 and give nothing.
 - chunk-max (a local pooling): the winning window of each region, α = 1 ("slot" = the region);
   a region with no real window is empty (0).
+- local-max (Zhang & Wallace's local max): the winning window of each region slot of `region`
+  consecutive windows, α = 1 ("slot" = the region, counted from the sentence's first window; a
+  sentence longer than the slots has its last slot's winner among all the remaining windows); an
+  empty slot is 0 and gives nothing.
+- local-avg: no winner, every real window of a slot at α = 1/n_slot, n_slot the slot's real
+  windows as `local_avg_pool` counts them (the last slot: all the remaining windows); entries are
+  (filter, slot, window), as for avg.
 - avg: no winner: every real window of the map, α = 1/n, n the map's real windows as `avg_pool`
   counts them (in wide mode the edge windows that hold part of the sentence count too). The
   n-gram lists then hold (filter, window) entries, the `top` largest contributions each way.
@@ -58,6 +65,8 @@ _TRACED = {
     "max": "each pooled value is the activation of its map's winning window (the first on ties)",
     "kmax": "each of the k slots is the activation of the window the k-max kept there (empty slots are 0)",
     "chunk-max": "each region's pooled value is the activation of that region's winning window",
+    "local-max": "each region slot's pooled value is the activation of that region's winning window",
+    "local-avg": "each region slot's pooled value is the mean of its real windows, each at weight 1/n of the slot",
     "avg": "each pooled value is the mean of its map's real windows, every window at weight 1/n",
     "max+avg": "the max half is its map's winning window, the avg half every real window at weight 1/n",
     "logsumexp": (
@@ -124,6 +133,12 @@ def _coefficients(
     spread = torch.full((maps, 1, n), 1.0 / n, dtype=torch.float64)
     if config.pooling == "avg":
         return [(None, spread)]
+    if config.pooling == "local-avg":
+        slots = config.region_slots
+        slot = torch.clamp(torch.arange(n) // config.region, max=slots - 1)  # (n,): each window's slot
+        members = (slot[None, :] == torch.arange(slots)[:, None]).to(torch.float64)  # (slots, n)
+        per_slot = members / members.sum(dim=1, keepdim=True).clamp(min=1.0)
+        return [(None, per_slot[None, :, :].expand(maps, slots, n))]
     if config.pooling == "logsumexp":
         return [(None, torch.softmax(group.activations / config.temperature, dim=1)[:, None, :])]
     positions = pooled.positions[0].cpu()  # (F, m): the model's own choice, -1 for an empty slot

@@ -129,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--k", type=_positive_int, help="k of kmax pooling")
     model.add_argument("--chunks", type=_positive_int, help="regions of chunk-max pooling")
     model.add_argument("--temperature", type=float, help="temperature of logsumexp pooling")
+    model.add_argument(
+        "--region", type=_positive_int, help="windows per region of local-max and local-avg pooling"
+    )
+    model.add_argument(
+        "--region-slots",
+        type=_positive_int,
+        help="regions of local pooling; not given (0): as many as the longest training sentence needs "
+        "(a longer sentence folds its extra windows into the last region)",
+    )
     model.add_argument("--dropout", type=float, help="dropout before the output layer")
     model.add_argument("--max-norm", type=float, help="l2 max-norm of output weight rows; 0 turns it off")
     fitting = train.add_argument_group("training")
@@ -205,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--poolings",
         default="max,avg,kmax,chunk-max",
-        help="comma-separated poolings; POOLING:no-conv pools the word vectors without convolution (the ablation)",
+        help="comma-separated arms: POOLING, or kmax:K, local-max:R, local-avg:R (k, region R; plain kmax "
+        "is k = 3, plain local-max r = 3); ARM:no-conv pools the word vectors without convolution (the ablation)",
     )
     compare.add_argument("--seeds", type=_positive_int, help="training seeds per arm (0, 1, ...)")
     compare.add_argument("--folds", type=_positive_int, help="cross-validation folds (MR, Subj)")
@@ -293,6 +303,8 @@ MODEL_FLAGS = {
     "k": "kmax_k",
     "chunks": "chunks",
     "temperature": "temperature",
+    "region": "region",
+    "region_slots": "region_slots",
     "dropout": "dropout",
     "max_norm": "max_norm",
 }
@@ -370,7 +382,9 @@ def run_settings_from_args(args: argparse.Namespace):
         }
 
     model_options = given(MODEL_FLAGS)
-    probe = ModelConfig(vocab_size=2, num_classes=2, **model_options)  # bad flags fail before any data loads
+    # Bad flags fail before any data loads; a local pooling's slots come later, from the data.
+    slots = {"region_slots": 1} if "region_slots" not in model_options else {}
+    probe = ModelConfig(vocab_size=2, num_classes=2, **(slots | model_options))
     if probe.pretrained and not args.vectors:
         raise TextCNNError(f"--variant {probe.variant} needs --vectors (a vectors file or glove-6b-50d)")
     return RunSettings(
@@ -514,13 +528,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from textcnn.names import POOLINGS
-    from textcnn.study import StudyConfig, run_study, summarize, write_report
+    from textcnn.study import ARM_GRAMMAR, StudyConfig, arm_options, run_study, summarize, write_report
     from textcnn.study_probes import load_probes, probe_sections, run_probes
 
     poolings = tuple(p.strip() for p in args.poolings.split(",") if p.strip())
-    unknown = sorted(p for p in poolings if p.removesuffix(":no-conv") not in POOLINGS)
-    if unknown:
-        raise TextCNNError(f"unknown pooling {', '.join(unknown)}; choose from {', '.join(POOLINGS)}")
+    problems = []
+    for arm in poolings:
+        try:
+            arm_options(arm)
+        except TextCNNError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise TextCNNError(f"{'; '.join(problems)}; {ARM_GRAMMAR}; poolings: {', '.join(POOLINGS)}")
     quick = {
         "max_train": 300,
         "epochs": 2,

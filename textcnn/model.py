@@ -42,12 +42,26 @@ class ModelConfig:
     kmax_k: int = 3
     chunks: int = 3
     temperature: float = 1.0
+    # local-max / local-avg (Zhang & Wallace 2015): windows per region, and the number of region
+    # slots, fixed per model (0: not set; `textcnn.runs.prepare_run` sets it from the longest
+    # training sentence, see `region_slots_for`). Longer sentences fold into the last slot.
+    region: int = 3
+    region_slots: int = 0
     dropout: float = 0.5  # Kim: "dropout rate (p) of 0.5"
     max_norm: float | None = 3.0  # Kim: "l2 constraint (s) of 3" on the output weight rows
     extra: dict = field(default_factory=dict, compare=False)  # free-form notes carried into bundles
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "num_classes", "embedding_dim", "num_filters", "kmax_k", "chunks"):
+        for name in (
+            "vocab_size",
+            "num_classes",
+            "embedding_dim",
+            "num_filters",
+            "kmax_k",
+            "chunks",
+            "region",
+            "region_slots",
+        ):
             if not _is_int(getattr(self, name)):
                 raise ConfigError(f"{name} must be an integer, got {getattr(self, name)!r}")
         if isinstance(self.filter_widths, str) or not all(_is_int(w) for w in self.filter_widths):
@@ -70,7 +84,9 @@ class ModelConfig:
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.max_norm is not None and not self.max_norm > 0:
             raise ConfigError(f"max_norm must be positive or None, got {self.max_norm}")
-        validate_pooling(self.pooling, self.kmax_k, self.chunks, self.temperature)
+        validate_pooling(
+            self.pooling, self.kmax_k, self.chunks, self.temperature, self.region, self.region_slots
+        )
 
     @property
     def pretrained(self) -> bool:
@@ -85,9 +101,21 @@ class ModelConfig:
     def maps_per_width(self) -> int:
         return self.num_filters if self.convolution else self.embedding_dim
 
+    def windows(self, length: int) -> int:
+        """Real windows of a sentence of `length` tokens at the widest map width (`width_maps`)."""
+        widest = max(self.map_widths)
+        if self.convolution and self.wide:
+            return length + widest - 1
+        return max(length - widest + 1, 1)
+
+    def region_slots_for(self, longest: int) -> int:
+        """Local pooling's slots for a longest training sentence of `longest` tokens:
+        ceil(its windows at the widest filter / region)."""
+        return -(-self.windows(longest) // self.region)
+
     @property
     def pooled_size(self) -> int:
-        per_map = output_multiplier(self.pooling, self.kmax_k, self.chunks)
+        per_map = output_multiplier(self.pooling, self.kmax_k, self.chunks, self.region_slots)
         return len(self.map_widths) * self.maps_per_width * per_map
 
     def to_json(self) -> dict:
@@ -168,7 +196,16 @@ def width_maps(
 
 
 def pool_maps(maps: torch.Tensor, mask: torch.Tensor, config: ModelConfig) -> Pooled:
-    return pool(config.pooling, maps, mask, config.kmax_k, config.chunks, config.temperature)
+    return pool(
+        config.pooling,
+        maps,
+        mask,
+        config.kmax_k,
+        config.chunks,
+        config.temperature,
+        config.region,
+        config.region_slots,
+    )
 
 
 def dropout_pooled(pooled: torch.Tensor, keep: torch.Tensor, p: float) -> torch.Tensor:

@@ -4,6 +4,22 @@ Every function takes feature maps `x` of shape (B, C, T) and a boolean `mask` (B
 at real (non-padding) window positions; every row of `mask` has at least one True. Each returns
 `Pooled(values, positions)`: values (B, C * m) where m is the pooling's size multiplier, and, for
 poolings that select positions, the selected positions (B, C, m) with -1 for empty slots.
+
+Local max and local average (Zhang & Wallace 2015, Tables 19 and 17) pool regions of `region`
+consecutive windows. They padded every sentence to one length, so every map had the same number
+of regions; here the masks stay, and the layout is fixed per model instead:
+
+- region j holds the real windows of rank j·r .. j·r + r − 1, counted from the sentence's first
+  real window (rank = index among the row's real windows; the model's masks are prefixes, so
+  rank // r is window index // r);
+- the number of region slots is fixed per model (`ModelConfig.region_slots`; `runs.prepare_run`
+  sets it to ceil(windows of the longest training sentence at the widest filter / r));
+- a region with no real window (a short sentence) gives 0 at position −1, as kmax and chunk-max do;
+- a sentence longer than the slots at prediction time puts every window beyond the last slot INTO
+  the last slot: nothing is dropped, the last slot is the max / mean over all remaining windows.
+
+The pooled vector then has C × slots values per width; local-max gives each slot's winning window
+as its position (−1 when empty), local-avg gives none (like avg).
 """
 
 from __future__ import annotations
@@ -23,9 +39,21 @@ class Pooled:
     positions: torch.Tensor | None = None  # (B, C, m) int64, -1 where a slot is empty
 
 
-def output_multiplier(name: str, k: int = 3, chunks: int = 3) -> int:
+LOCAL_POOLINGS = ("local-max", "local-avg")
+
+
+def output_multiplier(name: str, k: int = 3, chunks: int = 3, slots: int = 0) -> int:
     """How many values each feature map contributes to the pooled vector."""
-    return {"max": 1, "avg": 1, "kmax": k, "chunk-max": chunks, "logsumexp": 1, "max+avg": 2}[name]
+    return {
+        "max": 1,
+        "avg": 1,
+        "kmax": k,
+        "chunk-max": chunks,
+        "logsumexp": 1,
+        "max+avg": 2,
+        "local-max": slots,
+        "local-avg": slots,
+    }[name]
 
 
 def _masked_fill_neg_inf(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -67,7 +95,8 @@ def kmax_pool(x: torch.Tensor, mask: torch.Tensor, k: int) -> Pooled:
 
 
 def chunk_max_pool(x: torch.Tensor, mask: torch.Tensor, chunks: int) -> Pooled:
-    """Max over `chunks` equal regions of each sentence's own length (Zhang & Wallace 2015, local pooling).
+    """Max over `chunks` equal regions of each sentence's own length: local pooling with a fixed
+    number of regions (Zhang & Wallace 2015 fixed the region size instead: `local_max_pool`).
 
     Regions follow the real length, not the padded one, so the answer does not depend on the batch.
     A sentence shorter than `chunks` leaves some regions empty: they give 0 at position -1.
@@ -89,6 +118,66 @@ def chunk_max_pool(x: torch.Tensor, mask: torch.Tensor, chunks: int) -> Pooled:
     return Pooled(values.reshape(B, C * chunks), positions)
 
 
+def _local_regions(x: torch.Tensor, mask: torch.Tensor, region: int, slots: int):
+    """The real windows moved to the front in sentence order, cut into slots.
+
+    Returns (head (B, C, slots - 1, region), head_real (B, slots - 1, region), tail (B, C, W),
+    tail_real (B, W), order (B, W')): the first slots - 1 regions of `region` windows each, then
+    the last slot, which takes every remaining window; `order` maps a compacted column back to
+    its column of `x`. Padding columns (real False) are left for the caller to mask.
+    """
+    B, C, T = x.shape
+    order = (~mask).to(torch.uint8).argsort(dim=1, stable=True)  # (B, T): real windows first, in order
+    real = mask.gather(1, order)  # (B, T): a prefix mask
+    x = x.gather(2, order[:, None, :].expand(B, C, T))
+    head = (slots - 1) * region
+    missing = head + 1 - T  # at least one column for the last slot
+    if missing > 0:
+        x = torch.cat([x, x.new_zeros(B, C, missing)], dim=2)
+        real = torch.cat([real, real.new_zeros(B, missing)], dim=1)
+        order = torch.cat([order, order.new_zeros(B, missing)], dim=1)
+    return (
+        x[:, :, :head].reshape(B, C, slots - 1, region),
+        real[:, :head].reshape(B, slots - 1, region),
+        x[:, :, head:],
+        real[:, head:],
+        order,
+    )
+
+
+def local_max_pool(x: torch.Tensor, mask: torch.Tensor, region: int, slots: int) -> Pooled:
+    """Max over each region of `region` consecutive real windows (Zhang & Wallace 2015, Table 19);
+    see the module docstring for the slots, the folding of long sentences and empty regions."""
+    B, C, _ = x.shape
+    head, head_real, tail, tail_real, order = _local_regions(x, mask, region, slots)
+    head_values, head_positions = head.masked_fill(~head_real[:, None], float("-inf")).max(dim=3)
+    tail_values, tail_positions = tail.masked_fill(~tail_real[:, None], float("-inf")).max(
+        dim=2, keepdim=True
+    )
+    starts = torch.arange(slots, device=x.device) * region  # (slots,): a slot's first compacted column
+    values = torch.cat([head_values, tail_values], dim=2)  # (B, C, slots)
+    compacted = torch.cat([head_positions, tail_positions], dim=2) + starts  # (B, C, slots)
+    positions = order.gather(1, compacted.reshape(B, C * slots)).view(B, C, slots)
+    empty = torch.isinf(values)
+    return Pooled(values.masked_fill(empty, 0.0).reshape(B, C * slots), positions.masked_fill(empty, -1))
+
+
+def local_avg_pool(x: torch.Tensor, mask: torch.Tensor, region: int, slots: int) -> Pooled:
+    """Mean over each region's real windows (Zhang & Wallace 2015, Table 17); an empty region is 0."""
+    B, C, _ = x.shape
+    head, head_real, tail, tail_real, _ = _local_regions(x, mask, region, slots)
+    # masked_fill, not x * 0: inf * 0 is NaN
+    sums = torch.cat(
+        [
+            head.masked_fill(~head_real[:, None], 0.0).sum(dim=3),
+            tail.masked_fill(~tail_real[:, None], 0.0).sum(dim=2, keepdim=True),
+        ],
+        dim=2,
+    )  # (B, C, slots)
+    counts = torch.cat([head_real.sum(dim=2), tail_real.sum(dim=1, keepdim=True)], dim=1)  # (B, slots)
+    return Pooled((sums / counts.clamp(min=1)[:, None, :].to(x.dtype)).reshape(B, C * slots))
+
+
 def logsumexp_pool(x: torch.Tensor, mask: torch.Tensor, temperature: float) -> Pooled:
     """A smooth maximum: τ·log(mean(exp(x/τ))) over real positions.
 
@@ -107,7 +196,14 @@ def max_avg_pool(x: torch.Tensor, mask: torch.Tensor) -> Pooled:
 
 
 def pool(
-    name: str, x: torch.Tensor, mask: torch.Tensor, k: int = 3, chunks: int = 3, temperature: float = 1.0
+    name: str,
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    k: int = 3,
+    chunks: int = 3,
+    temperature: float = 1.0,
+    region: int = 3,
+    slots: int = 0,
 ) -> Pooled:
     if name == "max":
         return max_pool(x, mask)
@@ -121,10 +217,16 @@ def pool(
         return logsumexp_pool(x, mask, temperature)
     if name == "max+avg":
         return max_avg_pool(x, mask)
+    if name in LOCAL_POOLINGS:
+        if slots < 1:
+            raise ConfigError(f"{name} pooling needs region_slots >= 1, got {slots}")
+        return (local_max_pool if name == "local-max" else local_avg_pool)(x, mask, region, slots)
     raise ConfigError(f"unknown pooling {name!r}; choose one of {', '.join(POOLINGS)}")
 
 
-def validate_pooling(name: str, k: int, chunks: int, temperature: float) -> None:
+def validate_pooling(
+    name: str, k: int, chunks: int, temperature: float, region: int = 3, region_slots: int = 0
+) -> None:
     if name not in POOLINGS:
         raise ConfigError(f"unknown pooling {name!r}; choose one of {', '.join(POOLINGS)}")
     if k < 1:
@@ -133,3 +235,12 @@ def validate_pooling(name: str, k: int, chunks: int, temperature: float) -> None
         raise ConfigError(f"chunk-max pooling needs chunks >= 1, got {chunks}")
     if not (temperature > 0 and math.isfinite(temperature)):
         raise ConfigError(f"logsumexp pooling needs a positive finite temperature, got {temperature}")
+    if region < 1:
+        raise ConfigError(f"local pooling needs region >= 1 (windows per region), got {region}")
+    if region_slots < 0:
+        raise ConfigError(f"region_slots must be >= 0 (0: not set), got {region_slots}")
+    if name in LOCAL_POOLINGS and region_slots < 1:
+        raise ConfigError(
+            f"{name} pooling needs region_slots >= 1 (the number of regions of the longest training "
+            f"sentence; textcnn.runs.prepare_run sets it), got {region_slots}"
+        )

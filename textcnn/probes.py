@@ -31,7 +31,8 @@ import torch.nn.functional as F
 
 from textcnn.attribution import explain_text, model_tokens
 from textcnn.bundle import Classifier
-from textcnn.pooling import max_pool, pool
+from textcnn.model import pool_maps
+from textcnn.pooling import max_pool
 from textcnn.text import similar_length_chunks
 
 
@@ -66,7 +67,11 @@ def _maps_by_batch(classifier: Classifier, texts: Sequence[str], batch_size: int
 
 
 def max_statistics(classifier: Classifier, texts: Sequence[str], batch_size: int = 256) -> MaxStatistics:
-    """Ties, silence and collapse of max-over-time features over `texts` (any pooling's maps)."""
+    """Ties, silence and collapse of max-over-time features over `texts`.
+
+    For any model: the statistics are of each feature map's maximum over the whole sentence, read
+    from the model's own maps, whatever its pooling (for a local or an average pooling they say
+    what a max would keep of those maps, not what the model pooled)."""
     tied = tied_above_zero = silent = pairs = 0
     ever_fired: torch.Tensor | None = None
     pooled_vectors: set[bytes] = set()
@@ -165,9 +170,7 @@ def pooled_vectors(
         for maps, mask in per_width:
             if shift:
                 maps, mask = F.pad(maps, (shift, 0)), F.pad(mask, (shift, 0), value=False)
-            parts.append(
-                pool(config.pooling, maps, mask, config.kmax_k, config.chunks, config.temperature).values
-            )
+            parts.append(pool_maps(maps, mask, config).values)
         pooled = torch.cat(parts, dim=1)
         with torch.inference_mode():
             head = classifier.model.classifier

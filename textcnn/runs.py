@@ -23,6 +23,7 @@ from textcnn.data import Corpus, Fold, LabeledTexts
 from textcnn.errors import ConfigError
 from textcnn.evaluate import classification_metrics
 from textcnn.model import ModelConfig, TextCNN
+from textcnn.pooling import LOCAL_POOLINGS
 from textcnn.runtime import atomic_write_bytes, package_versions
 from textcnn.text import TextEncoder, Vocabulary
 from textcnn.train import LOG_FILE, EncodedSplit, FitResult, TrainConfig, evaluate_split, fit, fit_group
@@ -131,16 +132,24 @@ def prepare_run(
             **pretrained.coverage.to_json(),
             "summary": str(pretrained.coverage),
         }
-    config = ModelConfig(vocab_size=len(vocab), num_classes=len(label_names), **options)
-    model = TextCNN(config)
-    if table is not None:
-        model.load_pretrained(table)
-
+    # A local pooling's slots follow from the longest training sentence, known once it is encoded:
+    # until then the config holds a placeholder (slots given in the options are kept as given).
+    set_slots = options.get("pooling") in LOCAL_POOLINGS and not options.get("region_slots")
+    config = ModelConfig(
+        vocab_size=len(vocab),
+        num_classes=len(label_names),
+        **(options | ({"region_slots": 1} if set_slots else {})),
+    )
     widest = max(config.filter_widths)
     train, dev, *test = (
         EncodedSplit.encode(encoder, part.texts, [label_index[y] for y in part.labels], widest)
         for part in parts
     )
+    if set_slots:
+        config = dataclasses.replace(config, region_slots=config.region_slots_for(int(train.lengths.max())))
+    model = TextCNN(config)  # nothing since the seeding drew random numbers: the same initial model
+    if table is not None:
+        model.load_pretrained(table)
     fingerprint = {
         "vocab_size": len(vocab),
         "train_rows": len(train),
@@ -216,24 +225,36 @@ def train_together(
     progress: bool = True,
     on_outcome: Callable[[int, TrainOutcome], None] | None = None,
 ) -> list[TrainOutcome]:
-    """Train prepared runs of one model shape as one group (`fit_group`); `on_outcome(k, outcome)`
-    as each run finishes, so its result can be kept before the others are done."""
+    """Train prepared runs as one group (`fit_group`) per model shape; `on_outcome(k, outcome)`
+    as each run finishes, so its result can be kept before the others are done.
+
+    Runs of one protocol mostly share their shape; a local pooling's region slots follow each
+    fold's longest training sentence, so its folds may differ: each shape trains as its own group,
+    one after another (after a Ctrl-C the shapes not yet started are not trained, nor returned)."""
     outcomes: dict[int, TrainOutcome] = {}
+    shapes: dict[ModelConfig, list[int]] = {}
+    for k, run in enumerate(runs):
+        shapes.setdefault(dataclasses.replace(run.model.config, vocab_size=2), []).append(k)
 
-    def finished(k: int, result: FitResult) -> None:
-        outcomes[k] = finish_run(runs[k], result)
-        if on_outcome is not None:
-            on_outcome(k, outcomes[k])
+    for members in shapes.values():
 
-    fit_group(
-        [r.model for r in runs],
-        [r.train for r in runs],
-        [r.dev for r in runs],
-        [r.settings.train for r in runs],
-        progress=progress,
-        on_finished=finished,
-    )
-    return [outcomes[k] for k in range(len(runs))]
+        def finished(position: int, result: FitResult, members: list[int] = members) -> None:
+            k = members[position]
+            outcomes[k] = finish_run(runs[k], result)
+            if on_outcome is not None:
+                on_outcome(k, outcomes[k])
+
+        fit_group(
+            [runs[k].model for k in members],
+            [runs[k].train for k in members],
+            [runs[k].dev for k in members],
+            [runs[k].settings.train for k in members],
+            progress=progress,
+            on_finished=finished,
+        )
+        if any(outcomes[k].fit.interrupted for k in members):
+            break  # Ctrl-C: the shapes not yet started are left out
+    return [outcomes[k] for k in sorted(outcomes)]
 
 
 def _headline(metrics: dict) -> dict:

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import random
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -34,14 +35,40 @@ RESULTS_FILE, SUMMARY_FILE, REPORT_FILE, PLAN_FILE, FINDINGS_FILE = (
     "FINDINGS.md",
 )
 REFERENCE = "max"  # every other pooling is compared with max-over-time
-NO_CONV = ":no-conv"  # an arm "<pooling>:no-conv" pools the word vectors themselves (no convolution)
+NO_CONV = ":no-conv"  # an arm "<arm>:no-conv" pools the word vectors themselves (no convolution)
+
+
+# An arm's number: kmax's k, a local pooling's region (`kmax` alone keeps k = 3, `local-max` r = 3).
+ARM_NUMBERS = {
+    "kmax": ("kmax_k", "k"),
+    "local-max": ("region", "the region"),
+    "local-avg": ("region", "the region"),
+}
+ARM_GRAMMAR = (
+    "an arm is POOLING, kmax:K, local-max:R or local-avg:R (K, R >= 1), each optionally followed by :no-conv"
+)
 
 
 def arm_options(arm: str) -> dict:
-    """Model options of a study arm: a pooling name, or `<pooling>:no-conv` for the ablation."""
-    if arm.endswith(NO_CONV):
-        return {"pooling": arm[: -len(NO_CONV)], "convolution": False}
-    return {"pooling": arm}
+    """Model options of a study arm: `POOLING`, or `POOLING:N` for the poolings of `ARM_NUMBERS`
+    (`kmax:5`, `local-max:10`), either followed by `:no-conv` for the ablation (`local-max:3:no-conv`).
+    The arm's name is kept as typed: it is the `pooling` of its rows in results.jsonl and the report."""
+    from textcnn.names import POOLINGS
+
+    name, options = arm, {}
+    if name.endswith(NO_CONV):
+        name, options = name[: -len(NO_CONV)], {"convolution": False}
+    pooling, colon, number = name.partition(":")
+    if pooling not in POOLINGS:
+        raise ConfigError(f"unknown pooling {pooling} in arm {arm!r}")
+    if colon:
+        if pooling not in ARM_NUMBERS:
+            raise ConfigError(f"arm {arm!r}: {pooling} takes no number (only {', '.join(ARM_NUMBERS)} do)")
+        field, meaning = ARM_NUMBERS[pooling]
+        if re.fullmatch(r"[1-9][0-9]*", number) is None:
+            raise ConfigError(f"arm {arm!r}: {meaning} must be a positive integer, got {number!r}")
+        options[field] = int(number)
+    return {"pooling": pooling, **options}
 
 
 @dataclass(frozen=True)
@@ -68,6 +95,8 @@ class StudyConfig:
             raise ConfigError("seeds must be >= 1, folds >= 2 and max_folds >= 1")
         if len(set(self.poolings)) != len(self.poolings):
             raise ConfigError(f"a pooling is listed twice: {', '.join(self.poolings)}")
+        for arm in self.poolings:
+            arm_options(arm)  # a bad arm fails here, before any training
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self) | {"datasets": list(self.datasets), "poolings": list(self.poolings)}
