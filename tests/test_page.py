@@ -34,7 +34,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-from test_service_e2e import free_port, start_server, stop, wait_healthy  # noqa: E402
+from test_service_e2e import serving, stop  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO / "models" / "default"
@@ -44,24 +44,9 @@ GOOD, BAD = "a gorgeous , witty , seductive movie .", "the plot is thin and the 
 
 @pytest.fixture(scope="module")
 def url():
-    port = free_port()
-    process = start_server(
-        "--model",
-        str(DEFAULT),
-        "--port",
-        str(port),
-        "--max-text-chars",
-        str(MAX_CHARS),
-        "--num-api-servers",
-        "1",
-        "--log-level",
-        "warning",
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_healthy(process, url)
-    yield url
-    if process.poll() is None:
-        stop(process)
+    args = ["--model", str(DEFAULT), "--max-text-chars", str(MAX_CHARS), "--num-api-servers", "1"]
+    with serving(*args, "--log-level", "warning") as (_, url):
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -271,15 +256,10 @@ def test_screenshot(browser, url, tmp_path):
 
 
 def test_a_server_that_has_gone_is_a_message(browser, tiny_bundle):
-    port = free_port()
-    process = start_server("--model", str(tiny_bundle), "--port", str(port), "--log-level", "warning")
-    url = f"http://127.0.0.1:{port}"
-    wait_healthy(process, url)
-    try:
+    with serving("--model", str(tiny_bundle), "--log-level", "warning") as (process, url):
         open_page(browser, url)
         submit(browser, "a warm , funny film .")
         results(browser, 1)
-    finally:
         code, output = stop(process)
     assert code == 0, output
     submit(browser, "still there ?")

@@ -4,6 +4,7 @@ loopback port, talked to over HTTP. One server for the module, one inference wor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -66,6 +68,20 @@ def wait_healthy(process: subprocess.Popen, url: str, timeout: float = 120) -> N
     raise AssertionError(f"server not healthy after {timeout} s:\n{process.stdout.read()}")
 
 
+@contextlib.contextmanager
+def serving(*args: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """A server on a free loopback port, healthy: (process, url); stopped at the end if still up."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start_server(*args, "--port", str(port))
+    try:
+        wait_healthy(process, url)
+        yield process, url
+    finally:
+        if process.poll() is None:
+            stop(process)
+
+
 def stop(process: subprocess.Popen, timeout: float = 60) -> tuple[int, str]:
     """SIGTERM, as `docker stop` sends; the exit code and everything the server printed."""
     process.send_signal(signal.SIGTERM)
@@ -86,13 +102,7 @@ def classifier(tiny_bundle) -> Classifier:
 @pytest.fixture(scope="module")
 def server_process(tiny_bundle):
     """The server, with small limits to hit and a small token budget so batches get cut in chunks."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = start_server(
-        "--model",
-        str(tiny_bundle),
-        "--port",
-        str(port),
+    limits = [
         "--max-texts",
         "8",
         "--max-text-chars",
@@ -101,19 +111,10 @@ def server_process(tiny_bundle):
         "8000",
         "--max-explain-texts",
         "3",
-        "--max-batch-size",
-        "16",
-        "--batch-timeout",
-        "0.02",
-        "--max-batch-tokens",
-        "64",
-        "--log-level",
-        "warning",
-    )
-    wait_healthy(process, url)
-    yield process, url
-    if process.poll() is None:
-        stop(process)
+    ]
+    batching = ["--max-batch-size", "16", "--batch-timeout", "0.02", "--max-batch-tokens", "64"]
+    with serving("--model", str(tiny_bundle), *limits, *batching, "--log-level", "warning") as (process, url):
+        yield process, url
 
 
 @pytest.fixture(scope="module")

@@ -18,34 +18,18 @@ pytest.importorskip("litserve", reason="the serve extra is not installed")
 pytest.importorskip("schemathesis", reason="schemathesis is not installed (the dev extra)")
 httpx = pytest.importorskip("httpx")
 
-from test_service_e2e import CHILD_ENV, free_port, start_server, stop, wait_healthy  # noqa: E402
+from test_service_e2e import CHILD_ENV, serving, stop  # noqa: E402
 
 MAX_EXAMPLES = 400  # per operation and phase: ~20 s on 2 cores (a fixed seed: the same run each time)
 
 
 @pytest.fixture(scope="module")
 def url(tiny_bundle):
-    port = free_port()
-    process = start_server(
-        "--model",
-        str(tiny_bundle),
-        "--port",
-        str(port),
-        "--max-texts",
-        "4",
-        "--max-text-chars",
-        "100",
-        "--max-explain-texts",
-        "2",
-        "--num-api-servers",
-        "1",
-        "--log-level",
-        "warning",
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_healthy(process, url)
-    yield url
-    code, output = stop(process)
+    limits = ["--max-texts", "4", "--max-text-chars", "100", "--max-explain-texts", "2"]
+    args = ["--model", str(tiny_bundle), *limits, "--num-api-servers", "1", "--log-level", "warning"]
+    with serving(*args) as (process, url):
+        yield url
+        code, output = stop(process)
     assert code == 0 and "Traceback" not in output, output
 
 
