@@ -223,3 +223,135 @@ def test_group_runs_keeps_one_shape_per_group_in_plan_order():
         [(0, 0, "avg"), (0, 1, "avg"), (1, 0, "avg")],
         [(1, 1, "avg")],
     ]
+
+
+def cv_row(dataset, pooling, fold, seed, accuracy):
+    return {**row(pooling, seed, accuracy), "dataset": dataset, "fold": fold}
+
+
+@pytest.mark.parametrize(
+    ("arm", "dataset", "figures"),
+    [
+        ("max", "mr", [(18, "k=1", 81.25, 81.00, 81.47), (19, "all", 81.28, 81.16, 81.54)]),
+        ("kmax:5", "sst2", [(18, "k=5", 84.61, 84.47, 84.90)]),
+        ("kmax:20", "trec", [(18, "k=20", 89.05, 88.85, 89.34)]),
+        ("local-max:30", "sst1", [(19, "r=30", 47.02, 46.59, 47.59)]),
+        ("local-avg:3", "trec", [(17, "r=3", 88.89, 88.67, 88.97)]),
+        ("avg", "trec", [(17, "all", 83.30, 83.11, 83.57)]),
+        ("avg", "mr", []),  # Table 17 has CR and TREC only
+        ("local-avg:10", "subj", []),
+        ("kmax", "mr", []),  # k = 3: they ran no such k
+        ("kmax:3", "mr", []),
+        ("local-max:5", "mr", []),
+        ("max:no-conv", "mr", []),
+        ("local-max:3:no-conv", "mr", []),
+        ("chunk-max", "mr", []),
+        ("max", "cr", []),  # not one of our datasets
+    ],
+)
+def test_arms_map_to_their_published_figures(arm, dataset, figures):
+    from textcnn.reference import published
+
+    assert [(f.table, f.setting, f.mean, f.low, f.high) for f in published(arm, dataset)] == figures
+
+
+def test_their_misprints_are_kept_as_printed_and_flagged():
+    from textcnn.reference import figure, one_max_noise
+
+    trec_all = figure(19, "all", "trec")
+    assert (trec_all.mean, trec_all.low, trec_all.high) == (91.56, 91.67, 91.88) and trec_all.misprint
+    trec_20 = figure(17, 20, "trec")
+    assert (trec_20.mean, trec_20.high) == (86.45, 86.42) and trec_20.misprint
+    assert not figure(18, 1, "trec").misprint
+    assert one_max_noise() == pytest.approx(0.24)  # SST-1: 47.24 (Table 18) against 47.00 (Table 19)
+
+
+# 2 seeds x 2 folds of mr; a replication is one seed's mean over its folds.
+CV_ROWS = [
+    cv_row("mr", "max", 0, 0, 0.80),
+    cv_row("mr", "max", 1, 0, 0.82),
+    cv_row("mr", "max", 0, 1, 0.84),
+    cv_row("mr", "max", 1, 1, 0.86),
+    cv_row("mr", "kmax:5", 0, 0, 0.79),
+    cv_row("mr", "kmax:5", 1, 0, 0.80),
+    cv_row("mr", "kmax:5", 0, 1, 0.82),
+    cv_row("mr", "kmax:5", 1, 1, 0.85),
+]
+
+
+def test_a_replication_is_one_seed_averaged_over_its_folds():
+    from textcnn.study import replications
+
+    assert replications(CV_ROWS, "mr", "max") == pytest.approx({0: 81.0, 1: 85.0})
+    assert replications(CV_ROWS, "mr", "kmax:5") == pytest.approx({0: 79.5, 1: 83.5})
+    single = [row("max", 0, 0.90), row("max", 1, 0.92)]  # a fixed split: its test accuracy
+    assert replications(single, "d", "max") == pytest.approx({0: 90.0, 1: 92.0})
+
+
+def test_our_difference_from_max_is_paired_comparison_over_the_shared_runs():
+    from textcnn.stats import paired_comparison
+    from textcnn.study import versus_max
+
+    rows = [*CV_ROWS, cv_row("mr", "max", 2, 0, 0.99)]  # fold 2 has no kmax:5 run: left out
+    paired = versus_max(rows, "mr", "kmax:5")
+    expected = paired_comparison([0.79, 0.82, 0.80, 0.85], [0.80, 0.84, 0.82, 0.86])  # (fold, seed) order
+    assert paired == expected
+    assert versus_max(rows, "mr", "max") is None
+
+
+def test_the_report_sets_our_replications_beside_theirs(tmp_path):
+    from textcnn.stats import paired_comparison
+
+    config = StudyConfig(datasets=("mr",), poolings=("max", "kmax:5", "kmax"), seeds=2, max_folds=2)
+    rows = [*CV_ROWS, *(cv_row("mr", "kmax", f, s, 0.8) for f in range(2) for s in range(2))]
+    text = write_report(summarize(rows), rows, config, tmp_path).read_text()
+    section = text[text.index("## Beside Zhang & Wallace (2015)") :]
+    assert "variant `rand`, vectors none (random init), 2 seed(s), 2 fold(s) of 10-fold CV" in section
+    assert "non-static 300-d word2vec, 10 replications of 10-fold CV" in section
+    assert "no reproduction" in section
+    paired = paired_comparison([0.79, 0.82, 0.80, 0.85], [0.80, 0.84, 0.82, 0.86])
+    interval = f"{100 * paired.ci_low:+.2f} to {100 * paired.ci_high:+.2f}"
+    # ours: seeds 79.5 and 83.5 -> mean 81.50, std 2.83; theirs: Table 18 k=5, 80.83 - 81.25 = -0.42
+    assert (
+        f"| mr | kmax:5 | 81.50 ± 2.83 (79.50, 83.50), 2 seed(s) | 80.83 (80.69, 80.91) [Table 18 k=5] | "
+        f"-1.50 (4 pairs) | {interval} | {paired.t_p_value:.3g} / {paired.wilcoxon_p_value:.3g} | -0.42 | — |"
+    ) in section
+    assert (
+        "| mr | max | 83.00 ± 2.83 (81.00, 85.00), 2 seed(s) | 81.25 (81.00, 81.47) [Table 18 k=1]; "
+        in section
+    )
+    assert "their two 1-max figures differ by 0.03" in section
+    assert "| mr | kmax |" not in section  # k = 3: no figure of theirs
+    assert "- mr: the direction against max agrees for kmax:5." in section
+
+
+def test_their_differences_inside_their_noise_and_overlapping_ranges_are_noted(tmp_path):
+    arms = ("max", "local-max:30", "local-max:3")
+    rows = [cv_row("sst1", a, 0, s, 0.45 + 0.01 * s - 0.01 * i) for i, a in enumerate(arms) for s in range(2)]
+    rows[2]["test_accuracy"] += 0.03  # ours: local-max:30 above max in one pair, mean difference +0.01
+    config = StudyConfig(datasets=("sst1",), poolings=arms, seeds=2, max_folds=1)
+    text = write_report(summarize(rows), rows, config, tmp_path).read_text()
+    # theirs: 47.02 - 47.00 = +0.02, within 0.24 and the ranges overlap; r=3 is 2.02 below, apart
+    assert "| +0.02 | within their 1-max noise (0.24); ranges overlap Table 19 all |" in text
+    assert "| -2.02 | — |" in text
+    assert "- sst1: the direction against max agrees for local-max:30, local-max:3" in text
+    assert "theirs is within their own 1-max noise for local-max:30." in text
+
+
+def test_a_study_without_a_published_counterpart_has_no_section_beside_theirs(tmp_path):
+    rows = [row(arm, s, 0.8) for arm in ("max", "kmax", "max:no-conv") for s in range(2)]
+    config = StudyConfig(datasets=("d",), poolings=("max", "kmax", "max:no-conv"), seeds=2)
+    assert "Zhang & Wallace" not in write_report(summarize(rows), rows, config, tmp_path).read_text()
+    config = StudyConfig(datasets=("mr",), poolings=("kmax", "chunk-max"), seeds=2)
+    mr_rows = [cv_row("mr", arm, 0, s, 0.8) for arm in ("kmax", "chunk-max") for s in range(2)]
+    assert "Zhang & Wallace" not in write_report(summarize(mr_rows), mr_rows, config, tmp_path).read_text()
+
+
+def test_the_section_names_their_misprints_once(tmp_path):
+    rows = [cv_row("trec", "max", None, s, 0.9) for s in range(2)]
+    rows += [cv_row("trec", "kmax:5", None, s, 0.88) for s in range(2)]
+    config = StudyConfig(datasets=("trec",), poolings=("max", "kmax:5"), seeds=2)
+    text = write_report(summarize(rows), rows, config, tmp_path).read_text()
+    assert "Ours: variant `rand`, vectors none (random init), 2 seed(s), fixed splits." in text
+    assert "91.56 (91.67, 91.88) [Table 19 all, misprint]" in text
+    assert text.count("Misprint in theirs, kept as printed: Table 19 all (trec)") == 1

@@ -476,6 +476,7 @@ def write_report(
         lines += ["", "## Accuracy by pooling, one point per run", ""]
         lines += [f"![{path.stem}](plots/{path.name})" for path in plots]
     lines += _convolution_section(summary)
+    lines += zhang_wallace_section(rows, config)
     for section in extra_sections:
         lines += ["", section.strip()]
     report = out / REPORT_FILE
@@ -514,6 +515,163 @@ def _convolution_section(summary: dict) -> list[str]:
             f"{100 * c['mean_difference']:+.2f} | {interval} | {verdict} |"
         )
     return lines
+
+
+def replications(rows: Sequence[dict], dataset: str, arm: str) -> dict[int, float]:
+    """Accuracy (percent) per seed, one replication each as in Zhang & Wallace (2015): the seed's mean
+    over the folds it ran (cross-validated sets) or its test accuracy (single-split sets)."""
+    by_seed: dict[int, list[float]] = defaultdict(list)
+    for row in rows:
+        if row["dataset"] == dataset and row["pooling"] == arm:
+            by_seed[row["seed"]].append(100 * row["test_accuracy"])
+    return {seed: sum(values) / len(values) for seed, values in sorted(by_seed.items())}
+
+
+def versus_max(rows: Sequence[dict], dataset: str, arm: str):
+    """`arm` minus max, paired over the (fold, seed) runs both ran (`paired_comparison`); None if none."""
+    by_pooling: dict[str, dict] = defaultdict(dict)
+    for row in rows:
+        if row["dataset"] == dataset and row["pooling"] in (arm, REFERENCE):
+            by_pooling[row["pooling"]][(row["fold"], row["seed"])] = row
+    if arm == REFERENCE or REFERENCE not in by_pooling or arm not in by_pooling:
+        return None
+    shared = _shared_keys(by_pooling, arm, REFERENCE)
+    return _paired(by_pooling, arm, REFERENCE, shared) if shared else None
+
+
+def _their_cell(figures) -> str:
+    def one(f) -> str:
+        low, high = ("?" if v is None else f"{v:.2f}" for v in (f.low, f.high))
+        return f"{f.mean:.2f} ({low}, {high}) [{f.label}{', misprint' if f.misprint else ''}]"
+
+    return "; ".join(one(f) for f in figures)
+
+
+def _their_difference(dataset: str, figure, noise: float) -> tuple[float | None, str]:
+    """Their arm minus their 1-max (plain difference of means) and what it is worth."""
+    from textcnn.reference import one_max
+
+    base = one_max(dataset, figure.table)
+    if base is None or (figure.setting in ("k=1", "all") and figure.table != 17):  # a 1-max itself
+        return None, ""
+    difference = figure.mean - base.mean
+    notes = []
+    if abs(difference) <= noise:
+        notes.append(f"within their 1-max noise ({noise:.2f})")
+    bounds = (figure.low, figure.high, base.low, base.high)
+    if None not in bounds and figure.low <= base.high and base.low <= figure.high:
+        notes.append(f"ranges overlap {base.label}")
+    return difference, "; ".join(notes)
+
+
+def _our_cells(rows: Sequence[dict], dataset: str, arm: str) -> tuple[str, object]:
+    per_seed = list(replications(rows, dataset, arm).values())
+    mean, std = mean_and_std(per_seed)
+    ours = f"{mean:.2f} ± {std:.2f} ({min(per_seed):.2f}, {max(per_seed):.2f}), {len(per_seed)} seed(s)"
+    return ours, versus_max(rows, dataset, arm)
+
+
+def _zw_rows(rows: Sequence[dict], config: StudyConfig, dataset: str, noise: float) -> tuple[list, list]:
+    """Table lines for one dataset, and (arm, ours minus max, theirs minus 1-max, theirs in noise)."""
+    from textcnn.reference import published
+
+    lines, directions = [], []
+    arms = [a for a in config.poolings if any(r["dataset"] == dataset and r["pooling"] == a for r in rows)]
+    for arm in arms:
+        figures = published(arm, dataset)
+        if not figures:
+            continue
+        ours, paired = _our_cells(rows, dataset, arm)
+        theirs_diff, note = _their_difference(dataset, figures[0], noise)
+        if arm == REFERENCE and len(figures) == 2:
+            note = f"their two 1-max figures differ by {abs(figures[0].mean - figures[1].mean):.2f}"
+        ours_diff, interval, p_values = "—", "—", "—"
+        if paired is not None:
+            ours_diff = f"{100 * paired.mean_difference:+.2f} ({paired.n} pairs)"
+            if paired.n >= 2:
+                interval = f"{100 * paired.ci_low:+.2f} to {100 * paired.ci_high:+.2f}"
+            p_values = f"{_p(paired.t_p_value)} / {_p(paired.wilcoxon_p_value)}"
+            if theirs_diff is not None:
+                directions.append((arm, paired.mean_difference, theirs_diff, bool(note.startswith("within"))))
+        their_diff_cell = "—" if theirs_diff is None else f"{theirs_diff:+.2f}"
+        lines.append(
+            f"| {dataset} | {arm} | {ours} | {_their_cell(figures)} | {ours_diff} | {interval} | {p_values} | "
+            f"{their_diff_cell} | {note or '—'} |"
+        )
+    return lines, directions
+
+
+def _zw_sentence(dataset: str, directions: list) -> str:
+    agree = [a for a, ours, theirs, _ in directions if (ours > 0) == (theirs > 0) and ours != 0]
+    differ = [a for a, ours, theirs, _ in directions if a not in agree]
+    noisy = [a for a, *_, within in directions if within]
+    parts = [
+        f"the direction against max agrees for {', '.join(agree)}" if agree else "",
+        f"differs for {', '.join(differ)}" if differ else "",
+        f"theirs is within their own 1-max noise for {', '.join(noisy)}" if noisy else "",
+    ]
+    said = "; ".join(p for p in parts if p)
+    return f"- {dataset}: {said}." if said else f"- {dataset}: no arm beside max to compare."
+
+
+def zhang_wallace_section(rows: Sequence[dict], config: StudyConfig) -> list[str]:
+    """Our arms beside the figures Zhang & Wallace (2015) published for the same pooling, in their
+    format: a replication is one seed (its mean over folds, or its test accuracy)."""
+    from textcnn.reference import PROTOCOL, SOURCE, one_max_noise
+
+    noise = one_max_noise()
+    datasets = [d for d in config.datasets if any(r["dataset"] == d for r in rows)]
+    body, sentences = [], []
+    for dataset in datasets:
+        lines, directions = _zw_rows(rows, config, dataset, noise)
+        body += lines
+        if lines:
+            sentences.append(_zw_sentence(dataset, directions))
+    if not body:
+        return []
+    cv = any(r["fold"] is not None for r in rows)
+    folds = f"{config.max_folds or config.folds} fold(s) of {config.folds}-fold CV" if cv else "fixed splits"
+    vectors = config.vectors or "none (random init)"
+    ours = f"variant `{config.variant}`, vectors {vectors}, {config.seeds} seed(s), {folds}"
+    warning = (
+        ""
+        if config.variant == "non-static" and config.vectors
+        else " Ours is not their protocol: these rows are no reproduction of theirs."
+    )
+    return [
+        "",
+        "## Beside Zhang & Wallace (2015)",
+        "",
+        f"Ours: {ours}. Theirs ({SOURCE}): {PROTOCOL}.{warning}",
+        "",
+        "Accuracy in percent; a replication is one seed: its mean over the study's folds (cross-validated "
+        "sets) or its test accuracy (single-split sets). Ours: mean ± std (min, max) over replications; "
+        "ours − max: paired over the shared (fold, seed) runs, its 95% t-interval, t-test / Wilcoxon p. "
+        "Theirs − 1-max: plain difference of published means (against the same table's 1-max; Table 17 "
+        f"against Table 18 k=1); their own 1-max noise is {noise:.2f} points (the largest gap between "
+        "their two 1-max figures, Table 18 k=1 and Table 19 all).",
+        "",
+        "| dataset | arm | ours | theirs | ours − max | 95% interval | p (t / Wilcoxon) | theirs − 1-max | note |",
+        "|---|---|--:|--:|--:|--:|--:|--:|---|",
+        *body,
+        "",
+        *sentences,
+        *_misprints(rows, config),
+    ]
+
+
+def _misprints(rows: Sequence[dict], config: StudyConfig) -> list[str]:
+    """Their misprints among the figures shown: kept as printed, said once under the table."""
+    from textcnn.reference import published
+
+    shown = {(d, a) for d in config.datasets for a in config.poolings}
+    shown &= {(r["dataset"], r["pooling"]) for r in rows}
+    found = {f.label + f" ({f.dataset})": f.misprint for d, a in shown for f in published(a, d) if f.misprint}
+    return (
+        ["", *(f"Misprint in theirs, kept as printed: {k}: {v}." for k, v in sorted(found.items()))]
+        if found
+        else []
+    )
 
 
 def _duration(seconds: float) -> str:
