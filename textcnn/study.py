@@ -602,12 +602,14 @@ def _zw_rows(rows: Sequence[dict], config: StudyConfig, dataset: str, noise: flo
 
 
 def _zw_sentence(dataset: str, directions: list) -> str:
-    agree = [a for a, ours, theirs, _ in directions if (ours > 0) == (theirs > 0) and ours != 0]
-    differ = [a for a, ours, theirs, _ in directions if a not in agree]
+    agree = [a for a, ours, theirs, _ in directions if ours * theirs > 0]
+    differ = [a for a, ours, theirs, _ in directions if ours * theirs < 0]
+    level = [a for a, ours, theirs, _ in directions if ours * theirs == 0]  # a difference of exactly 0
     noisy = [a for a, *_, within in directions if within]
     parts = [
         f"the direction against max agrees for {', '.join(agree)}" if agree else "",
         f"differs for {', '.join(differ)}" if differ else "",
+        f"no difference on one side for {', '.join(level)}" if level else "",
         f"theirs is within their own 1-max noise for {', '.join(noisy)}" if noisy else "",
     ]
     said = "; ".join(p for p in parts if p)
