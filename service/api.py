@@ -30,6 +30,7 @@ from service.schemas import (
     PredictResponse,
     TextPrediction,
 )
+from textcnn.attribution import explain_text
 from textcnn.bundle import CONFIG_FILE, Classifier
 from textcnn.errors import BundleError
 from textcnn.text import Batch, similar_length_chunks
@@ -169,8 +170,6 @@ class ExplainAPI(ls.LitAPI):
         return inputs
 
     def predict(self, batch: list[tuple[list[str], int]]) -> list[list[dict]]:
-        from textcnn.attribution import explain_text
-
         start = time.perf_counter()
         answers = [[explain_text(self.classifier, text, top=top) for text in texts] for texts, top in batch]
         metrics.observe_explain(

@@ -97,10 +97,11 @@ def model_tokens(classifier: Classifier, text: str) -> list[str]:
 
 def _word_vectors(model: TextCNN, ids: list[int]) -> torch.Tensor:
     """(L, D) float64: the summed channels for multichannel, as `TextCNN.embed` sums them."""
-    index = torch.as_tensor(ids, dtype=torch.long)
-    x = model.embedding.weight.detach().cpu().double()[index]
+    # Rows first, then float64: converting the whole table would copy it for every text.
+    index = torch.as_tensor(ids, dtype=torch.long, device=model.embedding.weight.device)
+    x = model.embedding.weight.detach()[index].cpu().double()
     if model.static_embedding is not None:
-        x = x + model.static_embedding.weight.detach().cpu().double()[index]
+        x = x + model.static_embedding.weight.detach()[index].cpu().double()
     return x
 
 
@@ -191,9 +192,9 @@ def _split(group: _Windows, alpha: torch.Tensor, weights: torch.Tensor, length: 
     return shares, filter_bias, token_parts
 
 
-def _forward(classifier: Classifier, text: str) -> tuple[torch.Tensor, list[Pooled]]:
+def _forward(classifier: Classifier, ids: list[int]) -> tuple[torch.Tensor, list[Pooled]]:
     """The float32 logits (C,) as the model computes them, and its pooled features per width."""
-    batch = classifier.encoder.pad([classifier.encoder.encode(text)], classifier.min_length)
+    batch = classifier.encoder.pad([ids], classifier.min_length)
     batch = batch.to(classifier.device)
     model = classifier.model.eval()
     with torch.inference_mode():
@@ -205,17 +206,15 @@ def _forward(classifier: Classifier, text: str) -> tuple[torch.Tensor, list[Pool
 def explain_text(classifier: Classifier, text: str, top: int = 5) -> dict:
     """The predicted class's logit of `text`, split over biases and tokens; see the module docstring."""
     model, config = classifier.model, classifier.model.config
-    tokens = model_tokens(classifier, text)
-    logits, pooled = _forward(classifier, text)
+    tokens, ids = model_tokens(classifier, text), classifier.encoder.encode(text)
+    logits, pooled = _forward(classifier, ids)
     c = int(logits.argmax())
     row = model.classifier.weight.detach()[c].cpu().double()  # (P,)
     output_bias = float(model.classifier.bias.detach()[c].cpu().double())
     filter_bias, token_parts = 0.0, torch.zeros(len(tokens), dtype=torch.float64)
     sides: dict[str, list[dict]] = {"for": [], "against": []}
     column = 0
-    for group, part in zip(
-        _windows(model, _word_vectors(model, classifier.encoder.encode(text))), pooled, strict=True
-    ):
+    for group, part in zip(_windows(model, _word_vectors(model, ids)), pooled, strict=True):
         for name, alpha in _coefficients(config, group, part):
             maps, slots, _ = alpha.shape
             weights = row[column : column + maps * slots].view(maps, slots)
