@@ -355,3 +355,21 @@ def test_the_section_names_their_misprints_once(tmp_path):
     assert "Ours: variant `rand`, vectors none (random init), 2 seed(s), fixed splits." in text
     assert "91.56 (91.67, 91.88) [Table 19 all, misprint]" in text
     assert text.count("Misprint in theirs, kept as printed: Table 19 all (trec)") == 1
+
+
+def test_fixed_split_seeds_give_single_split_datasets_their_own_number_of_seeds():
+    from textcnn.data import Fold
+    from textcnn.study import plan_runs
+
+    config = StudyConfig(datasets=("mr", "trec"), poolings=("max",), seeds=2, fixed_split_seeds=5)
+    folds = {
+        "mr": [Fold("f", i, None, None, None, "") for i in range(3)],
+        "trec": [Fold("t", None, None, None, None, "")],
+    }
+    runs = plan_runs(config, folds)
+    assert [(r.fold, r.seed) for r in runs if r.dataset == "mr"] == [(f, s) for f in range(3) for s in range(2)]
+    assert [(r.fold, r.seed) for r in runs if r.dataset == "trec"] == [(None, s) for s in range(5)]
+    assert "fixed_split_seeds" not in config.run_settings()  # a study grows by it
+    assert config.seeds_text() == "2 seed(s) per fold, 5 on fixed splits"
+    with pytest.raises(ConfigError):
+        StudyConfig(datasets=("mr",), poolings=("max",), fixed_split_seeds=0)

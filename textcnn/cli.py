@@ -218,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
         "is k = 3, plain local-max r = 3); ARM:no-conv pools the word vectors without convolution (the ablation)",
     )
     compare.add_argument("--seeds", type=_positive_int, help="training seeds per arm (0, 1, ...)")
+    compare.add_argument(
+        "--fixed-split-seeds",
+        type=_positive_int,
+        help="seeds per arm on the datasets with one fixed split (SST, TREC); default: --seeds",
+    )
     compare.add_argument("--folds", type=_positive_int, help="cross-validation folds (MR, Subj)")
     compare.add_argument("--max-folds", type=_positive_int, help="run only the first N folds")
     compare.add_argument("--variant", choices=VARIANTS, help="embedding variant")
@@ -315,7 +320,9 @@ VOCAB_FLAGS = {"min_count": "min_count", "max_vocab": "max_size", "max_length": 
 OFF_WHEN_ZERO = {"max_norm", "patience"}  # `--max-norm 0`, `--patience 0`: the config's None
 
 
-STUDY_FLAGS = {name: name for name in ("seeds", "folds", "variant", "epochs", "patience")}
+STUDY_FLAGS = {
+    name: name for name in ("seeds", "fixed_split_seeds", "folds", "variant", "epochs", "patience")
+}
 
 
 def _defaults_of(pairs) -> dict[str, object]:

@@ -76,6 +76,9 @@ class StudyConfig:
     datasets: tuple[str, ...]
     poolings: tuple[str, ...]
     seeds: int = 3
+    # Seeds on a dataset with one fixed split (SST, TREC), where seeds are the only replications;
+    # None: `seeds`. Zhang & Wallace-style studies want more there (10) than per fold (3).
+    fixed_split_seeds: int | None = None
     folds: int = 10  # cross-validated datasets: stratified k-fold
     max_folds: int | None = None  # run only the first N folds of a cross-validated dataset
     variant: str = "rand"
@@ -91,8 +94,9 @@ class StudyConfig:
             object.__setattr__(self, name, tuple(getattr(self, name)))
             if not getattr(self, name):
                 raise ConfigError(f"a study needs at least one of {name}")
-        if self.seeds < 1 or self.folds < 2 or (self.max_folds is not None and self.max_folds < 1):
-            raise ConfigError("seeds must be >= 1, folds >= 2 and max_folds >= 1")
+        at_least_one = (self.max_folds, self.fixed_split_seeds)
+        if self.seeds < 1 or self.folds < 2 or any(n is not None and n < 1 for n in at_least_one):
+            raise ConfigError("seeds, fixed_split_seeds and max_folds must be >= 1, folds >= 2")
         if len(set(self.poolings)) != len(self.poolings):
             raise ConfigError(f"a pooling is listed twice: {', '.join(self.poolings)}")
         for arm in self.poolings:
@@ -104,8 +108,19 @@ class StudyConfig:
     def run_settings(self) -> dict:
         """What every run's training depends on. Datasets, poolings, seeds and the number of folds
         run only choose which runs exist, so a study can grow by them and keep its finished runs."""
-        grows_by = {"datasets", "poolings", "seeds", "max_folds"}
+        grows_by = {"datasets", "poolings", "seeds", "fixed_split_seeds", "max_folds"}
         return {k: v for k, v in self.to_json().items() if k not in grows_by}
+
+    def seeds_for(self, fold: Fold) -> int:
+        """Seeds per arm on this fold: `fixed_split_seeds` on a fixed split, else `seeds`."""
+        if fold.index is None and self.fixed_split_seeds is not None:
+            return self.fixed_split_seeds
+        return self.seeds
+
+    def seeds_text(self) -> str:
+        if self.fixed_split_seeds is None or self.fixed_split_seeds == self.seeds:
+            return f"{self.seeds} seed(s)"
+        return f"{self.seeds} seed(s) per fold, {self.fixed_split_seeds} on fixed splits"
 
 
 @dataclass(frozen=True)
@@ -127,7 +142,7 @@ def plan_runs(config: StudyConfig, folds_by_dataset: dict[str, list[Fold]]) -> l
         Run(dataset, fold.index, seed, pooling)
         for dataset in config.datasets
         for fold in folds_by_dataset[dataset]
-        for seed in range(config.seeds)
+        for seed in range(config.seeds_for(fold))
         for pooling in config.poolings
     ]
 
@@ -423,7 +438,7 @@ def write_report(
     lines = [
         "# Pooling study",
         "",
-        f"Variant `{config.variant}`, poolings {', '.join(config.poolings)}; {config.seeds} seed(s); {folds}; "
+        f"Variant `{config.variant}`, poolings {', '.join(config.poolings)}; {config.seeds_text()}; {folds}; "
         f"up to {config.epochs} epochs, patience {config.patience}. {len(rows)} runs, "
         f"{_duration(total_seconds)} of training.",
     ]
@@ -634,7 +649,7 @@ def zhang_wallace_section(rows: Sequence[dict], config: StudyConfig) -> list[str
     cv = any(r["fold"] is not None for r in rows)
     folds = f"{config.max_folds or config.folds} fold(s) of {config.folds}-fold CV" if cv else "fixed splits"
     vectors = config.vectors or "none (random init)"
-    ours = f"variant `{config.variant}`, vectors {vectors}, {config.seeds} seed(s), {folds}"
+    ours = f"variant `{config.variant}`, vectors {vectors}, {config.seeds_text()}, {folds}"
     warning = (
         ""
         if config.variant == "non-static" and config.vectors
