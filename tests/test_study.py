@@ -367,7 +367,9 @@ def test_fixed_split_seeds_give_single_split_datasets_their_own_number_of_seeds(
         "trec": [Fold("t", None, None, None, None, "")],
     }
     runs = plan_runs(config, folds)
-    assert [(r.fold, r.seed) for r in runs if r.dataset == "mr"] == [(f, s) for f in range(3) for s in range(2)]
+    assert [(r.fold, r.seed) for r in runs if r.dataset == "mr"] == [
+        (f, s) for f in range(3) for s in range(2)
+    ]
     assert [(r.fold, r.seed) for r in runs if r.dataset == "trec"] == [(None, s) for s in range(5)]
     assert "fixed_split_seeds" not in config.run_settings()  # a study grows by it
     assert config.seeds_text() == "2 seed(s) per fold, 5 on fixed splits"
