@@ -49,6 +49,10 @@ def test_a_group_computes_what_each_of_its_models_computes(pooling, shape, conv_
         together = group(ids, lengths)  # (K, B, C)
         for k, model in enumerate(models):
             torch.testing.assert_close(together[k], model(*batches[k]), rtol=1e-5, atol=1e-5)
+            with torch.enable_grad():  # the convolutions of training, not prediction's filter bank
+                torch.testing.assert_close(together[k], model(*batches[k]).detach(), rtol=1e-5, atol=1e-5)
+                by_convolution = group(ids, lengths).detach()
+            torch.testing.assert_close(together, by_convolution, rtol=1e-5, atol=1e-5)
         # Each model convolved at its own batch's width: only padding columns are cut.
         own_widths = [int(b[1].max()) for b in batches]
         torch.testing.assert_close(group(ids, lengths, widths=own_widths), together, rtol=1e-5, atol=1e-5)

@@ -402,3 +402,41 @@ def test_config_from_json_rejects_unknown_keys():
     data = tiny_config().to_json() | {"num_layers": 2, "activation": "tanh"}
     with pytest.raises(ConfigError, match="unknown model config keys: activation, num_layers"):
         ModelConfig.from_json(data)
+
+
+# -- the filter bank: prediction's one product equals the per-width convolutions ---------------
+
+
+@pytest.mark.parametrize("variant", ["rand", "multichannel"])
+@pytest.mark.parametrize("filter_widths", [(3, 4, 5), (2, 5), (4,)])
+@pytest.mark.parametrize("wide", [True, False])
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_the_filter_bank_gives_what_the_convolutions_give(pooling, wide, filter_widths, variant):
+    model = tiny_model(pooling=pooling, wide=wide, filter_widths=filter_widths, variant=variant, kmax_k=2)
+    ids, lengths = padded(sentences([9, 1, 4, 6]), 5)  # a 1-token text: shorter than every filter
+    ids = torch.cat([ids, torch.zeros(4, 3, dtype=ids.dtype)], dim=1)  # and padding beyond the longest
+    with torch.enable_grad():  # training's path: one convolution per width
+        by_convolution = model.pooled(ids, lengths).detach()
+    with torch.no_grad():  # prediction's: the filter bank
+        by_bank = model.pooled(ids, lengths)
+        assert model.__dict__["_filter_bank"][1][0].shape == (
+            1,
+            max(filter_widths) * DIM,
+            len(filter_widths) * FILTERS,
+        )
+    torch.testing.assert_close(by_bank, by_convolution, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids[:1, :9], lengths[:1]), model(ids[:1], lengths[:1]))
+
+
+def test_the_filter_bank_follows_the_weights():
+    model = tiny_model()
+    ids, lengths = padded(sentences([6]), 5)
+    with torch.no_grad():
+        before = model(ids, lengths)
+        model.convs[0].weight.mul_(2.0)  # an in-place change, as an optimizer step makes
+        after = model(ids, lengths)
+        with torch.enable_grad():
+            expected = model(ids, lengths).detach()
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, expected, rtol=1e-5, atol=1e-5)

@@ -40,6 +40,8 @@ from textcnn.model import (
     ModelConfig,
     TextCNN,
     apply_max_norm,
+    banked_maps,
+    cached_filter_bank,
     dropout_pooled,
     pad_for_windows,
     pad_ids,
@@ -178,6 +180,9 @@ class ModelGroup(nn.Module):
         windows are skipped)."""
         cfg, K, B = self.config, self.models, ids.shape[1]
         ids = pad_ids(ids, cfg)
+        if cfg.convolution and not torch.is_grad_enabled():  # evaluation, prediction: one product
+            maps = banked_maps(self._embed(ids), lengths, cfg, *cached_filter_bank(self, K))
+            return torch.cat([pool_maps(m, mask, cfg).values for m, mask in maps], dim=1).view(K, B, -1)
         if not cfg.convolution:  # the word vectors themselves
             x = self._embed(ids).reshape(K * B, ids.shape[2], -1).transpose(1, 2)  # (K * B, D, T)
             return pool_maps(*width_maps(x, lengths.reshape(K * B), cfg, 1), cfg).values.view(K, B, -1)

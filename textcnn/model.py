@@ -195,6 +195,73 @@ def width_maps(
     return maps, window_mask(real_lengths, width, maps.shape[2])
 
 
+def filter_bank(
+    weights: list[torch.Tensor], biases: list[torch.Tensor], config: ModelConfig, models: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every filter width as one matrix, for prediction: (K, widest * D, widths * F) and bias (K, widths * F).
+
+    Each width-w filter is zero-padded to the widest width, on the left in wide mode (its window
+    then ends where the widest window ends, and both have L + widest - 1 windows), on the right in
+    narrow mode (it starts where the widest starts). The zero taps multiply zero, so a window's
+    activation is the same as its own convolution's; `banked_maps` then needs one matrix product
+    for all widths (and all K models) instead of one convolution call per width. Rows are
+    offset-major (row o * D + d), as `banked_maps` lays out its windows.
+    """
+    widest, D = max(config.filter_widths), config.embedding_dim
+    padded = [
+        F.pad(
+            w.view(models, -1, D, w.shape[-1]),
+            (widest - w.shape[-1], 0) if config.wide else (0, widest - w.shape[-1]),
+        )
+        for w in weights
+    ]
+    bank = torch.cat(padded, dim=1)  # (K, widths * F, D, widest)
+    matrix = bank.permute(0, 3, 2, 1).reshape(models, widest * D, -1)
+    return matrix, torch.cat([b.view(models, -1) for b in biases], dim=1)
+
+
+def banked_maps(
+    x: torch.Tensor, lengths: torch.Tensor, config: ModelConfig, matrix: torch.Tensor, bias: torch.Tensor
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """`width_maps` of every width at once, from word vectors x (K, B, T, D) (T >= widest, as after
+    `pad_ids`) and a `filter_bank`: per width, maps (K * B, F, windows) and mask (K * B, windows),
+    equal to `width_maps`' to rounding. The windows are cut out as one (K, B * n, widest * D) tensor
+    (im2col) and multiplied by the bank in one batched product: on a CPU that is 2-3x faster than
+    one convolution call per width for a short text, where fixed per-call costs dominate."""
+    K, B, T, D = x.shape
+    widest, widths = max(config.filter_widths), config.filter_widths
+    x = F.pad(x, (0, 0, widest - 1, widest - 1) if config.wide else (0, 0, 0, widest - min(widths)))
+    columns = x.unfold(2, widest, 1)  # (K, B, n, D, widest)
+    n = columns.shape[2]
+    columns = columns.transpose(3, 4).reshape(K, B * n, widest * D)
+    bias, matrix = bias.to(x.dtype), matrix.to(x.dtype)
+    if K == 1:  # a plain product: baddbmm would loop over its one batch entry
+        maps = torch.addmm(bias[0], columns[0], matrix[0]).clamp_min_(0)
+    else:
+        maps = torch.baddbmm(bias[:, None, :], columns, matrix).clamp_min_(0)
+    maps = maps.view(K * B, n, len(widths), -1).permute(0, 2, 3, 1)  # (K * B, widths, F, n)
+    flat_lengths = lengths.reshape(K * B)
+    out = []
+    for i, width in enumerate(widths):
+        windows = n if config.wide else T - width + 1
+        real_lengths = flat_lengths + 2 * (width - 1) if config.wide else flat_lengths
+        out.append((maps[:, i, :, :windows], window_mask(real_lengths, width, windows)))
+    return out
+
+
+def cached_filter_bank(module: nn.Module, models: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """`filter_bank` of a module's `convs`, rebuilt only when a weight has changed (an optimizer
+    step or `load_state_dict` bumps the tensor's version, `.to()` gives new storage)."""
+    tensors = [t for conv in module.convs for t in (conv.weight, conv.bias)]
+    key = tuple((t.data_ptr(), t._version, t.dtype) for t in tensors)
+    cached = module.__dict__.get("_filter_bank")
+    if cached is None or cached[0] != key:
+        with torch.no_grad():
+            bank = filter_bank(tensors[0::2], tensors[1::2], module.config, models)
+        module.__dict__["_filter_bank"] = cached = (key, bank)
+    return cached[1]
+
+
 def pool_maps(maps: torch.Tensor, mask: torch.Tensor, config: ModelConfig) -> Pooled:
     return pool(
         config.pooling,
@@ -255,14 +322,18 @@ class TextCNN(nn.Module):
                     table.weight.copy_(vectors)
                     table.weight[PAD_ID].zero_()
 
-    def embed(self, ids: torch.Tensor) -> torch.Tensor:
-        x = self.embedding(ids)  # (B, T, D)
+    def word_vectors(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids -> (B, T, D) vectors."""
+        x = self.embedding(ids)
         if self.static_embedding is not None:
             # Kim applies each filter to both channels and adds the results. A convolution is linear,
             # so conv(static) + conv(tuned) = conv(static + tuned): summing first is the same model
             # at half the cost (the doubled bias is just a different bias).
             x = x + self.static_embedding(ids)
-        return x.transpose(1, 2)  # (B, D, T): Conv1d slides over the last axis
+        return x
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.word_vectors(ids).transpose(1, 2)  # (B, D, T): Conv1d slides over the last axis
 
     def feature_maps(
         self, ids: torch.Tensor, lengths: torch.Tensor
@@ -282,6 +353,17 @@ class TextCNN(nn.Module):
         """Pooled feature maps per filter width, with the positions they came from where defined."""
         return [pool_maps(maps, mask, self.config) for maps, mask in self.feature_maps(ids, lengths)]
 
+    def pooled(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The pooled vector (B, pooled_size). Without gradients (prediction, evaluation) the
+        convolutions run as one `filter_bank` product (`banked_maps`): the same maps, to rounding,
+        in fewer and larger kernels; training keeps one convolution per width."""
+        cfg = self.config
+        if torch.is_grad_enabled() or not cfg.convolution:
+            return torch.cat([p.values for p in self.features(ids, lengths)], dim=1)
+        x = self.word_vectors(pad_ids(ids, cfg))[None]  # (1, B, T, D)
+        maps = banked_maps(x, lengths, cfg, *cached_filter_bank(self))
+        return torch.cat([pool_maps(m, mask, cfg).values for m, mask in maps], dim=1)
+
     def window_tokens(self, position: int, width: int, length: int) -> range:
         """Indices of the sentence's tokens (of `length`) that window `position` of `width` covers."""
         start = position - (width - 1) if self.config.wide else position
@@ -294,7 +376,7 @@ class TextCNN(nn.Module):
         (B, pooled_size) drawn by the caller: the library's trainer draws each model's masks from
         its own seed, so a model trains the same alone or in a group. Without a mask, a model in
         training mode draws its own (`F.dropout`), so it also trains in a plain PyTorch loop."""
-        pooled = torch.cat([p.values for p in self.features(ids, lengths)], dim=1)  # (B, pooled_size)
+        pooled = self.pooled(ids, lengths)
         if keep is not None:
             pooled = dropout_pooled(pooled, keep, self.config.dropout)
         elif self.training:
