@@ -260,6 +260,11 @@ class NGram(BaseModel):
     part: Literal["max", "avg"] | None = Field(
         None, description="With max+avg pooling, which half of the pooled vector; else null."
     )
+    member: int | None = Field(
+        None,
+        description="For an ensemble, the member whose filter this is; contribution, filter_bias and "
+        "token_parts are then its share of the members' mean logit (divided by their number). Else null.",
+    )
 
 
 class Explanation(BaseModel):

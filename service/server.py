@@ -118,6 +118,7 @@ def model_card(classifier: Classifier, settings: ServeSettings) -> dict:
         "data": classifier.info.get("data"),
         "metrics": classifier.info.get("metrics"),
         "training": {k: training.get(k) for k in ("best_epoch", "epochs_run", "stopped_early", "config")},
+        "ensemble": classifier.info.get("ensemble") if classifier.is_ensemble else None,
         "vectors": classifier.info.get("vectors"),
         "versions": {"trained_with": bundle.get("versions"), "serving": _versions()},
         "limits": {

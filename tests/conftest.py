@@ -55,7 +55,7 @@ def one_thread():
         yield
 
 
-def train_tiny_bundle(out: Path) -> dict:
+def train_tiny_bundle(out: Path, *flags: str) -> dict:
     """The one training run behind `tiny_bundle`; returns the `train` command's JSON summary.
 
     `textcnn train` in this process: fold 1 of 3 of the 12 sample sentences (4 held out as its test
@@ -64,7 +64,18 @@ def train_tiny_bundle(out: Path) -> dict:
     from textcnn.cli import main
 
     argv = ["train", "--train", str(REPO / "data" / "samples" / "tiny.csv"), "--folds", "3", "--fold", "1"]
-    argv += ["--out", str(out), "--epochs", "3", "--embedding-dim", "16", "--num-filters", "8", "--quiet"]
+    argv += [
+        "--out",
+        str(out),
+        "--epochs",
+        "3",
+        "--embedding-dim",
+        "16",
+        "--num-filters",
+        "8",
+        "--quiet",
+        *flags,
+    ]
     summary = io.StringIO()
     sigterm = signal.getsignal(signal.SIGTERM)  # `train` turns SIGTERM into Ctrl-C: pytest's back after
     try:
@@ -85,4 +96,12 @@ def tiny_bundle(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bundle") / "tiny"
     summary = train_tiny_bundle(out)
     assert summary["folds"][0]["fold"] == "fold-1" and summary["folds"][0]["test"]["n"] == 4
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_ensemble(tmp_path_factory) -> Path:
+    """`tiny_bundle`'s training as an ensemble of 3 (`--ensemble 3`), in a folder named `tiny3`."""
+    out = tmp_path_factory.mktemp("ensemble") / "tiny3"
+    train_tiny_bundle(out, "--ensemble", "3")
     return out

@@ -538,3 +538,20 @@ def test_textcnn_serve_help_lists_every_flag():
     for flag in [*flags, *more, "--max-explain-texts", "--explain-workers"]:
         assert flag in result.stdout
     assert json.loads(dockerfile_instruction("CMD"))[0] == "serve"
+
+
+def test_an_ensemble_bundle_serves_predictions_explanations_and_its_members(tiny_ensemble):
+    ensemble = Classifier.load(tiny_ensemble, device="cpu")
+    texts = ["a wonderful film", "dull and lifeless", "fine"]
+    with serving("--model", str(tiny_ensemble), "--num-api-servers", "1") as (process, url):
+        body = httpx.post(f"{url}/predict", json={"texts": texts, "probabilities": True}).json()
+        for got, expected in zip(body["predictions"], ensemble.predict(texts), strict=True):
+            assert got["label"] == expected.label and got["score"] == pytest.approx(expected.score, abs=1e-5)
+        explained = httpx.post(f"{url}/explain", json={"text": texts[0]}).json()["explanations"][0]
+        assert explained["label"] == ensemble.predict(texts[:1])[0].label
+        assert {entry["member"] for entry in explained["for"] + explained["against"]} <= {0, 1, 2}
+        info = httpx.get(f"{url}/info").json()["model"]
+        assert info["ensemble"]["size"] == 3 and [m["seed"] for m in info["ensemble"]["members"]] == [0, 1, 2]
+        assert all(0 <= m["dev_accuracy"] <= 1 for m in info["ensemble"]["members"])
+        code, output = stop(process)
+    assert code == 0 and "Traceback" not in output

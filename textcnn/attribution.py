@@ -192,23 +192,18 @@ def _split(group: _Windows, alpha: torch.Tensor, weights: torch.Tensor, length: 
     return shares, filter_bias, token_parts
 
 
-def _forward(classifier: Classifier, ids: list[int]) -> tuple[torch.Tensor, list[Pooled]]:
+def _forward(model: TextCNN, batch) -> tuple[torch.Tensor, list[Pooled]]:
     """The float32 logits (C,) as the model computes them, and its pooled features per width."""
-    batch = classifier.encoder.pad([ids], classifier.min_length)
-    batch = batch.to(classifier.device)
-    model = classifier.model.eval()
     with torch.inference_mode():
-        pooled = model.features(batch.ids, batch.lengths)
+        pooled = model.eval().features(batch.ids, batch.lengths)
         logits = model.classifier(torch.cat([p.values for p in pooled], dim=1)).float()[0].cpu()
     return logits, pooled
 
 
-def explain_text(classifier: Classifier, text: str, top: int = 5) -> dict:
-    """The predicted class's logit of `text`, split over biases and tokens; see the module docstring."""
-    model, config = classifier.model, classifier.model.config
-    tokens, ids = model_tokens(classifier, text), classifier.encoder.encode(text)
-    logits, pooled = _forward(classifier, ids)
-    c = int(logits.argmax())
+def _member_split(model: TextCNN, tokens: list[str], ids: list[int], pooled: list[Pooled], c: int, top: int):
+    """One model's logit of class c split: (output bias, filter bias, token parts (L,), entries for
+    and against), as the module docstring has it."""
+    config = model.config
     row = model.classifier.weight.detach()[c].cpu().double()  # (P,)
     output_bias = float(model.classifier.bias.detach()[c].cpu().double())
     filter_bias, token_parts = 0.0, torch.zeros(len(tokens), dtype=torch.float64)
@@ -227,21 +222,59 @@ def explain_text(classifier: Classifier, text: str, top: int = 5) -> dict:
                     ngram = _ngram(group, tokens, entry, weights, alpha, shares)
                     sides[side].append(ngram if name is None else ngram | {"part": name})
     assert column == row.numel(), (column, row.numel())
-    logit = float(logits[c])
+    return output_bias, filter_bias, token_parts, sides
+
+
+def _share(entry: dict, member: int, members: int) -> dict:
+    """An ensemble member's entry as its share of the mean logit: contribution, filter bias and
+    token parts divided by the member count (activation and weight stay the member's own)."""
+    return entry | {
+        "member": member,
+        "contribution": entry["contribution"] / members,
+        "filter_bias": entry["filter_bias"] / members,
+        "token_parts": [part / members for part in entry["token_parts"]],
+    }
+
+
+def explain_text(classifier: Classifier, text: str, top: int = 5) -> dict:
+    """The predicted class's logit of `text`, split over biases and tokens; see the module docstring.
+
+    An ensemble predicts the mean of its members' probabilities; what is split is then the mean of
+    its members' logits for the class it predicts: each member's split divided by their number,
+    added up (entries carry their "member"). The log of a mean of softmaxes has no exact split
+    over tokens, but the mean logit does, and it is what moves each member's probability."""
+    members, config = classifier.members, classifier.model.config
+    tokens, ids = model_tokens(classifier, text), classifier.encoder.encode(text)
+    batch = classifier.encoder.pad([ids], classifier.min_length).to(classifier.device)
+    forwards = [_forward(model, batch) for model in members]
+    probabilities = torch.stack([torch.softmax(logits, dim=0) for logits, _ in forwards]).mean(dim=0)
+    c, K = int(probabilities.argmax()), len(members)
+    logit = output_bias = filter_bias = 0.0
+    token_parts = torch.zeros(len(tokens), dtype=torch.float64)
+    sides: dict[str, list[dict]] = {"for": [], "against": []}
+    for k, (model, (logits, pooled)) in enumerate(zip(members, forwards, strict=True)):
+        bias, filters, parts, entries = _member_split(model, tokens, ids, pooled, c, top)
+        logit, output_bias, filter_bias = (
+            logit + float(logits[c]) / K,
+            output_bias + bias / K,
+            filter_bias + filters / K,
+        )
+        token_parts += parts / K
+        for side, listed in entries.items():
+            sides[side] += listed if not classifier.is_ensemble else [_share(e, k, K) for e in listed]
     return {
         "text": text,
         "tokens": tokens,
         "label": classifier.label_names[c],
-        "probabilities": dict(
-            zip(classifier.label_names, torch.softmax(logits, dim=0).tolist(), strict=True)
-        ),
+        "probabilities": dict(zip(classifier.label_names, probabilities.tolist(), strict=True)),
         "logit": logit,
         "output_bias": output_bias,
         "filter_bias": filter_bias,
         "token_parts": token_parts.tolist(),
         "residual": logit - output_bias - filter_bias - float(token_parts.sum()),
         "exact": config.pooling != "logsumexp",
-        "attribution": _attribution(config),
+        "attribution": _attribution(config)
+        + (f" The mean of {K} members' logits." if classifier.is_ensemble else ""),
         "for": sorted(sides["for"], key=lambda g: -g["contribution"])[:top],
         "against": sorted(sides["against"], key=lambda g: g["contribution"])[:top],
     }

@@ -1,5 +1,9 @@
 """A trained model as a folder anyone can serve: config.json, vocab.json, weights.safetensors.
 
+An ensemble (`textcnn.ensemble`) is a bundle too: one vocabulary, the members' weights stacked
+(the `ModelGroup` layout), and an `ensemble` section in config.json with the member count and
+what each member did in training. `Classifier` serves both alike.
+
 No pickle anywhere: the config is JSON (model and training settings, label names, tokenizer
 settings, metrics, package versions), the weights are safetensors. `config.json` records the
 sha256 of the weights, so a truncated or swapped weights file is caught at load time rather than
@@ -18,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from textcnn.ensemble import Ensemble
 from textcnn.errors import BundleError, TextCNNError
 from textcnn.model import ModelConfig, TextCNN
 from textcnn.runtime import atomic_write_bytes, package_versions, resolve_device
@@ -39,10 +44,17 @@ class Prediction:
 
 
 class Classifier:
-    """A model with its vocabulary and label names: texts in, label names and probabilities out."""
+    """A model with its vocabulary and label names: texts in, label names and probabilities out.
+
+    `model` is a `TextCNN` or an `Ensemble` (whose forward gives the log of its members' mean
+    probabilities, so everything below treats it as one model's logits)."""
 
     def __init__(
-        self, model: TextCNN, encoder: TextEncoder, label_names: Sequence[str], info: dict | None = None
+        self,
+        model: TextCNN | Ensemble,
+        encoder: TextEncoder,
+        label_names: Sequence[str],
+        info: dict | None = None,
     ):
         if len(label_names) != model.config.num_classes:
             raise BundleError(
@@ -56,6 +68,15 @@ class Classifier:
         self.encoder = encoder
         self.label_names = list(label_names)
         self.info = dict(info or {})  # everything else from config.json: training, data, metrics
+
+    @property
+    def is_ensemble(self) -> bool:
+        return isinstance(self.model, Ensemble)
+
+    @property
+    def members(self) -> list[TextCNN]:
+        """The single models behind the predictions: the model itself, or an ensemble's members."""
+        return self.model.member_models() if isinstance(self.model, Ensemble) else [self.model]
 
     @property
     def device(self) -> torch.device:
@@ -131,7 +152,9 @@ class Classifier:
                 "dtype": "float16" if half else "float32",
                 "sha256": hashlib.sha256(weights).hexdigest(),
             },
-        } | {k: v for k, v in self.info.items() if k not in _RESERVED_KEYS}
+        } | {k: v for k, v in self.info.items() if k not in _RESERVED_KEYS and k != "ensemble"}
+        if self.is_ensemble:  # only an ensemble's config has the section: it decides how to load
+            config["ensemble"] = self._ensemble_section()
         # config.json goes last: it names the weights' digest, so a bundle caught half-written
         # (new weights, old config) is reported as inconsistent instead of loading.
         atomic_write_bytes(path / WEIGHTS_FILE, weights)
@@ -140,6 +163,15 @@ class Classifier:
         )
         atomic_write_bytes(path / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False).encode())
         return path
+
+    def _ensemble_section(self) -> dict:
+        """config.json's `ensemble`: the member count (which the weights' shapes follow) and what
+        training said of each member (`info["ensemble"]["members"]`, when it came from training)."""
+        size = self.model.models
+        members = list((self.info.get("ensemble") or {}).get("members") or [{} for _ in range(size)])
+        if len(members) != size:
+            raise BundleError(f"{len(members)} member records for an ensemble of {size}")
+        return {**(self.info.get("ensemble") or {}), "size": size, "members": members}
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "auto") -> Classifier:
@@ -155,7 +187,9 @@ class Classifier:
             raise BundleError(f"{path / CONFIG_FILE}: {exc}") from None
         except (KeyError, TypeError) as exc:
             raise BundleError(f"{path / CONFIG_FILE}: malformed model section ({exc})") from None
-        model = TextCNN(model_config)
+        model = (
+            TextCNN(model_config) if "ensemble" not in config else Ensemble(model_config, _size(path, config))
+        )
         model.load_state_dict(_read_weights(path, config, model))
         classifier = cls(
             model, encoder, config["labels"], {k: v for k, v in config.items() if k not in _RESERVED_KEYS}
@@ -196,7 +230,18 @@ def _read_config(path: Path) -> dict:
     return config
 
 
-def _read_weights(path: Path, config: dict, model: TextCNN) -> dict[str, torch.Tensor]:
+def _size(path: Path, config: dict) -> int:
+    section = config["ensemble"]
+    size = section.get("size") if isinstance(section, dict) else None
+    members = section.get("members") if isinstance(section, dict) else None
+    if type(size) is not int or size < 1 or not isinstance(members, list) or len(members) != size:
+        raise BundleError(
+            f"{path / CONFIG_FILE}: malformed ensemble section (needs size >= 1 and one record per member)"
+        )
+    return size
+
+
+def _read_weights(path: Path, config: dict, model: TextCNN | Ensemble) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load
 
@@ -228,5 +273,15 @@ def _read_weights(path: Path, config: dict, model: TextCNN) -> dict[str, torch.T
             )
         state[name] = tensor.float()
         if not torch.isfinite(state[name]).all():
-            raise BundleError(f"{weights_path}: {name} holds NaN or infinite values")
+            raise BundleError(
+                f"{weights_path}: {name} holds NaN or infinite values{_which_member(model, state[name])}"
+            )
     return state
+
+
+def _which_member(model: TextCNN | Ensemble, tensor: torch.Tensor) -> str:
+    """' (member k of K)' for an ensemble's stacked tensor, naming the first member that is broken."""
+    if not isinstance(model, Ensemble) or tensor.dim() == 0:
+        return ""
+    finite = torch.isfinite(tensor.view(model.models, -1)).all(dim=1)
+    return f" (member {int((~finite).nonzero()[0, 0])} of {model.models})"

@@ -154,6 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     fitting.add_argument("--min-count", type=_positive_int, help="drop words seen fewer times in train")
     fitting.add_argument("--max-vocab", type=int, help="keep at most this many words")
     fitting.add_argument("--max-length", type=_positive_int, help="truncate texts to this many tokens")
+    fitting.add_argument(
+        "--ensemble",
+        type=_positive_int,
+        default=1,
+        metavar="K",
+        help="train K models (seeds SEED .. SEED + K - 1) in one batched computation and save them as "
+        "one bundle that predicts the mean of their probabilities; without per-epoch checkpoints "
+        "(default: 1, a single model)",
+    )
     fitting.add_argument("--half", action="store_true", help="store fp16 weights (half the bundle size)")
     fitting.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from its checkpoint"
@@ -431,6 +440,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.half,
         on_fold=report,
         together=not (args.one_at_a_time or args.resume),
+        ensemble=args.ensemble,
     )
     if "test" in run.summary:
         print(f"{corpus.name}: test {format_summary(run.summary['test'])}", file=sys.stderr)

@@ -1,5 +1,8 @@
 """From texts to trained classifiers: one run (`train_classifier`), and a protocol's folds (`train_folds`).
 
+An ensemble of K (`train_folds(..., ensemble=K)`) is K runs of one fold that differ only in their
+seed (seed, seed + 1, ...), trained together by `fit_group` and joined by `finish_ensemble`.
+
 A run is a `data.Fold` (train, dev, and maybe test texts) plus `RunSettings`: the vocabulary comes
 from the training texts only, pretrained vectors are read for that vocabulary, the model is drawn
 from the run's seed, `textcnn.train.fit` trains it, and the outcome carries the `Classifier` with
@@ -20,6 +23,7 @@ import torch
 from textcnn.bundle import Classifier
 from textcnn.checkpoint import CHECKPOINT_FILE
 from textcnn.data import Corpus, Fold, LabeledTexts
+from textcnn.ensemble import Ensemble
 from textcnn.errors import ConfigError
 from textcnn.evaluate import classification_metrics
 from textcnn.model import ModelConfig, TextCNN
@@ -257,6 +261,68 @@ def train_together(
     return [outcomes[k] for k in sorted(outcomes)]
 
 
+def member_settings(settings: RunSettings, member: int) -> RunSettings:
+    """Member k of an ensemble: the run's settings with seed + k (initial weights, data order,
+    dropout masks, random vectors for words the pretrained table lacks)."""
+    return dataclasses.replace(
+        settings, train=dataclasses.replace(settings.train, seed=settings.train.seed + member)
+    )
+
+
+def finish_ensemble(runs: Sequence[PreparedRun], members: Sequence[TrainOutcome]) -> TrainOutcome:
+    """One classifier from the trained members of one fold (`member_settings`): their weights
+    stacked as an `Ensemble`, its own dev and test metrics, and what each member did, in the
+    bundle's `ensemble` section. Its `fit`: the latest best epoch of any member, the ensemble's
+    dev accuracy, interrupted if any member was."""
+    first = runs[0]
+    ensemble = Ensemble.of([m.classifier.model for m in members]).eval()
+    dev_predictions, _ = evaluate_split(ensemble, first.dev)
+    dev_metrics = classification_metrics(
+        first.dev.labels.tolist(), dev_predictions.tolist(), first.label_names
+    )
+    test_metrics = test_predictions = None
+    if first.test is not None:
+        predicted, _ = evaluate_split(ensemble, first.test)
+        test_predictions = predicted.tolist()
+        test_metrics = classification_metrics(first.test.labels.tolist(), test_predictions, first.label_names)
+    fits = [m.fit for m in members]
+    fit = FitResult(
+        best_epoch=max(f.best_epoch for f in fits),
+        best_dev_accuracy=dev_metrics["accuracy"],
+        epochs_run=max(f.epochs_run for f in fits),
+        history=[{"member": k, **epoch} for k, f in enumerate(fits) for epoch in f.history],
+        interrupted=any(f.interrupted for f in fits),
+        stopped_early=all(f.stopped_early for f in fits),
+        seconds=max(f.seconds for f in fits),
+    )
+    records = [
+        {
+            "seed": run.settings.train.seed,
+            "best_epoch": m.fit.best_epoch,
+            "epochs_run": m.fit.epochs_run,
+            "stopped_early": m.fit.stopped_early,
+            "dev_accuracy": m.dev_metrics["accuracy"],
+            "test_accuracy": m.test_metrics["accuracy"] if m.test_metrics else None,
+        }
+        for run, m in zip(runs, members, strict=True)
+    ]
+    info = dict(members[0].classifier.info)
+    info["training"] = info["training"] | {
+        "best_epoch": fit.best_epoch,
+        "epochs_run": fit.epochs_run,
+        "stopped_early": fit.stopped_early,
+        "interrupted": fit.interrupted,
+        "seconds": round(fit.seconds, 2),
+    }
+    info["metrics"] = {
+        "dev": _headline(dev_metrics),
+        "test": _headline(test_metrics) if test_metrics else None,
+    }
+    info["ensemble"] = {"combine": "mean of the members' probabilities", "members": records}
+    classifier = Classifier(ensemble, first.encoder, first.label_names, info)
+    return TrainOutcome(classifier, fit, dev_metrics, test_metrics, first.coverage, test_predictions)
+
+
 def _headline(metrics: dict) -> dict:
     return {k: metrics[k] for k in ("n", "accuracy", "macro_f1")}
 
@@ -281,6 +347,7 @@ def train_folds(
     half: bool = False,
     on_fold: Callable[[Fold, TrainOutcome], None] | None = None,
     together: bool = False,
+    ensemble: int = 1,
 ) -> ProtocolRun:
     """Train one bundle per fold and summarise; a single fold writes its bundle straight to `out`.
 
@@ -289,6 +356,12 @@ def train_folds(
     `together=True` trains the folds as one group (`fit_group`): faster, but without per-epoch
     checkpoints; after an interruption, `resume` keeps the folds that finished and trains the
     others again, one at a time.
+
+    `ensemble=K` (> 1) writes one ensemble bundle per fold: K members (seeds seed .. seed + K - 1)
+    trained as one group, all folds' members in one group with `together`. Ensembles keep no
+    per-epoch checkpoints: Ctrl-C writes each fold's members at their best epoch so far (marked
+    interrupted), and `resume` keeps the folds whose ensembles finished and trains the others again
+    from the start.
     """
     from textcnn.evaluate import summarize_folds
 
@@ -297,9 +370,8 @@ def train_folds(
     done: dict[int, tuple[TrainOutcome, Path | None]] = {}  # position in `folds` -> outcome, bundle
 
     def keep(position: int, outcome: TrainOutcome) -> None:
-        run_dir, bundle = run_dirs[position], None
-        if outcome.fit.best_epoch > 0:  # interrupted before any epoch ended: nothing worth writing
-            bundle = outcome.classifier.save(run_dir, half=half)
+        run_dir = run_dirs[position]
+        bundle = _write_bundle(outcome, run_dir, half)
         if not outcome.fit.interrupted:  # finished: nothing left to resume
             (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
         done[position] = (outcome, bundle)
@@ -318,7 +390,9 @@ def train_folds(
     def info(position: int) -> dict:
         return _data_info(corpus, folds[position], settings.train.seed)
 
-    if together and len(pending) > 1:
+    if ensemble != 1:
+        _train_ensembles(corpus, folds, settings, pending, ensemble, together, progress, info, keep)
+    elif together and len(pending) > 1:
         prepared = [
             prepare_run(folds[p], corpus.label_names, settings, corpus.lowercase, info(p)) for p in pending
         ]
@@ -350,6 +424,64 @@ def train_folds(
     if len(folds) > 1:
         atomic_write_bytes(out / "cv.json", json.dumps(summary, indent=2).encode())
     return ProtocolRun(outcomes, bundles, summary)
+
+
+def _train_ensembles(
+    corpus: Corpus,
+    folds: Sequence[Fold],
+    settings: RunSettings,
+    pending: Sequence[int],
+    size: int,
+    together: bool,
+    progress: bool,
+    info: Callable[[int], dict],
+    keep: Callable[[int, TrainOutcome], None],
+) -> None:
+    """`train_folds`' ensembles: the pending folds' members, as one group (`together`) or fold by
+    fold; `keep(position, outcome)` as soon as a fold's last member has stopped."""
+    if size < 1:
+        raise ConfigError(f"an ensemble needs at least one member, got {size}")
+    for positions in [list(pending)] if together else [[p] for p in pending]:
+        keys = [(p, k) for p in positions for k in range(size)]
+        prepared = [
+            prepare_run(folds[p], corpus.label_names, member_settings(settings, k), corpus.lowercase, info(p))
+            for p, k in keys
+        ]
+        if not _train_members(keys, prepared, size, progress, keep):
+            return  # Ctrl-C: the folds not yet trained stay untrained
+
+
+def _train_members(
+    keys: list[tuple[int, int]],
+    prepared: list[PreparedRun],
+    size: int,
+    progress: bool,
+    keep: Callable[[int, TrainOutcome], None],
+) -> bool:
+    """Members `keys` ((fold position, member) pairs) as one group; False if interrupted."""
+    members: dict[int, dict[int, TrainOutcome]] = {p: {} for p, _ in keys}
+
+    def finished(i: int, outcome: TrainOutcome) -> None:
+        p, k = keys[i]
+        members[p][k] = outcome
+        if len(members[p]) == size:
+            runs = [prepared[keys.index((p, j))] for j in range(size)]
+            keep(p, finish_ensemble(runs, [members[p][j] for j in range(size)]))
+
+    outcomes = train_together(prepared, progress, on_outcome=finished)
+    return len(outcomes) == len(prepared) and not any(o.fit.interrupted for o in outcomes)
+
+
+def _write_bundle(outcome: TrainOutcome, run_dir: Path, half: bool) -> Path | None:
+    """The outcome's bundle in `run_dir` (an ensemble's with every member's epochs in its log);
+    None when it was interrupted before any epoch ended: nothing worth writing."""
+    if outcome.fit.best_epoch == 0:
+        return None
+    bundle = outcome.classifier.save(run_dir, half=half)
+    if outcome.classifier.is_ensemble:
+        lines = "".join(json.dumps(epoch) + "\n" for epoch in outcome.fit.history)
+        atomic_write_bytes(run_dir / LOG_FILE, lines.encode())
+    return bundle
 
 
 def _data_info(corpus: Corpus, fold: Fold, split_seed: int) -> dict:
