@@ -2,6 +2,13 @@
 
     python benchmarks/accuracy.py --data-dir ../shared/data            # the full benchmark
     python benchmarks/accuracy.py --data-dir ../shared/data --quick    # 1 fold, 2 epochs: a smoke run
+    python benchmarks/accuracy.py --data-dir ../shared/data --variants non-static:ens5 \
+        --vector-datasets mr,subj,sst1,sst2,trec --baselines "" \
+        --out benchmarks/results/ensembles.json                      # 5-model ensembles (--ensemble 5)
+
+A variant `VARIANT:ensK` trains K members per fold (seeds SEED .. SEED + K - 1) as one ensemble; its
+row also has the members' own test accuracies (K single models on the same folds), and the table
+sets the ensemble beside them and the linear baselines.
 
 Writes benchmarks/results/accuracy.json after every finished configuration, and skips those already
 there, so an interrupted run continues where it stopped (--fresh starts over). Cross-validated
@@ -27,6 +34,7 @@ from textcnn.runs import RunSettings, train_folds
 from textcnn.train import TrainConfig
 
 RESULTS = Path(__file__).parent / "results" / "accuracy.json"
+BASELINE_RESULTS = RESULTS.parent / "baselines.json"  # the linear rows the ensembles' table is set beside
 
 
 def machine() -> dict:
@@ -83,15 +91,30 @@ def run_baseline(dataset: str, name: str, args: argparse.Namespace) -> dict:
 def run_configuration(dataset: str, variant: str, args: argparse.Namespace) -> dict:
     corpus, folds, protocol = benchmark_folds(dataset, args)
     train_config = TrainConfig(epochs=args.epochs, patience=args.patience or None, seed=args.seed)
-    options = model_options(variant)
+    options, members = model_options(variant)
     vectors = None if options["variant"] == "rand" else args.vectors
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         settings = RunSettings(options, train_config, vectors=vectors)
-        run = train_folds(corpus, folds, Path(scratch) / "model", settings, progress=not args.quiet)
+        run = train_folds(
+            corpus, folds, Path(scratch) / "model", settings, progress=not args.quiet, ensemble=members
+        )
     seconds = time.perf_counter() - started
     accuracies = [o.test_metrics["accuracy"] for o in run.outcomes]
     train_speeds = [h["sentences_per_second"] for o in run.outcomes for h in o.fit.history]
+    ensemble = {}
+    if members > 1:  # the members are K single models on the same folds: the single-model figure
+        per_member = [
+            [m["test_accuracy"] for m in o.classifier.info["ensemble"]["members"]] for o in run.outcomes
+        ]
+        ensemble = {
+            "ensemble": members,
+            "member_test_accuracy": statistics.fmean(a for fold in per_member for a in fold),
+            "member_test_accuracy_per_fold": per_member,
+            "member_best_epochs": [
+                [m["best_epoch"] for m in o.classifier.info["ensemble"]["members"]] for o in run.outcomes
+            ],
+        }
     return {
         "dataset": dataset,
         "variant": variant,
@@ -109,21 +132,25 @@ def run_configuration(dataset: str, variant: str, args: argparse.Namespace) -> d
         "kim2014": load_kim(dataset, variant),
         "wall_seconds": round(seconds, 1),
         "epoch_sentences_per_second": round(statistics.median(train_speeds), 1),
+        **ensemble,
     }
 
 
-def model_options(variant: str) -> dict:
-    """`rand-50d` is CNN-rand at the width of the 50-d vectors: the fair baseline for them, since
-    Kim's CNN-rand has 300-d embeddings and so six times the capacity per word."""
+def model_options(variant: str) -> tuple[dict, int]:
+    """(model options, ensemble members) of a variant name. `rand-50d` is CNN-rand at the width of
+    the 50-d vectors: the fair baseline for them, since Kim's CNN-rand has 300-d embeddings and so
+    six times the capacity per word. `VARIANT:ensK`: an ensemble of K of them."""
+    variant, _, ensemble = variant.partition(":ens")
+    members = int(ensemble) if ensemble else 1
     if variant.startswith("rand-") and variant.endswith("d"):
-        return {"variant": "rand", "embedding_dim": int(variant[len("rand-") : -1])}
-    return {"variant": variant}
+        return {"variant": "rand", "embedding_dim": int(variant[len("rand-") : -1])}, members
+    return {"variant": variant}, members
 
 
 def load_kim(dataset: str, variant: str) -> float | None:
     from textcnn.data import REGISTRY
 
-    return REGISTRY[dataset].kim2014.get(variant)
+    return REGISTRY[dataset].kim2014.get(variant.partition(":ens")[0])
 
 
 def main() -> int:
@@ -166,7 +193,7 @@ def main() -> int:
         (d, v)
         for v in args.variants.split(",")
         for d in args.datasets.split(",")
-        if v == "rand" or d in args.vector_datasets.split(",")
+        if v.partition(":ens")[0] == "rand" or d in args.vector_datasets.split(",")
     ]
     if args.only_baselines:
         plan = []
@@ -191,7 +218,31 @@ def main() -> int:
             flush=True,
         )
     print(table(results["runs"]))
+    if any(r.get("ensemble") for r in results["runs"]):
+        linear = BASELINE_RESULTS if BASELINE_RESULTS.exists() else args.out
+        print(side_by_side(results["runs"] + json.loads(linear.read_text()).get("runs", [])))
     return 0
+
+
+def side_by_side(runs: list[dict]) -> str:
+    """Per dataset and ensemble: its members alone (mean), the ensemble, the linear baselines."""
+    by_key = {(r["dataset"], r["variant"]): r for r in reversed(runs)}  # the first listed wins
+    lines = [
+        "| dataset | ensemble | members alone (mean) | ensemble | tfidf-lr | nbsvm | − members | − best linear |",
+        "|---|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for (dataset, variant), row in by_key.items():
+        if not row.get("ensemble"):
+            continue
+        linear = [by_key.get((dataset, b)) for b in BASELINES]
+        best = max((r["test_accuracy"] for r in linear if r), default=None)
+        cells = [f"{100 * r['test_accuracy']:.1f}" if r else "—" for r in linear]
+        versus = f"{100 * (row['test_accuracy'] - best):+.1f}" if best is not None else "—"
+        lines.append(
+            f"| {dataset} | {variant} | {100 * row['member_test_accuracy']:.1f} | {_accuracy(row)} | "
+            f"{' | '.join(cells)} | {100 * (row['test_accuracy'] - row['member_test_accuracy']):+.1f} | {versus} |"
+        )
+    return "\n".join(lines)
 
 
 def table(runs: list[dict]) -> str:
