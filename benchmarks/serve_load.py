@@ -3,6 +3,8 @@
     python benchmarks/serve_load.py                      # models/default, about 4 minutes
     python benchmarks/serve_load.py --sweep              # also try LitServe settings (about 10 more)
     python benchmarks/serve_load.py --paired-only        # only the paired ratio (2 min), into serve.json
+    python benchmarks/serve_load.py --versus models/ensemble --out benchmarks/results/serve_ensemble.json
+                                                         # --model against another bundle, paired (3 min)
 
 Closed loop: `hey` (Debian package `hey`) keeps C connections busy for a fixed time, each sending
 its next request when the last is answered, on loopback only. Three servers, started here one
@@ -239,6 +241,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="rounds of the paired ratio measurement")
     parser.add_argument("--round-seconds", type=float, default=4.0, help="measured seconds per paired level")
     parser.add_argument("--paired-only", action="store_true", help="only the paired ratio measurement")
+    parser.add_argument(
+        "--versus",
+        metavar="BUNDLE",
+        help="only: --model and BUNDLE served side by side, single-text and 32-text load alternating "
+        "between them in --rounds rounds (e.g. an ensemble against the single model)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("serve_flags", nargs="*", help="extra `textcnn serve` flags (after --)")
     args = parser.parse_args()
@@ -274,6 +282,12 @@ def main() -> int:
     }
     reference = [sys.executable, str(BENCHMARKS / "serve_references.py")]
     constant = [*reference, "constant-litapi", *args.serve_flags]
+    if args.versus:
+        other = [*serve[:4], args.versus, *serve[5:]]
+        results |= {"versus": args.versus, "versus_paired": versus(serve, other, args, bodies)}
+        args.out.write_text(json.dumps(results, indent=2))
+        print(versus_table(results), file=sys.stderr)
+        return 0
     if args.paired_only:  # added to the results already in --out, if any
         if args.out.exists():
             results = {**json.loads(args.out.read_text()), "machine": results["machine"]}
@@ -378,6 +392,79 @@ def paired(serve: list[str], constant: list[str], args, body: str) -> dict:
             }
         )
     return {"rounds": args.rounds, "seconds_per_level": args.round_seconds, "rows": rows, "summary": summary}
+
+
+def versus(serve: list[str], other: list[str], args, bodies: dict[int, str]) -> dict:
+    """--model (`base`) and --versus (`other`) up at once; each round measures both at every level
+    (single text at each concurrency > 1, 32 texts at 16), alternating, and takes their ratio."""
+    levels = [(1, c) for c in args.concurrency if c > 1] + [(32, 16)]
+    rows = []
+    with Server("versus-base", serve) as base, Server("versus-other", other) as challenger:
+        for round_index in range(args.rounds):
+            for texts, concurrency in levels:
+                pair = {}
+                order = (("base", base), ("other", challenger))
+                for name, server in order if round_index % 2 == 0 else order[::-1]:
+                    url = server.url + "/predict"
+                    pair[name] = measure(
+                        url, bodies[texts], texts, concurrency, args.round_seconds, server.process.pid
+                    )
+                ratio = pair["other"]["requests_per_second"] / pair["base"]["requests_per_second"]
+                rows.append(
+                    {
+                        "round": round_index,
+                        "texts_per_request": texts,
+                        "concurrency": concurrency,
+                        "ratio": round(ratio, 3),
+                        **pair,
+                    }
+                )
+                print(
+                    f"round {round_index} texts {texts:>2} c {concurrency:>2}: "
+                    f"base {pair['base']['requests_per_second']:.0f} / other "
+                    f"{pair['other']['requests_per_second']:.0f} req/s, ratio {ratio:.2f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    summary = []
+    for texts, concurrency in levels:
+        here = [r for r in rows if (r["texts_per_request"], r["concurrency"]) == (texts, concurrency)]
+        entry = {
+            "texts_per_request": texts,
+            "concurrency": concurrency,
+            "median_ratio": statistics.median(r["ratio"] for r in here),
+        }
+        for name in ("base", "other"):
+            mine = [r[name] for r in here]
+            entry[name] = {
+                "median_requests_per_second": statistics.median(m["requests_per_second"] for m in mine),
+                "median_sentences_per_second": statistics.median(m["sentences_per_second"] for m in mine),
+                "worst_p99_ms": max(m["p99_ms"] for m in mine),
+                "median_cpu_ms_per_request": _median_cpu(mine),
+                "errors": sum(m["errors"] for m in mine),
+            }
+        summary.append(entry)
+    return {"rounds": args.rounds, "seconds_per_level": args.round_seconds, "rows": rows, "summary": summary}
+
+
+def versus_table(results: dict) -> str:
+    lines = [
+        f"base: {results['model']}; other: {results['versus']}",
+        "| texts/request | concurrency | base req/s | other req/s | other / base (median of rounds) "
+        "| base sentences/s | other sentences/s | base p99 ms | other p99 ms | base CPU ms/req "
+        "| other CPU ms/req | errors |",
+        "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for e in results["versus_paired"]["summary"]:
+        b, o = e["base"], e["other"]
+        lines.append(
+            f"| {e['texts_per_request']} | {e['concurrency']} | {b['median_requests_per_second']:,.0f} | "
+            f"{o['median_requests_per_second']:,.0f} | {e['median_ratio']:.2f} | "
+            f"{b['median_sentences_per_second']:,.0f} | {o['median_sentences_per_second']:,.0f} | "
+            f"{b['worst_p99_ms']:.1f} | {o['worst_p99_ms']:.1f} | {_cpu(b, 'median_cpu_ms_per_request')} | "
+            f"{_cpu(o, 'median_cpu_ms_per_request')} | {b['errors'] + o['errors']} |"
+        )
+    return "\n".join(lines)
 
 
 def _median_cpu(rows: list[dict]) -> float | None:

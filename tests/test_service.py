@@ -615,11 +615,12 @@ def test_app_explains_each_text_and_the_parts_sum_to_the_logit(client, classifie
                 ngram["filter_bias"] + sum(ngram["token_parts"]), abs=1e-6
             )
             assert ngram["ngram"] == " ".join(explanation["tokens"][ngram["start"] : ngram["end"]])
-        # The library's own answer, field for field (the response adds `part`: null to each n-gram).
+        # The library's own answer, field for field (the response adds `part` and `member`: null
+        # to each n-gram of a single model with one pooled part).
         expected = explain_text(classifier, text, top=3)
         for side in ("for", "against"):
             for ngram in explanation[side]:
-                assert ngram.pop("part") is None
+                assert ngram.pop("part") is None and ngram.pop("member") is None
         assert explanation == expected  # JSON round-trips floats exactly
     one = client.post("/explain", json={"text": texts[0]}).json()["explanations"]
     assert len(one) == 1 and len(one[0]["for"]) <= 5
