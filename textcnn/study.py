@@ -249,7 +249,10 @@ def train_runs_together(
         for run, fold in zip(runs, folds, strict=True)
     ]
     started = time.perf_counter()
-    name = f"{runs[0].dataset}/{runs[0].pooling}/{time.time():.0f}"
+    # Unique within a study (training_seconds counts a group once by its name): two chunks of one
+    # shape can start in the same second, on a cluster or after a quick group.
+    first = runs[0]
+    name = f"{first.dataset}/{first.pooling}/fold {first.fold}/seed {first.seed}/{time.time():.0f}"
 
     def finished(k: int, outcome) -> None:
         seconds = time.perf_counter() - started
