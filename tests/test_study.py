@@ -212,6 +212,18 @@ def test_runs_trained_together_are_recorded_like_runs_trained_alone(data_dir, tm
     assert training_seconds(alone) == pytest.approx(sum(r["seconds"] for r in alone))
 
 
+def test_chunks_of_one_shape_keep_their_own_group_even_started_in_the_same_second(
+    data_dir, tmp_path, one_thread, monkeypatch
+):
+    import time
+
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.0)  # every group starts in one second
+    config = StudyConfig(datasets=("trec",), poolings=("max",), seeds=3, **QUICK)
+    rows = run_study(config, tmp_path, str(data_dir), progress=False, group_size=2)
+    assert [r["group_size"] for r in rows] == [2, 2, 1]
+    assert len({r["group"] for r in rows}) == 2  # training_seconds counts each chunk
+
+
 def test_group_runs_keeps_one_shape_per_group_in_plan_order():
     from textcnn.study import Run, group_runs
 

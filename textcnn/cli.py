@@ -257,6 +257,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="also train one max and one avg model per dataset (kept in OUT/models) and run the probes "
         "(invariance, ties, winning n-grams) for the report",
     )
+    compare.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="train each group as a task on a Ray cluster (the ray extra; docs/ray.md): ADDRESS is the "
+        "head's HOST:PORT, or auto for the cluster running on this machine; no ADDRESS: start or join a "
+        "local one. This process still writes OUT, as each task returns",
+    )
+    compare.add_argument(
+        "--ray-cpus",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="with --ray on a cluster without GPUs: CPUs (torch threads) each task asks for (default 1); "
+        "with GPUs, a task asks for one GPU",
+    )
 
     datasets = commands.add_parser("datasets", help="list the registered datasets and where they resolve")
     datasets.add_argument("--data-dir", help="folder holding the datasets (default: $TEXTCNN_DATA_DIR)")
@@ -575,7 +592,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
         **({"patience": None} if given.get("patience") == 0 else {}),
     }
     config = StudyConfig(**(settings | (quick if args.quick else {})))
-    rows = run_study(config, args.out, args.data_dir, progress=not args.quiet, group_size=args.group_size)
+    runner = None
+    if args.ray is not None:  # only then: ray is an optional extra, and never imported otherwise
+        from textcnn.study_ray import ray_runner
+
+        runner = ray_runner(args.ray or None, args.ray_cpus)
+    rows = run_study(
+        config,
+        args.out,
+        args.data_dir,
+        progress=not args.quiet,
+        group_size=args.group_size,
+        runner=runner,
+    )
     if args.probes:
         run_probes(config, args.out, args.data_dir, log=lambda line: print(line, file=sys.stderr))
     command = "textcnn " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["compare"] else ""

@@ -249,7 +249,10 @@ def train_runs_together(
         for run, fold in zip(runs, folds, strict=True)
     ]
     started = time.perf_counter()
-    name = f"{runs[0].dataset}/{runs[0].pooling}/{time.time():.0f}"
+    # Unique within a study (training_seconds counts a group once by its name): two chunks of one
+    # shape can start in the same second, on a cluster or after a quick group.
+    first = runs[0]
+    name = f"{first.dataset}/{first.pooling}/fold {first.fold}/seed {first.seed}/{time.time():.0f}"
 
     def finished(k: int, outcome) -> None:
         seconds = time.perf_counter() - started
@@ -281,6 +284,17 @@ def study_folds(config: StudyConfig, data_dir: str | None = None) -> tuple[dict,
     return corpora, folds
 
 
+# Trains the groups somewhere else than in this process (`textcnn.study_ray`: on a Ray cluster):
+# runner(groups, folds by dataset, label names by dataset, config, together, record), calling
+# record(row) here, in the study's process, for each run as it comes back; so this process stays
+# the only writer of results.jsonl, and resuming and growing work as for runs trained here.
+# `together`: train each group with `train_runs_together` (group_size > 1), else each run with `train_run`.
+GroupRunner = Callable[
+    [list[list[Run]], dict[str, list[Fold]], dict[str, list[str]], StudyConfig, bool, Callable[[dict], None]],
+    None,
+]
+
+
 def run_study(
     config: StudyConfig,
     out_dir: str | Path,
@@ -289,11 +303,13 @@ def run_study(
     train: Callable[[Run, Fold, Sequence[str], StudyConfig], dict] = train_run,
     group_size: int = 1,
     train_together: Callable[..., None] = train_runs_together,
+    runner: GroupRunner | None = None,
 ) -> list[dict]:
     """Run every run not yet in `out_dir/results.jsonl`; return all finished rows.
 
     With `group_size` > 1, runs of one dataset and pooling (its seeds and folds) train together,
     up to `group_size` at a time, as one batched computation; each run is still recorded as it ends.
+    With a `runner`, the same groups (runs alone when `group_size` is 1) train where it sends them.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -321,7 +337,12 @@ def run_study(
         bar.update()
 
     try:
-        if group_size > 1:
+        if runner is not None:
+            groups = group_runs(pending, group_size)
+            bar.set_description(f"{len(pending)} runs in {len(groups)} groups, sent out")
+            labels = {name: list(corpus.label_names) for name, corpus in corpora.items()}
+            runner(groups, folds, labels, config, group_size > 1, record)
+        elif group_size > 1:
             for group in group_runs(pending, group_size):
                 first = group[0]
                 bar.set_description(f"{first.dataset} {first.pooling}: {len(group)} runs together")
