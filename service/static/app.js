@@ -136,11 +136,16 @@
   }
 
   function describeNgram(ngram) {
-    return (
-      "“" + ngram.ngram + "” (width " + ngram.width + ", feature map " + ngram.filter +
-      (ngram.slot ? ", slot " + ngram.slot : "") + "): activation " + ngram.activation.toFixed(3) +
-      " × weight " + ngram.weight.toFixed(3) + " = " + signed(ngram.contribution)
-    );
+    const where = "“" + ngram.ngram + "” (width " + ngram.width + ", feature map " + ngram.filter +
+      (ngram.slot ? ", slot " + ngram.slot : "") +
+      (ngram.member !== null && ngram.member !== undefined ? ", ensemble member " + ngram.member : "") + "): ";
+    const product = "activation " + ngram.activation.toFixed(3) + " × weight " + ngram.weight.toFixed(3);
+    if (ngram.member !== null && ngram.member !== undefined) {
+      // An ensemble's logit is its members' mean: each member's share is its own product over their number.
+      return where + product + " = " + signed(ngram.activation * ngram.weight) +
+        ", a share of " + signed(ngram.contribution) + " in the members' mean logit";
+    }
+    return where + product + " = " + signed(ngram.contribution);
   }
 
   function describeToken(explanation, i, found) {
