@@ -387,3 +387,27 @@ def test_fixed_split_seeds_give_single_split_datasets_their_own_number_of_seeds(
     assert config.seeds_text() == "2 seed(s) per fold, 5 on fixed splits"
     with pytest.raises(ConfigError):
         StudyConfig(datasets=("mr",), poolings=("max",), fixed_split_seeds=0)
+
+
+@pytest.mark.parametrize("group_size", [1, 2])
+def test_ctrl_c_stops_the_study_and_records_no_half_trained_run(data_dir, tmp_path, monkeypatch, group_size):
+    import textcnn.train as train_module
+
+    config = StudyConfig(datasets=("trec",), poolings=("max", "avg"), seeds=2, **QUICK)
+    real, calls = train_module.length_bucketed_batches, {"n": 0}
+
+    def ctrl_c_in_the_second_group(*args, **kwargs):  # one call per model and epoch; 1 epoch each
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "length_bucketed_batches", ctrl_c_in_the_second_group)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(config, tmp_path, str(data_dir), progress=False, group_size=group_size)
+    kept = load_results(tmp_path / "results.jsonl")
+    assert len(kept) == 2  # the first two runs; the interrupted one (and the rest) are not results
+    monkeypatch.setattr(train_module, "length_bucketed_batches", real)
+    rows = run_study(config, tmp_path, str(data_dir), progress=False, group_size=group_size)
+    keys = [(r["seed"], r["pooling"]) for r in rows]
+    assert len(keys) == len(set(keys)) == 4 and rows[:2] == kept

@@ -229,6 +229,8 @@ def train_run(run: Run, fold: Fold, label_names: Sequence[str], config: StudyCon
     """One training and its test-set record (predictions kept for McNemar's test)."""
     started = time.perf_counter()
     outcome = train_model(run, fold, label_names, config)
+    if outcome.fit.interrupted:  # Ctrl-C: the trainer kept the best so far, which is not a finished run
+        raise KeyboardInterrupt
     return _row(run, fold, label_names, outcome, time.perf_counter() - started)
 
 
@@ -254,11 +256,18 @@ def train_runs_together(
     first = runs[0]
     name = f"{first.dataset}/{first.pooling}/fold {first.fold}/seed {first.seed}/{time.time():.0f}"
 
+    interrupted = []
+
     def finished(k: int, outcome) -> None:
+        if outcome.fit.interrupted:  # stopped by Ctrl-C mid-training: not a result, trained again on resume
+            interrupted.append(k)
+            return
         seconds = time.perf_counter() - started
         on_row(_row(runs[k], folds[k], label_names, outcome, seconds, group=name, group_size=len(runs)))
 
     train_together(prepared, progress=False, on_outcome=finished)
+    if interrupted:  # the trainer swallows Ctrl-C to keep its best models; a study stops there
+        raise KeyboardInterrupt
 
 
 def group_runs(runs: Sequence[Run], size: int) -> list[list[Run]]:
