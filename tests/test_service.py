@@ -399,12 +399,15 @@ def test_setup_sets_the_workers_torch_threads_on_the_cpu_only(tiny_bundle):
         torch.set_num_threads(before)
 
 
-def test_shipped_default_bundle_is_small_half_precision_and_predicts():
-    """models/default is what a fresh clone serves: it must load, be a few MB, and make sense."""
-    bundle = REPO / "models" / "default"
+@pytest.mark.parametrize(("name", "limit", "members"), [("default", 10_000_000, 5), ("single", 2_500_000, 1)])
+def test_shipped_bundles_are_small_half_precision_and_predict(name, limit, members):
+    """models/default (a 5-ensemble) is what a fresh clone serves, models/single the cheaper single
+    model: each must load, stay within a few MB, and make sense."""
+    bundle = REPO / "models" / name
     size = sum(f.stat().st_size for f in bundle.iterdir())
-    assert size < 5_000_000, size
+    assert size < limit, size
     classifier = Classifier.load(bundle, device="cpu")
+    assert len(classifier.members) == members and classifier.is_ensemble == (members > 1)
     assert next(classifier.model.parameters()).dtype == torch.float32  # fp16 on disk, fp32 to run
     assert json.loads((bundle / "config.json").read_text())["weights"]["dtype"] == "float16"
     labels = [
