@@ -224,16 +224,19 @@ def test_chunks_of_one_shape_keep_their_own_group_even_started_in_the_same_secon
     assert len({r["group"] for r in rows}) == 2  # training_seconds counts each chunk
 
 
-def test_group_runs_keeps_one_shape_per_group_in_plan_order():
+def test_group_runs_keeps_one_shape_per_group_and_lets_the_poolings_take_turns():
     from textcnn.study import Run, group_runs
 
     runs = [Run("mr", f, s, p) for f in range(2) for s in range(2) for p in ("max", "avg")]
+    runs += [Run("trec", None, s, p) for s in range(2) for p in ("max", "avg")]
     groups = group_runs(runs, 3)
-    assert [[(r.fold, r.seed, r.pooling) for r in g] for g in groups] == [
-        [(0, 0, "max"), (0, 1, "max"), (1, 0, "max")],
-        [(1, 1, "max")],
-        [(0, 0, "avg"), (0, 1, "avg"), (1, 0, "avg")],
-        [(1, 1, "avg")],
+    assert [[(r.dataset, r.fold, r.seed, r.pooling) for r in g] for g in groups] == [
+        [("mr", 0, 0, "max"), ("mr", 0, 1, "max"), ("mr", 1, 0, "max")],
+        [("mr", 0, 0, "avg"), ("mr", 0, 1, "avg"), ("mr", 1, 0, "avg")],
+        [("mr", 1, 1, "max")],
+        [("mr", 1, 1, "avg")],
+        [("trec", None, 0, "max"), ("trec", None, 1, "max")],
+        [("trec", None, 0, "avg"), ("trec", None, 1, "avg")],
     ]
 
 

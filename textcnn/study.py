@@ -271,12 +271,25 @@ def train_runs_together(
 
 
 def group_runs(runs: Sequence[Run], size: int) -> list[list[Run]]:
-    """Runs sharing a model shape (dataset and pooling), in chunks of at most `size`, in the order
-    their first run appears in the plan."""
+    """Runs sharing a model shape (dataset and pooling), in chunks of at most `size`.
+
+    Within a dataset the chunks take turns: the first chunk of every pooling, then the second of
+    every pooling, and so on, so that a study stopped (or cut by its budget) in the middle of a
+    cross-validated dataset holds every arm on the same first folds, which is what pairs them.
+    Datasets, and poolings within a turn, keep the order their first run has in the plan.
+    """
     by_shape: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
         by_shape.setdefault((run.dataset, run.pooling), []).append(run)
-    return [chunk[i : i + size] for chunk in by_shape.values() for i in range(0, len(chunk), size)]
+    by_dataset: dict[str, list[list[list[Run]]]] = {}
+    for (dataset, _), shape_runs in by_shape.items():
+        chunks = [shape_runs[i : i + size] for i in range(0, len(shape_runs), size)]
+        by_dataset.setdefault(dataset, []).append(chunks)
+    groups = []
+    for shapes in by_dataset.values():
+        for turn in range(max(len(chunks) for chunks in shapes)):
+            groups += [chunks[turn] for chunks in shapes if turn < len(chunks)]
+    return groups
 
 
 def study_folds(config: StudyConfig, data_dir: str | None = None) -> tuple[dict, dict[str, list[Fold]]]:
