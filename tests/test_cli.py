@@ -385,7 +385,20 @@ def test_compare_quick_study_and_a_bad_pooling(data_dir, tmp_path):
     assert (out / "REPORT.md").exists() and (out / "plots" / "trec.png").exists()
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert [r["pooling"] for r in rows] == arms  # the arm names as typed
-    assert "| dataset | max | avg | kmax:2 | local-max:2 | local-avg:2 |" in (out / "REPORT.md").read_text()
+    report = (out / "REPORT.md").read_text()
+    assert "| dataset | max | avg | kmax:2 | local-max:2 | local-avg:2 |" in report
+    assert "## Linear baselines on the same folds" in report and "| trec | 1 |" in report
+    assert len((out / "baselines.jsonl").read_text().splitlines()) == 2  # TF-IDF + LR, NBSVM
+    (out / "REPORT.md").unlink()
+    again = textcnn(*args, "--data-dir", data_dir, "--out", out, "--report-only", "--no-baselines")
+    assert again.returncode == 0, again.stderr
+    assert (out / "results.jsonl").read_text().splitlines() == [json.dumps(r) for r in rows]  # nothing trained
+    report = (out / "REPORT.md").read_text()
+    assert "## Linear baselines" not in report and "--report-only" not in report
+    assert f"Command: `textcnn {' '.join(args)} --data-dir" in report
+    empty = textcnn(*args, "--data-dir", data_dir, "--out", tmp_path / "empty", "--report-only")
+    assert_one_line_error(empty, "holds no study")
+    assert not (tmp_path / "empty").exists()
     bad = textcnn("compare", "--poolings", "max,median", "--data-dir", data_dir, "--out", tmp_path / "bad")
     assert bad.returncode == 1 and "unknown pooling median" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1

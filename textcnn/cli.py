@@ -245,6 +245,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--quiet", action="store_true", help="no progress bar")
     compare.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="skip the linear baselines (TF-IDF + LR, NBSVM) fitted on the study's folds for the report",
+    )
+    compare.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: write the report (and fit the baselines) from the runs OUT holds so far",
+    )
+    compare.add_argument(
         "--group-size",
         type=_positive_int,
         default=10,
@@ -563,6 +573,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from textcnn.names import POOLINGS
     from textcnn.study import ARM_GRAMMAR, StudyConfig, arm_options, run_study, summarize, write_report
+    from textcnn.study_baselines import baseline_section, baselines_summary, run_baselines
     from textcnn.study_probes import load_probes, probe_sections, run_probes
 
     poolings = tuple(p.strip() for p in args.poolings.split(",") if p.strip())
@@ -604,12 +615,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         group_size=args.group_size,
         runner=runner,
+        report_only=args.report_only,
     )
+    log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     if args.probes:
-        run_probes(config, args.out, args.data_dir, log=lambda line: print(line, file=sys.stderr))
-    command = "textcnn " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["compare"] else ""
-    sections = probe_sections(load_probes(args.out))
-    report = write_report(summarize(rows), rows, config, args.out, command, sections)
+        run_probes(config, args.out, args.data_dir, log=log)
+    baseline_rows = [] if args.no_baselines else run_baselines(config, args.out, args.data_dir, log=log)
+    summary = summarize(rows)
+    for dataset, baselines in baselines_summary(baseline_rows).items():
+        if dataset in summary:
+            summary[dataset]["baselines"] = baselines
+    # The command that trains this study (a --report-only call shows the one that trains it).
+    words = [w for w in sys.argv[1:] if w != "--report-only"]
+    command = "textcnn " + " ".join(words) if words[:1] == ["compare"] else ""
+    sections = ["\n".join(baseline_section(rows, baseline_rows, config))]
+    sections += probe_sections(load_probes(args.out))
+    report = write_report(summary, rows, config, args.out, command, sections)
     print(f"{len(rows)} runs -> {report}")
     return 0
 

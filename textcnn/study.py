@@ -326,16 +326,20 @@ def run_study(
     group_size: int = 1,
     train_together: Callable[..., None] = train_runs_together,
     runner: GroupRunner | None = None,
+    report_only: bool = False,
 ) -> list[dict]:
     """Run every run not yet in `out_dir/results.jsonl`; return all finished rows.
+    With `report_only`, train nothing: the finished rows of a study trained with these settings.
 
     With `group_size` > 1, runs of one dataset and pooling (its seeds and folds) train together,
     up to `group_size` at a time, as one batched computation; each run is still recorded as it ends.
     With a `runner`, the same groups (runs alone when `group_size` is 1) train where it sends them.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     plan_path = out / PLAN_FILE
+    if report_only and not plan_path.exists():
+        raise ConfigError(f"{out} holds no study ({PLAN_FILE} is missing) to report on")
+    out.mkdir(parents=True, exist_ok=True)
     if plan_path.exists():
         before = StudyConfig(**json.loads(plan_path.read_text(encoding="utf-8"))).run_settings()
         changed = sorted(k for k, v in config.run_settings().items() if before.get(k) != v)
@@ -343,6 +347,8 @@ def run_study(
             raise ConfigError(
                 f"{out} holds a study trained with other settings ({', '.join(changed)}); use another --out"
             )
+    if report_only:
+        return load_results(out / RESULTS_FILE)
     plan_path.write_text(json.dumps(config.to_json(), indent=2), encoding="utf-8")
 
     corpora, folds = study_folds(config, data_dir)
