@@ -197,6 +197,25 @@ def test_local_pooling_lays_out_channels_one_after_another_and_one_slot_is_globa
     )
 
 
+@pytest.mark.parametrize("name", ["local-max", "local-avg"])
+def test_local_pooling_gives_the_same_values_and_gradients_padded_at_the_end_or_the_front(name):
+    # Padded at the end only, the real windows are already in front and the compaction is skipped;
+    # one padding column in front takes the general path. Both must agree, gradients included.
+    torch.manual_seed(0)
+    x = torch.randn(4, 5, 9, dtype=torch.float64, requires_grad=True)
+    mask = lengths_mask([9, 6, 1, 4], 9)
+    front = torch.cat([torch.full((4, 5, 1), HUGE, dtype=torch.float64), x], dim=2)
+    front_mask = torch.cat([torch.zeros(4, 1, dtype=torch.bool), mask], dim=1)
+    end, shifted = pool(name, x, mask, region=2, slots=3), pool(name, front, front_mask, region=2, slots=3)
+    assert torch.equal(end.values, shifted.values)
+    if end.positions is not None:
+        assert torch.equal(torch.where(end.positions >= 0, end.positions + 1, -1), shifted.positions)
+    weights = torch.randn_like(end.values)
+    (grad_end,) = torch.autograd.grad((end.values * weights).sum(), x)
+    (grad_shifted,) = torch.autograd.grad((shifted.values * weights).sum(), x)
+    assert torch.equal(grad_end, grad_shifted)
+
+
 def test_local_max_with_region_one_keeps_every_window_in_order():
     x = row(4.0, 1.0, 7.0, HUGE)
     out = pool("local-max", x, lengths_mask([3], 4), region=1, slots=4)

@@ -127,9 +127,15 @@ def _local_regions(x: torch.Tensor, mask: torch.Tensor, region: int, slots: int)
     its column of `x`. Padding columns (real False) are left for the caller to mask.
     """
     B, C, T = x.shape
-    order = (~mask).to(torch.uint8).argsort(dim=1, stable=True)  # (B, T): real windows first, in order
-    real = mask.gather(1, order)  # (B, T): a prefix mask
-    x = x.gather(2, order[:, None, :].expand(B, C, T))
+    columns = torch.arange(T, device=x.device)
+    if torch.equal(mask, columns < mask.sum(dim=1, keepdim=True)):
+        # Already compacted (a batch padded at the end only, as in training): skip the gather,
+        # whose backward costs as much again as the pooling; the result is the same.
+        order, real = columns.expand(B, T), mask
+    else:
+        order = (~mask).to(torch.uint8).argsort(dim=1, stable=True)  # (B, T): real windows first, in order
+        real = mask.gather(1, order)  # (B, T): a prefix mask
+        x = x.gather(2, order[:, None, :].expand(B, C, T))
     head = (slots - 1) * region
     missing = head + 1 - T  # at least one column for the last slot
     if missing > 0:
