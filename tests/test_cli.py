@@ -392,7 +392,9 @@ def test_compare_quick_study_and_a_bad_pooling(data_dir, tmp_path):
     (out / "REPORT.md").unlink()
     again = textcnn(*args, "--data-dir", data_dir, "--out", out, "--report-only", "--no-baselines")
     assert again.returncode == 0, again.stderr
-    assert (out / "results.jsonl").read_text().splitlines() == [json.dumps(r) for r in rows]  # nothing trained
+    assert (out / "results.jsonl").read_text().splitlines() == [
+        json.dumps(r) for r in rows
+    ]  # nothing trained
     report = (out / "REPORT.md").read_text()
     assert "## Linear baselines" not in report and "--report-only" not in report
     assert f"Command: `textcnn {' '.join(args)} --data-dir" in report
