@@ -22,6 +22,7 @@ def test_a_tiny_real_study_writes_results_summary_report_and_plots(data_dir, tmp
     assert len(comparison["mcnemar"]) == 2
     report = write_report(summary, rows, config, tmp_path, "textcnn compare ...").read_text()
     assert "## Test accuracy" in report and "| trec | avg | 2 |" in report
+    assert "| trec | 2 / 2 | test split | 2 |" in report  # how far the study has got
     assert "![trec](plots/trec.png)" in report
     assert (tmp_path / "plots" / "trec.png").stat().st_size > 1000
     assert json.loads((tmp_path / "summary.json").read_text())["trec"]["poolings"]["max"]["runs"] == 2
@@ -414,3 +415,18 @@ def test_ctrl_c_stops_the_study_and_records_no_half_trained_run(data_dir, tmp_pa
     rows = run_study(config, tmp_path, str(data_dir), progress=False, group_size=group_size)
     keys = [(r["seed"], r["pooling"]) for r in rows]
     assert len(keys) == len(set(keys)) == 4 and rows[:2] == kept
+
+
+def test_the_coverage_table_says_how_many_runs_each_arm_has_of_its_plan():
+    from textcnn.study import coverage_section
+
+    config = StudyConfig(
+        datasets=("mr", "trec", "subj"), poolings=("max", "avg"), seeds=3, fixed_split_seeds=10
+    )
+    rows = [cv_row("mr", "max", fold, seed, 0.8) for fold in range(2) for seed in range(3)]
+    rows += [cv_row("mr", "avg", 0, seed, 0.8) for seed in range(3)]
+    rows += [cv_row("trec", arm, None, seed, 0.9) for arm in ("max", "avg") for seed in range(10)]
+    lines = coverage_section(rows, config)
+    assert any(line.startswith("| mr | 3–6 / 30 | 2 (0, 1) | 3 |") for line in lines)
+    assert any(line.startswith("| trec | 10 / 10 | test split | 10 |") for line in lines)
+    assert "| subj | 0 / 30 | — | 0 | — |" in lines

@@ -496,6 +496,7 @@ def write_report(
     findings = out / FINDINGS_FILE
     if findings.exists():
         lines += ["", findings.read_text(encoding="utf-8").strip()]
+    lines += coverage_section(rows, config)
     lines += ["", "## Test accuracy (mean ± std over seeds and folds)", ""]
     poolings = list(config.poolings)
     lines += ["| dataset | " + " | ".join(poolings) + " |", "|---|" + "--:|" * len(poolings)]
@@ -546,6 +547,44 @@ def write_report(
     report = out / REPORT_FILE
     report.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return report
+
+
+def planned_runs(config: StudyConfig, dataset: str) -> int | None:
+    """Runs one arm of `dataset` has in the full plan; None for a dataset outside the registry."""
+    from textcnn.data import REGISTRY
+
+    spec = REGISTRY.get(dataset)
+    if spec is None:
+        return None
+    if tuple(spec.splits) == ("all",):  # cross-validated
+        return (config.max_folds or config.folds) * config.seeds
+    return config.fixed_split_seeds or config.seeds
+
+
+def coverage_section(rows: Sequence[dict], config: StudyConfig) -> list[str]:
+    """How far each dataset has got: a study grows across sessions, and its tables are only as
+    good as the runs behind them; a partial dataset's arms share the same first folds."""
+    lines = [
+        "",
+        "## How far the study has got",
+        "",
+        "| dataset | runs per arm (done / planned) | folds run | seeds | training wall time |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    for dataset in config.datasets:
+        dataset_rows = [r for r in rows if r["dataset"] == dataset]
+        planned = planned_runs(config, dataset)
+        per_arm = [sum(r["pooling"] == arm for r in dataset_rows) for arm in config.poolings]
+        done = f"{min(per_arm)}" if min(per_arm) == max(per_arm) else f"{min(per_arm)}–{max(per_arm)}"
+        folds = sorted({r["fold"] for r in dataset_rows if r["fold"] is not None})
+        fold_cell = "test split" if not folds else f"{len(folds)} ({', '.join(map(str, folds))})"
+        fold_cell = fold_cell if dataset_rows else "—"
+        seeds = len({r["seed"] for r in dataset_rows})
+        wall = _duration(training_seconds(dataset_rows)) if dataset_rows else "—"
+        lines.append(
+            f"| {dataset} | {done} / {planned if planned is not None else '?'} | {fold_cell} | {seeds} | {wall} |"
+        )
+    return lines
 
 
 def _convolution_section(summary: dict) -> list[str]:
