@@ -156,7 +156,8 @@ def baseline_section(rows: Sequence[dict], baseline_rows: Sequence[dict], config
         "",
         "TF-IDF (word 1-2-grams) + logistic regression and NBSVM (Wang & Manning 2012), `textcnn.baselines`: "
         "fitted on each fold's training texts of the study (same split seed, same lowercasing), C chosen "
-        "on the same dev part, scored on the same test texts. Accuracy in percent, mean ± std over folds "
+        "on the same dev part, scored on the same test texts. Accuracy in percent, mean ± std over the folds "
+        "the CNN has run so far "
         "(a single split has one figure: a baseline is deterministic). Differences are CNN minus baseline "
         "with their 95% t-interval: on cross-validated sets paired over folds (the CNN as its mean over the "
         "fold's seeds), on single splits over seeds against the one baseline figure, with McNemar's exact "
@@ -171,6 +172,10 @@ def baseline_section(rows: Sequence[dict], baseline_rows: Sequence[dict], config
         dataset_rows = [r for r in baseline_rows if r["dataset"] == dataset]
         if not dataset_rows:
             continue
+        # On the folds the CNN has run so far (a study grows fold by fold), so the columns compare.
+        cnn_folds = {r["fold"] for r in rows if r["dataset"] == dataset}
+        all_folds = len({r["fold"] for r in dataset_rows})
+        dataset_rows = [r for r in dataset_rows if not cnn_folds or r["fold"] in cnn_folds]
         cells, figures = [], {}
         for name in names:
             values = [r["test_accuracy"] for r in dataset_rows if r["baseline"] == name]
@@ -178,6 +183,7 @@ def baseline_section(rows: Sequence[dict], baseline_rows: Sequence[dict], config
             figures[name] = mean
             cells.append(f"{100 * mean:.1f} ± {100 * std:.1f}" if len(values) > 1 else f"{100 * mean:.1f}")
         folds = len({r["fold"] for r in dataset_rows})
+        folds_cell = f"{folds}" if folds == all_folds else f"{folds} of {all_folds}"
         best = _best_arm(rows, dataset, arms)
         arm_cells, differences = [], []
         for arm in (REFERENCE, best):
@@ -189,7 +195,7 @@ def baseline_section(rows: Sequence[dict], baseline_rows: Sequence[dict], config
                 differences.append(_difference_cell(result))
         best_cell = f"{arm_cells[1]} ({best})" if best else "—"
         lines.append(
-            f"| {dataset} | {folds} | {' | '.join(cells)} | {arm_cells[0]} | {best_cell} | "
+            f"| {dataset} | {folds_cell} | {' | '.join(cells)} | {arm_cells[0]} | {best_cell} | "
             f"{' | '.join(differences)} | {_dataset_cost(rows, baseline_rows, dataset)} |"
         )
         if best:
