@@ -322,7 +322,7 @@ def test_the_report_sets_our_replications_beside_theirs(tmp_path):
     rows = [*CV_ROWS, *(cv_row("mr", "kmax", f, s, 0.8) for f in range(2) for s in range(2))]
     text = write_report(summarize(rows), rows, config, tmp_path).read_text()
     section = text[text.index("## Beside Zhang & Wallace (2015)") :]
-    assert "variant `rand`, vectors none (random init), 2 seed(s), 2 fold(s) of 10-fold CV" in section
+    assert "variant `rand`, vectors none (random init), 2 seed(s), 2 fold(s) of 10-fold CV planned" in section
     assert "non-static 300-d word2vec, 10 replications of 10-fold CV" in section
     assert "no reproduction" in section
     paired = paired_comparison([0.79, 0.82, 0.80, 0.85], [0.80, 0.84, 0.82, 0.86])

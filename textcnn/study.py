@@ -735,7 +735,12 @@ def zhang_wallace_section(rows: Sequence[dict], config: StudyConfig) -> list[str
     if not body:
         return []
     cv = any(r["fold"] is not None for r in rows)
-    folds = f"{config.max_folds or config.folds} fold(s) of {config.folds}-fold CV" if cv else "fixed splits"
+    folds = (
+        f"{config.max_folds or config.folds} fold(s) of {config.folds}-fold CV planned (the folds run so far: "
+        "'How far the study has got')"
+        if cv
+        else "fixed splits"
+    )
     vectors = config.vectors or "none (random init)"
     ours = f"variant `{config.variant}`, vectors {vectors}, {config.seeds_text()}, {folds}"
     warning = (
