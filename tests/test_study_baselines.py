@@ -4,7 +4,7 @@ import pytest
 
 from textcnn import study_baselines
 from textcnn.baselines import fit_baseline
-from textcnn.study import StudyConfig, _study_fold, study_folds
+from textcnn.study import StudyConfig, study_folds, training_fold
 from textcnn.study_baselines import (
     BASELINES_FILE,
     baseline_section,
@@ -38,7 +38,7 @@ def test_baselines_fit_the_study_folds_once_and_a_grown_study_only_its_new_folds
         ("mr", 1, "nbsvm"),
     ]
     _, folds = study_folds(config, str(data_dir))
-    expected = _study_fold(folds["mr"][1], config)  # the CNN's training texts: subsampled alike
+    expected = training_fold(folds["mr"][1], config)  # the CNN's training texts: subsampled alike
     name, fold, lowercase = seen[4]
     assert name == "tfidf-lr" and lowercase is True  # the study lowercases every dataset
     assert fold.train.texts == expected.train.texts and len(fold.train.texts) == 300

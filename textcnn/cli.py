@@ -617,7 +617,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         runner=runner,
         report_only=args.report_only,
     )
-    log = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    log = functools.partial(print, file=sys.stderr)
     if args.probes:
         run_probes(config, args.out, args.data_dir, log=log)
     baseline_rows = [] if args.no_baselines else run_baselines(config, args.out, args.data_dir, log=log)

@@ -163,7 +163,8 @@ def load_results(path: Path) -> list[dict]:
     return rows
 
 
-def _append(path: Path, row: dict) -> None:
+def append_row(path: Path, row: dict) -> None:
+    """One JSON line, flushed and synced at once: a kill loses at most the line being written."""
     with open(path, "a", encoding="utf-8") as out:
         out.write(json.dumps(row) + "\n")
         out.flush()
@@ -187,7 +188,8 @@ def _settings(run: Run, config: StudyConfig):
     )
 
 
-def _study_fold(fold: Fold, config: StudyConfig) -> Fold:
+def training_fold(fold: Fold, config: StudyConfig) -> Fold:
+    """The fold as every run of the study (and its baselines) trains on it: train cut to max_train."""
     return dataclasses.replace(fold, train=_subsample(fold.train, config.max_train, config.split_seed))
 
 
@@ -201,7 +203,7 @@ def train_model(run: Run, fold: Fold, label_names: Sequence[str], config: StudyC
     from textcnn.runs import train_classifier
 
     return train_classifier(
-        _study_fold(fold, config), label_names, _settings(run, config), STUDY_LOWERCASE, progress=False
+        training_fold(fold, config), label_names, _settings(run, config), STUDY_LOWERCASE, progress=False
     )
 
 
@@ -247,7 +249,7 @@ def train_runs_together(
     from textcnn.runs import prepare_run, train_together
 
     prepared = [
-        prepare_run(_study_fold(fold, config), label_names, _settings(run, config), STUDY_LOWERCASE)
+        prepare_run(training_fold(fold, config), label_names, _settings(run, config), STUDY_LOWERCASE)
         for run, fold in zip(runs, folds, strict=True)
     ]
     started = time.perf_counter()
@@ -360,7 +362,7 @@ def run_study(
     bar = tqdm(total=len(done) + len(pending), initial=len(done), unit="run", disable=not progress)
 
     def record(row: dict) -> None:
-        _append(results_path, row)
+        append_row(results_path, row)
         rows.append(row)
         bar.update()
 

@@ -26,10 +26,10 @@ from textcnn.study import (
     REFERENCE,
     STUDY_LOWERCASE,
     StudyConfig,
-    _append,
-    _study_fold,
+    append_row,
     load_results,
     study_folds,
+    training_fold,
     training_seconds,
 )
 
@@ -55,7 +55,7 @@ def run_baselines(
             for name in names:
                 if (dataset, fold.index, name) in done:
                     continue
-                result = fit_baseline(name, _study_fold(fold, config), label_names, STUDY_LOWERCASE)
+                result = fit_baseline(name, training_fold(fold, config), label_names, STUDY_LOWERCASE)
                 row = {
                     "dataset": dataset,
                     "fold": fold.index,
@@ -66,7 +66,7 @@ def run_baselines(
                     "seconds": round(result.seconds, 2),
                     "test_predictions": result.test_predictions if fold.index is None else None,
                 }
-                _append(path, row)
+                append_row(path, row)
                 rows.append(row)
                 where = f"fold {fold.index}" if fold.index is not None else "test split"
                 log(f"{dataset} {where} {name}: {100 * result.test_accuracy:.1f} (C = {result.C:g})")
