@@ -247,8 +247,8 @@ class NGram(BaseModel):
     width: int = Field(description="The filter width (n).")
     filter: int = Field(description="The feature map: index of the filter among all filters.")
     slot: int = Field(
-        description="Which pooled value of the feature map: 0 for max, the slot of k-max, the region of chunk-max, "
-        "local-max or local-avg."
+        description="Which pooled value of the feature map: the slot of k-max, the region of chunk-max, local-max or "
+        "local-avg; 0 for the poolings with one value per map (max, avg, padded-avg, logsumexp)."
     )
     activation: float = Field(description="The pooled value of the feature map at this window.")
     weight: float = Field(description="The output layer's weight of that value for the label.")

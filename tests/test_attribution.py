@@ -19,6 +19,7 @@ from textcnn.bundle import Classifier
 from textcnn.data import read_labeled_file
 from textcnn.model import ModelConfig, TextCNN, pad_for_windows, pad_ids, pool_maps, width_maps
 from textcnn.names import POOLINGS
+from textcnn.pooling import SLOT_POOLINGS
 from textcnn.runs import RunSettings, texts_fold, train_classifier
 from textcnn.text import PAD, UNK, TextEncoder, Vocabulary
 from textcnn.train import TrainConfig
@@ -189,7 +190,7 @@ def bigram_classifier(pooling: str = "max", wide: bool = False, **options) -> Cl
         num_filters=1,
         wide=wide,
         pooling=pooling,
-        **({"region": 2, "region_slots": 2} if pooling.startswith("local") else {}) | options,
+        **({"region": 2, "region_slots": 2} if pooling in SLOT_POOLINGS else {}) | options,
     )
     model = TextCNN(config)
     with torch.no_grad():
@@ -288,6 +289,24 @@ def test_local_max_and_local_avg_by_hand():
     # Short: "good" has one window; slot 1 is empty and gives nothing.
     short = check_explanation(bigram_classifier(pooling="local-max"), "good")
     assert [(g["ngram"], g["slot"]) for g in short["for"]] == [("good", 0)]
+
+
+def test_padded_avg_by_hand():
+    # Narrow windows of "good movie the good movie": 4.5, 0.5, 0.5, 4.5. A padded length of 8
+    # windows: the sum over 8, each window at weight 2 × 1/8; a padded length under the sentence's
+    # 4 windows: its own mean, as avg.
+    text = "good movie the good movie"
+    padded = check_explanation(bigram_classifier(pooling="padded-avg", region_slots=8), text)
+    assert padded["logit"] == 0.25 + 2 * 10.0 / 8
+    assert [(g["ngram"], g["activation"], g["contribution"]) for g in padded["for"]] == [
+        ("good movie", 4.5 / 8, 9.0 / 8),
+        ("good movie", 4.5 / 8, 9.0 / 8),
+        ("movie the", 0.5 / 8, 1.0 / 8),
+        ("the good", 0.5 / 8, 1.0 / 8),
+    ]
+    assert "padded length" in padded["attribution"]
+    short = check_explanation(bigram_classifier(pooling="padded-avg", region_slots=2), text)
+    assert short["logit"] == check_explanation(bigram_classifier(pooling="avg"), text)["logit"] == 0.25 + 5.0
 
 
 def test_max_plus_avg_names_each_half():

@@ -9,6 +9,8 @@ import torch
 from textcnn.errors import ConfigError
 from textcnn.group import ModelGroup, select_rows
 from textcnn.model import ModelConfig, TextCNN
+from textcnn.names import POOLINGS
+from textcnn.pooling import SLOT_POOLINGS
 from textcnn.train import EncodedSplit, TrainConfig, fit, fit_group
 
 BASE = {"num_classes": 3, "embedding_dim": 12, "num_filters": 5, "filter_widths": (2, 3, 4)}
@@ -22,16 +24,14 @@ def random_batch(vocab_size: int, rows: int = 7, width: int = 9, seed: int = 0):
     return ids, lengths
 
 
-@pytest.mark.parametrize(
-    "pooling", ["max", "avg", "kmax", "chunk-max", "logsumexp", "max+avg", "local-max", "local-avg"]
-)
+@pytest.mark.parametrize("pooling", POOLINGS)
 @pytest.mark.parametrize(
     "shape", [{"wide": True}, {"wide": False}, {"convolution": False}, {"variant": "multichannel"}]
 )
 @pytest.mark.parametrize("conv_mode", ["grouped", "looped"])
 def test_a_group_computes_what_each_of_its_models_computes(pooling, shape, conv_mode):
     torch.manual_seed(0)
-    local = {"region": 2, "region_slots": 3} if pooling.startswith("local") else {}  # 9 tokens fold
+    local = {"region": 2, "region_slots": 3} if pooling in SLOT_POOLINGS else {}  # 9 tokens fold
     models = [
         TextCNN(ModelConfig(vocab_size=v, pooling=pooling, **BASE, **shape, **local)).eval()
         for v in (20, 31, 25)

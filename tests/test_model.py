@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from textcnn import model as model_module
 from textcnn.errors import ConfigError
 from textcnn.model import VARIANTS, ModelConfig, TextCNN, window_mask
-from textcnn.pooling import LOCAL_POOLINGS, POOLINGS
+from textcnn.pooling import POOLINGS, SLOT_POOLINGS
 from textcnn.text import PAD_ID, TextEncoder
 
 VOCAB, DIM, FILTERS, CLASSES = 50, 8, 4, 3
@@ -25,7 +25,7 @@ def tiny_config(**overrides) -> ModelConfig:
         "num_filters": FILTERS,
         "filter_widths": (3, 4, 5),
     }
-    if overrides.get("pooling") in LOCAL_POOLINGS:
+    if overrides.get("pooling") in SLOT_POOLINGS:
         # regions of 2 windows, 3 slots: the 9-token test sentences (13 wide windows) fold into the last
         settings |= {"region": 2, "region_slots": 3}
     return ModelConfig(**(settings | overrides))

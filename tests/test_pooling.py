@@ -222,6 +222,25 @@ def test_local_max_with_region_one_keeps_every_window_in_order():
     assert out.values.tolist() == [[4.0, 1.0, 7.0, 0.0]] and out.positions.tolist() == [[[0, 1, 2, -1]]]
 
 
+def test_padded_avg_divides_by_the_padded_length_and_padding_adds_nothing():
+    # Slots 5: the training split's longest sentence had 5 windows. Length 3: (1 + 6 + 2) / 5, not / 3;
+    # length 7 (longer than any training sentence): its own mean, nothing is dropped.
+    out = pool("padded-avg", LOCAL, LOCAL_MASK, slots=5)
+    expected = [[30.0 / 7], [17.0 / 5], [9.0 / 5], [1.0 / 5]]
+    torch.testing.assert_close(out.values, torch.tensor(expected))
+    assert out.positions is None
+
+
+def test_padded_avg_is_the_average_for_a_sentence_of_the_padded_length_and_shrinks_below_it():
+    x = torch.rand(3, 4, 6, generator=torch.Generator().manual_seed(4), dtype=torch.float64) + 0.1
+    mask = lengths_mask([6, 3, 2], 6)
+    avg, padded = pool("avg", x, mask).values, pool("padded-avg", x, mask, slots=6).values
+    torch.testing.assert_close(padded[0], avg[0])
+    torch.testing.assert_close(
+        padded[1:], avg[1:] * torch.tensor([[3.0 / 6], [2.0 / 6]], dtype=torch.float64)
+    )
+
+
 def test_logsumexp_exact_value():
     x = row(1.0, 2.0, 4.0, HUGE)
     out = pool("logsumexp", x, lengths_mask([3], 4), temperature=2.0)
@@ -266,7 +285,17 @@ def test_output_width_is_multiplier_times_channels(name):
 
 
 def test_output_multiplier_values():
-    assert [output_multiplier(name, k=2, chunks=4, slots=5) for name in POOLINGS] == [1, 1, 2, 4, 1, 2, 5, 5]
+    assert [output_multiplier(name, k=2, chunks=4, slots=5) for name in POOLINGS] == [
+        1,
+        1,
+        2,
+        4,
+        1,
+        2,
+        5,
+        5,
+        1,
+    ]
 
 
 # -- validation --------------------------------------------------------------------------------
@@ -279,6 +308,7 @@ def test_output_multiplier_values():
         ("max", -1, 0, "region >= 1"),
         ("local-max", 3, 0, "local-max pooling needs region_slots >= 1"),
         ("local-avg", 3, 0, "local-avg pooling needs region_slots >= 1"),
+        ("padded-avg", 3, 0, "padded-avg pooling needs region_slots >= 1 .the number of windows"),
         ("max", 3, -1, "region_slots must be >= 0"),
     ],
 )

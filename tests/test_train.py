@@ -117,6 +117,7 @@ def test_prepare_run_sets_local_region_slots_from_the_longest_training_sentence(
     assert config(pooling="local-avg", region=2, wide=False).region_slots == 2  # ceil((7 - 5 + 1) / 2)
     assert config(pooling="local-max", convolution=False, region=7).region_slots == 1  # 7 tokens
     assert config(pooling="local-max", region_slots=9).region_slots == 9  # given: kept
+    assert config(pooling="padded-avg").region_slots == 11  # its padded length: 7 + 5 - 1 windows
     assert config(pooling="max").region_slots == 0  # other poolings: not set
     truncated = prepare_run(
         fold, ["neg", "pos"], RunSettings(SMALL | {"pooling": "local-max"}, vocab=VocabConfig(max_length=3))

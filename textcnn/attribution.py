@@ -35,6 +35,8 @@ What "the winning n-gram" is, per pooling (the α above):
 - avg: no winner: every real window of the map, α = 1/n, n the map's real windows as `avg_pool`
   counts them (in wide mode the edge windows that hold part of the sentence count too). The
   n-gram lists then hold (filter, window) entries, the `top` largest contributions each way.
+- padded-avg: as avg, but at α = 1/max(n, slots): the padded length of `padded_avg_pool`, the
+  padding taking the rest of the weight (it adds 0).
 - max+avg: both halves: the max winner (entries with "part": "max") and every window at 1/n
   ("part": "avg").
 - logsumexp: τ·log(mean_p exp(a_p/τ)) is not a weighted sum of the a_p, so it has no exact split.
@@ -68,6 +70,10 @@ _TRACED = {
     "local-max": "each region slot's pooled value is the activation of that region's winning window",
     "local-avg": "each region slot's pooled value is the mean of its real windows, each at weight 1/n of the slot",
     "avg": "each pooled value is the mean of its map's real windows, every window at weight 1/n",
+    "padded-avg": (
+        "each pooled value is its map's real windows over the padded length, every window at weight "
+        "1/max(n, padded length)"
+    ),
     "max+avg": "the max half is its map's winning window, the avg half every real window at weight 1/n",
     "logsumexp": (
         "logsumexp has no exact split: each window is weighted by softmax(a/τ) over the real windows, "
@@ -134,6 +140,8 @@ def _coefficients(
     spread = torch.full((maps, 1, n), 1.0 / n, dtype=torch.float64)
     if config.pooling == "avg":
         return [(None, spread)]
+    if config.pooling == "padded-avg":  # the padded length's share, padding taking the rest
+        return [(None, torch.full((maps, 1, n), 1.0 / max(n, config.region_slots), dtype=torch.float64))]
     if config.pooling == "local-avg":
         slots = config.region_slots
         slot = torch.clamp(torch.arange(n) // config.region, max=slots - 1)  # (n,): each window's slot

@@ -135,8 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--region-slots",
         type=_positive_int,
-        help="regions of local pooling; not given (0): as many as the longest training sentence needs "
-        "(a longer sentence folds its extra windows into the last region)",
+        help="regions of local pooling (padded-avg: its padded length in windows); not given (0): as many "
+        "as the longest training sentence needs (a longer sentence folds its extra windows into the last region)",
     )
     model.add_argument("--dropout", type=float, help="dropout before the output layer")
     model.add_argument("--max-norm", type=float, help="l2 max-norm of output weight rows; 0 turns it off")

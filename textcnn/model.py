@@ -45,6 +45,7 @@ class ModelConfig:
     # local-max / local-avg (Zhang & Wallace 2015): windows per region, and the number of region
     # slots, fixed per model (0: not set; `textcnn.runs.prepare_run` sets it from the longest
     # training sentence, see `region_slots_for`). Longer sentences fold into the last slot.
+    # padded-avg reads region_slots as its padded length in windows (regions of one window).
     region: int = 3
     region_slots: int = 0
     dropout: float = 0.5  # Kim: "dropout rate (p) of 0.5"
@@ -110,8 +111,9 @@ class ModelConfig:
 
     def region_slots_for(self, longest: int) -> int:
         """Local pooling's slots for a longest training sentence of `longest` tokens:
-        ceil(its windows at the widest filter / region)."""
-        return -(-self.windows(longest) // self.region)
+        ceil(its windows at the widest filter / region); padded-avg's padded length: its windows."""
+        region = 1 if self.pooling == "padded-avg" else self.region
+        return -(-self.windows(longest) // region)
 
     @property
     def pooled_size(self) -> int:

@@ -20,6 +20,17 @@ of regions; here the masks stay, and the layout is fixed per model instead:
 
 The pooled vector then has C × slots values per width; local-max gives each slot's winning window
 as its position (−1 when empty), local-avg gives none (like avg).
+
+Padded average (`padded-avg`) is the one pooling here that lets padding count, on purpose: it is the
+global average as zero-padded code computes it (every sentence padded to the longest training
+sentence, the mean taken over the padded length), kept to test whether that dilution, and not
+averaging itself, is why Zhang & Wallace found average pooling far worse than 1-max. It divides the
+masked sum by max(real windows, `region_slots`), where the slots are the windows of the longest
+training sentence at the widest filter (the same for every width): padding adds 0, a short sentence's
+average shrinks in proportion to its shortness, and a sentence longer than any in training (at
+prediction time) is averaged over its own windows, as the padded code would have to pad further.
+The value still does not depend on how much padding a batch adds. (In Kim's code an all-padding
+window holds relu(bias), not 0; with biases near 0 the two dilute alike.)
 """
 
 from __future__ import annotations
@@ -40,6 +51,7 @@ class Pooled:
 
 
 LOCAL_POOLINGS = ("local-max", "local-avg")
+SLOT_POOLINGS = (*LOCAL_POOLINGS, "padded-avg")  # need `region_slots`, set from the training data
 
 
 def output_multiplier(name: str, k: int = 3, chunks: int = 3, slots: int = 0) -> int:
@@ -53,6 +65,7 @@ def output_multiplier(name: str, k: int = 3, chunks: int = 3, slots: int = 0) ->
         "max+avg": 2,
         "local-max": slots,
         "local-avg": slots,
+        "padded-avg": 1,
     }[name]
 
 
@@ -70,6 +83,14 @@ def avg_pool(x: torch.Tensor, mask: torch.Tensor) -> Pooled:
     """Mean over real positions only: dividing by the padded length would measure padding."""
     total = x.masked_fill(~mask[:, None, :], 0.0).sum(dim=2)  # (B, C); masked_fill, not x * 0: inf * 0 is NaN
     return Pooled(total / mask.sum(dim=1, keepdim=True).to(x.dtype))
+
+
+def padded_avg_pool(x: torch.Tensor, mask: torch.Tensor, slots: int) -> Pooled:
+    """The average over a fixed padded length of `slots` windows, padding counting 0 (module docstring):
+    Zhang & Wallace's global average, not ours; an arm to test why theirs lost to 1-max."""
+    total = x.masked_fill(~mask[:, None, :], 0.0).sum(dim=2)  # (B, C)
+    length = mask.sum(dim=1, keepdim=True).clamp(min=slots).to(x.dtype)  # (B, 1)
+    return Pooled(total / length)
 
 
 def kmax_pool(x: torch.Tensor, mask: torch.Tensor, k: int) -> Pooled:
@@ -223,9 +244,11 @@ def pool(
         return logsumexp_pool(x, mask, temperature)
     if name == "max+avg":
         return max_avg_pool(x, mask)
-    if name in LOCAL_POOLINGS:
+    if name in SLOT_POOLINGS:
         if slots < 1:
             raise ConfigError(f"{name} pooling needs region_slots >= 1, got {slots}")
+        if name == "padded-avg":
+            return padded_avg_pool(x, mask, slots)
         return (local_max_pool if name == "local-max" else local_avg_pool)(x, mask, region, slots)
     raise ConfigError(f"unknown pooling {name!r}; choose one of {', '.join(POOLINGS)}")
 
@@ -245,8 +268,9 @@ def validate_pooling(
         raise ConfigError(f"local pooling needs region >= 1 (windows per region), got {region}")
     if region_slots < 0:
         raise ConfigError(f"region_slots must be >= 0 (0: not set), got {region_slots}")
-    if name in LOCAL_POOLINGS and region_slots < 1:
+    if name in SLOT_POOLINGS and region_slots < 1:
+        what = "windows" if name == "padded-avg" else "regions"
         raise ConfigError(
-            f"{name} pooling needs region_slots >= 1 (the number of regions of the longest training "
+            f"{name} pooling needs region_slots >= 1 (the number of {what} of the longest training "
             f"sentence; textcnn.runs.prepare_run sets it), got {region_slots}"
         )

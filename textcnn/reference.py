@@ -156,7 +156,7 @@ def published(arm: str, dataset: str) -> tuple[Figure, ...]:
     pooling, _, number = arm.partition(":")
     if pooling == "max" and not number:
         found = (figure(18, 1, dataset), figure(19, "all", dataset))
-    elif pooling == "avg" and not number:
+    elif pooling in ("avg", "padded-avg") and not number:  # padded-avg: their average, as they padded
         found = (figure(17, "all", dataset),)
     elif pooling in ("kmax", "local-max", "local-avg") and number:
         table = {"kmax": 18, "local-max": 19, "local-avg": 17}[pooling]

@@ -27,7 +27,7 @@ from textcnn.ensemble import Ensemble
 from textcnn.errors import ConfigError
 from textcnn.evaluate import classification_metrics
 from textcnn.model import ModelConfig, TextCNN
-from textcnn.pooling import LOCAL_POOLINGS
+from textcnn.pooling import SLOT_POOLINGS
 from textcnn.runtime import atomic_write_bytes, package_versions
 from textcnn.text import TextEncoder, Vocabulary
 from textcnn.train import LOG_FILE, EncodedSplit, FitResult, TrainConfig, evaluate_split, fit, fit_group
@@ -136,9 +136,9 @@ def prepare_run(
             **pretrained.coverage.to_json(),
             "summary": str(pretrained.coverage),
         }
-    # A local pooling's slots follow from the longest training sentence, known once it is encoded:
-    # until then the config holds a placeholder (slots given in the options are kept as given).
-    set_slots = options.get("pooling") in LOCAL_POOLINGS and not options.get("region_slots")
+    # A local pooling's slots (padded-avg's padded length) follow from the longest training sentence,
+    # known once it is encoded: until then the config holds a placeholder (slots given are kept).
+    set_slots = options.get("pooling") in SLOT_POOLINGS and not options.get("region_slots")
     config = ModelConfig(
         vocab_size=len(vocab),
         num_classes=len(label_names),
