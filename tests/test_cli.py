@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -89,6 +90,22 @@ def test_evaluate_reuses_the_fold_the_bundle_was_tested_on(tiny_bundle):
     assert text.returncode == 0, text.stderr
     assert "(fold-1)" in text.stdout and f"accuracy {100 * trained['accuracy']:.1f}%" in text.stdout
     assert "precision" in text.stdout
+    # Without data flags at all: the file the bundle records (as given at training) and its fold.
+    bare = textcnn("evaluate", tiny_bundle)
+    assert bare.returncode == 0, bare.stderr
+    assert bare.stdout == text.stdout
+
+
+def test_evaluate_without_data_flags_names_a_training_file_that_is_gone(tiny_bundle, tmp_path):
+    moved = tmp_path / "tiny"
+    shutil.copytree(tiny_bundle, moved)
+    config = json.loads((moved / "config.json").read_text())
+    assert config["data"]["files"] == {"train": str(SAMPLES / "tiny.csv")}
+    config["data"]["files"] = {"train": "gone/tiny.csv"}
+    (moved / "config.json").write_text(json.dumps(config))
+    result = textcnn("evaluate", moved)
+    assert result.returncode == 1
+    assert_one_line_error(result, "was trained on gone/tiny.csv", "give --train FILE")
 
 
 def test_datasets_lists_the_registry(data_dir):

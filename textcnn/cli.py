@@ -480,6 +480,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_of_the_bundle(args: argparse.Namespace, trained_on: dict) -> None:
+    """No data flags: evaluate on the data the bundle was trained on, its dataset or its files."""
+    files = trained_on.get("files")
+    if not files:
+        if not trained_on.get("dataset"):
+            raise TextCNNError(
+                f"{args.bundle} does not say what it was trained on; give --dataset or --train FILE"
+            )
+        args.dataset = trained_on["dataset"]
+        return
+    missing = [path for path in files.values() if not Path(path).is_file()]
+    if missing:
+        raise TextCNNError(
+            f"{args.bundle} was trained on {', '.join(files.values())}, and {', '.join(missing)} is not here "
+            "(paths as given at training, from the folder it ran in); give --train FILE (and --test FILE)"
+        )
+    # A train file alone was cross-validated: cmd_evaluate then picks the fold it was held out from.
+    args.train_file, args.dev_file, args.test_file = (files.get(split) for split in ("train", "dev", "test"))
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from textcnn.bundle import Classifier
     from textcnn.data import make_folds
@@ -487,8 +507,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     classifier = Classifier.load(args.bundle, device=args.device)
     trained_on = classifier.info.get("data") or {}
-    if args.dataset is None and args.train_file is None and trained_on.get("dataset"):
-        args.dataset = trained_on["dataset"]
+    if args.dataset is None and args.train_file is None:
+        _data_of_the_bundle(args, trained_on)
     corpus = _load_corpus(args)
     seed = args.seed if args.seed is not None else trained_on.get("split_seed", 0)
     folds, fold = args.folds, args.fold

@@ -172,6 +172,9 @@ class Corpus:
     splits: dict[str, LabeledTexts]
     lowercase: bool
     source: str
+    # User files by split ("train", "dev", "test"), as given: a bundle records them, so that
+    # `textcnn evaluate BUNDLE` finds its test data again. None for registered and Hub datasets.
+    files: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "label_names", tuple(self.label_names))
@@ -693,8 +696,8 @@ def load_files(
     label_names = tuple(sorted(set(splits["train"].labels)))
     if set(splits) == {"train"}:
         splits = {"all": splits["train"]}
-    source = ", ".join(str(path) for path in given.values() if path is not None)
-    return Corpus(name or Path(train).stem, label_names, splits, lowercase, source)
+    files = {split: str(path) for split, path in given.items() if path is not None}
+    return Corpus(name or Path(train).stem, label_names, splits, lowercase, ", ".join(files.values()), files)
 
 
 def load_corpus(

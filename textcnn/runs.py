@@ -490,6 +490,7 @@ def _data_info(corpus: Corpus, fold: Fold, split_seed: int) -> dict:
         "data": {
             "dataset": corpus.name,
             "source": corpus.source,
+            **({"files": corpus.files} if corpus.files else {}),
             "fold": fold.name,
             "fold_index": fold.index,
             "folds": fold.of,
