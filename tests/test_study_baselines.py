@@ -48,6 +48,11 @@ def test_baselines_fit_the_study_folds_once_and_a_grown_study_only_its_new_folds
 
     seen.clear()
     assert run_baselines(config, tmp_path, str(data_dir)) == rows and seen == []  # nothing to refit
+    # ... nor any corpus to load: a finished study's report reads baselines.jsonl alone
+    monkeypatch.setattr(study_baselines, "study_folds", lambda *a: pytest.fail("loaded the corpora"))
+    assert run_baselines(config, tmp_path, str(data_dir)) == rows
+    monkeypatch.undo()
+    monkeypatch.setattr(study_baselines, "fit_baseline", recording)
     grown = StudyConfig(datasets=("trec", "mr"), poolings=("max",), max_folds=3, **QUICK)
     assert len(run_baselines(grown, tmp_path, str(data_dir))) == 8
     assert [(n, f.index) for n, f, _ in seen] == [("tfidf-lr", 2), ("nbsvm", 2)]

@@ -48,6 +48,8 @@ def run_baselines(
     path = Path(out_dir) / BASELINES_FILE
     rows = load_results(path)
     done = {(r["dataset"], r["fold"], r["baseline"]) for r in rows}
+    if all(_fitted(done, config, dataset, names) for dataset in config.datasets):
+        return rows  # a report of a finished study need not load (and fold) every corpus again
     corpora, folds = study_folds(config, data_dir)
     for dataset in config.datasets:
         label_names = list(corpora[dataset].label_names)
@@ -71,6 +73,14 @@ def run_baselines(
                 where = f"fold {fold.index}" if fold.index is not None else "test split"
                 log(f"{dataset} {where} {name}: {100 * result.test_accuracy:.1f} (C = {result.C:g})")
     return rows
+
+
+def _fitted(done: set, config: StudyConfig, dataset: str, names: Sequence[str]) -> bool:
+    """Every baseline fitted on the dataset's fixed split, or on each of its planned folds."""
+    planned_folds = range(config.max_folds or config.folds)
+    return all((dataset, None, name) in done for name in names) or all(
+        (dataset, fold, name) in done for fold in planned_folds for name in names
+    )
 
 
 def load_baselines(out_dir: str | Path) -> list[dict]:
