@@ -384,7 +384,7 @@ def test_train_a_local_pooling_and_its_bundle_reloads_and_predicts(tmp_path):
 
 def test_compare_quick_study_and_a_bad_pooling(data_dir, tmp_path):
     out = tmp_path / "study"
-    arms = ["max", "avg", "kmax:2", "local-max:2", "local-avg:2"]
+    arms = ["max", "avg", "kmax:2", "local-max:2", "local-avg:2", "padded-avg"]
     args = [
         "compare",
         "--datasets",
@@ -398,12 +398,13 @@ def test_compare_quick_study_and_a_bad_pooling(data_dir, tmp_path):
     ]
     result = textcnn(*args, "--data-dir", data_dir, "--out", out)
     assert result.returncode == 0, result.stderr
-    assert "5 runs" in result.stdout
+    assert "6 runs" in result.stdout
     assert (out / "REPORT.md").exists() and (out / "plots" / "trec.png").exists()
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert [r["pooling"] for r in rows] == arms  # the arm names as typed
     report = (out / "REPORT.md").read_text()
-    assert "| dataset | max | avg | kmax:2 | local-max:2 | local-avg:2 |" in report
+    assert "| dataset | max | avg | kmax:2 | local-max:2 | local-avg:2 | padded-avg |" in report
+    assert "| trec | padded-avg | " in report and "[Table 17 all]" in report  # beside their average
     assert "## Linear baselines on the same folds" in report and "| trec | 1 |" in report
     assert len((out / "baselines.jsonl").read_text().splitlines()) == 2  # TF-IDF + LR, NBSVM
     (out / "REPORT.md").unlink()
