@@ -190,6 +190,22 @@ def test_no_conv_arms_are_compared_with_their_own_pooling_in_their_own_section(t
     assert text.index("A hand-written reading.") < text.index("## Test accuracy") < text.index("## Probe")
 
 
+def test_avg_and_padded_avg_get_a_section_of_their_own(tmp_path):
+    rows = [row("max", s, 0.90) for s in range(3)]
+    rows += [row("avg", s, 0.88 + 0.01 * s) for s in range(3)]
+    rows += [row("padded-avg", s, 0.86 + 0.005 * s) for s in range(3)]
+    [padding] = summarize(rows)["d"]["padding"]
+    assert (padding["masked"], padding["padded"], padding["n"]) == ("avg", "padded-avg", 3)
+    assert padding["mean_difference"] == pytest.approx(0.02 + 0.005)  # masked minus padded
+    config = StudyConfig(datasets=("d",), poolings=("max", "avg", "padded-avg"))
+    text = write_report(summarize(rows), rows, config, tmp_path).read_text()
+    assert "## Does averaging over padding sink the average?" in text
+    assert "| d | 89.00 | 86.50 | 3 | +2.50 | " in text and "| yes: padding costs | +1.00 | +3.50 |" in text
+    alone = [r for r in rows if r["pooling"] != "avg"]  # no avg: no section
+    assert summarize(alone)["d"]["padding"] == []
+    assert "## Does averaging" not in write_report(summarize(alone), alone, config, tmp_path).read_text()
+
+
 def test_runs_trained_together_are_recorded_like_runs_trained_alone(data_dir, tmp_path, one_thread):
     from textcnn.study import training_seconds
 

@@ -36,6 +36,7 @@ RESULTS_FILE, SUMMARY_FILE, REPORT_FILE, PLAN_FILE, FINDINGS_FILE = (
 )
 REFERENCE = "max"  # every other pooling is compared with max-over-time
 NO_CONV = ":no-conv"  # an arm "<arm>:no-conv" pools the word vectors themselves (no convolution)
+PADDED = "padded-avg"  # beside avg, it says what averaging over padding costs
 
 
 # An arm's number: kmax's k, a local pooling's region (`kmax` alone keeps k = 3, `local-max` r = 3).
@@ -448,7 +449,19 @@ def summarize(rows: Sequence[dict], reference: str = REFERENCE) -> dict:
             if shared:
                 paired = _paired(by_pooling, pooling, arm, shared)
                 convolution.append({"pooling": pooling, "without": arm, **paired.to_json()})
-        summary[dataset] = {"poolings": arms, "comparisons": comparisons, "convolution": convolution}
+        # The average masked against the average over the padded length (`padded-avg`): what padding costs.
+        padding = []
+        if {"avg", PADDED} <= set(by_pooling):
+            shared = _shared_keys(by_pooling, "avg", PADDED)
+            padding.append(
+                {"masked": "avg", "padded": PADDED, **_paired(by_pooling, "avg", PADDED, shared).to_json()}
+            )
+        summary[dataset] = {
+            "poolings": arms,
+            "comparisons": comparisons,
+            "convolution": convolution,
+            "padding": padding,
+        }
     return summary
 
 
@@ -543,6 +556,7 @@ def write_report(
         lines += ["", "## Accuracy by pooling, one point per run", ""]
         lines += [f"![{path.stem}](plots/{path.name})" for path in plots]
     lines += _convolution_section(summary)
+    lines += _padding_section(summary)
     lines += zhang_wallace_section(rows, config)
     for section in extra_sections:
         lines += ["", section.strip()]
@@ -618,6 +632,41 @@ def _convolution_section(summary: dict) -> list[str]:
         lines.append(
             f"| {dataset} | {c['pooling']} | {100 * with_conv:.1f} | {100 * without:.1f} | {c['n']} | "
             f"{100 * c['mean_difference']:+.2f} | {interval} | {verdict} |"
+        )
+    return lines
+
+
+def _padding_section(summary: dict) -> list[str]:
+    """avg against padded-avg (only when a study has both): is padding what sinks an average?"""
+    entries = [(dataset, c) for dataset, entry in summary.items() for c in entry.get("padding", [])]
+    if not entries:
+        return []
+    lines = [
+        "",
+        "## Does averaging over padding sink the average?",
+        "",
+        "Code that zero-pads every sentence to the longest one and averages over the padded length "
+        "(`padded-avg`) shrinks a short sentence's features in proportion to its shortness; `avg` "
+        "averages its real windows only. Masked minus padded, paired over the same seeds and folds; "
+        "max minus each, from the table above.",
+        "",
+        "| dataset | avg | padded-avg | pairs | masked − padded | 95% interval | holds | max − avg "
+        "| max − padded-avg |",
+        "|---|--:|--:|--:|--:|--:|---|--:|--:|",
+    ]
+    for dataset, c in entries:
+        arms = summary[dataset]["poolings"]
+        masked, padded = arms[c["masked"]]["accuracy_mean"], arms[c["padded"]]["accuracy_mean"]
+        interval = f"{100 * c['ci_low']:+.2f} to {100 * c['ci_high']:+.2f}" if c["n"] >= 2 else "—"
+        holds = c["n"] >= 2 and (c["ci_low"] > 0 or c["ci_high"] < 0)
+        verdict = (
+            ("yes: padding costs" if c["mean_difference"] > 0 else "yes: padding helps") if holds else "no"
+        )
+        versus = {x["other"]: x for x in summary[dataset]["comparisons"]}
+        gaps = [f"{100 * versus[a]['mean_difference']:+.2f}" if a in versus else "—" for a in ("avg", PADDED)]
+        lines.append(
+            f"| {dataset} | {100 * masked:.2f} | {100 * padded:.2f} | {c['n']} | {100 * c['mean_difference']:+.2f} | "
+            f"{interval} | {verdict} | {gaps[0]} | {gaps[1]} |"
         )
     return lines
 
