@@ -603,6 +603,16 @@ def coverage_section(rows: Sequence[dict], config: StudyConfig) -> list[str]:
     return lines
 
 
+def _interval_and_verdict(c: dict, above: str, below: str, digits: int = 2) -> tuple[str, str]:
+    """A paired comparison's 95% interval cell and whether it holds (the interval excludes 0)."""
+    if c["n"] < 2:
+        return "—", "no"
+    interval = f"{100 * c['ci_low']:+.{digits}f} to {100 * c['ci_high']:+.{digits}f}"
+    if c["ci_low"] > 0 or c["ci_high"] < 0:
+        return interval, f"yes: {above if c['mean_difference'] > 0 else below}"
+    return interval, "no"
+
+
 def _convolution_section(summary: dict) -> list[str]:
     """Probe 1: does pooling need the convolution in front of it? (Only with `:no-conv` arms.)"""
     entries = [(dataset, c) for dataset, entry in summary.items() for c in entry.get("convolution", [])]
@@ -622,13 +632,7 @@ def _convolution_section(summary: dict) -> list[str]:
     for dataset, c in entries:
         arms = summary[dataset]["poolings"]
         with_conv, without = arms[c["pooling"]]["accuracy_mean"], arms[c["without"]]["accuracy_mean"]
-        interval = f"{100 * c['ci_low']:+.1f} to {100 * c['ci_high']:+.1f}" if c["n"] >= 2 else "—"
-        holds = c["n"] >= 2 and (c["ci_low"] > 0 or c["ci_high"] < 0)
-        verdict = (
-            ("yes: convolution helps" if c["mean_difference"] > 0 else "yes: convolution hurts")
-            if holds
-            else "no"
-        )
+        interval, verdict = _interval_and_verdict(c, "convolution helps", "convolution hurts", digits=1)
         lines.append(
             f"| {dataset} | {c['pooling']} | {100 * with_conv:.1f} | {100 * without:.1f} | {c['n']} | "
             f"{100 * c['mean_difference']:+.2f} | {interval} | {verdict} |"
@@ -657,11 +661,7 @@ def _padding_section(summary: dict) -> list[str]:
     for dataset, c in entries:
         arms = summary[dataset]["poolings"]
         masked, padded = arms[c["masked"]]["accuracy_mean"], arms[c["padded"]]["accuracy_mean"]
-        interval = f"{100 * c['ci_low']:+.2f} to {100 * c['ci_high']:+.2f}" if c["n"] >= 2 else "—"
-        holds = c["n"] >= 2 and (c["ci_low"] > 0 or c["ci_high"] < 0)
-        verdict = (
-            ("yes: padding costs" if c["mean_difference"] > 0 else "yes: padding helps") if holds else "no"
-        )
+        interval, verdict = _interval_and_verdict(c, "padding costs", "padding helps")
         versus = {x["other"]: x for x in summary[dataset]["comparisons"]}
         gaps = [f"{100 * versus[a]['mean_difference']:+.2f}" if a in versus else "—" for a in ("avg", PADDED)]
         lines.append(
