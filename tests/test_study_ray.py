@@ -30,13 +30,18 @@ def cluster():
     """A 2-CPU Ray cluster of this process, its address for other drivers; shut down after the module.
 
     Its workers inherit this process's environment, PYTHONPATH included, so they import this
-    checkout's textcnn."""
+    checkout's textcnn. It listens on loopback only: Ray turns 127.0.0.1 into the machine's network
+    address, except where it believes clusters unsupported (read once, when ray is imported), which
+    this variable makes it believe on Linux too; its workers and the CLI's drivers inherit it."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
+        assert ray.util.get_node_ip_address() == "127.0.0.1"
         yield ray.get_runtime_context().gcs_address
     finally:
         ray.shutdown()
+        os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
 
 
 def keys(rows):
