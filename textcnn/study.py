@@ -539,8 +539,7 @@ def write_report(
     ]
     for dataset, entry in summary.items():
         for c in entry["comparisons"]:
-            interval = f"{100 * c['ci_low']:+.1f} to {100 * c['ci_high']:+.1f}" if c["n"] >= 2 else "—"
-            holds = c["n"] >= 2 and (c["ci_low"] > 0 or c["ci_high"] < 0)
+            interval, verdict = _interval_and_verdict(c, "max better", "max worse", digits=1)
             mcnemar_cell = "—"
             if c.get("mcnemar"):
                 tests = c["mcnemar"]
@@ -550,7 +549,7 @@ def write_report(
             lines.append(
                 f"| {dataset} | {c['other']} | {c['n']} | {100 * c['mean_difference']:+.2f} | {interval} | "
                 f"{_p(c['t_p_value'])} | {_p(c['wilcoxon_p_value'])} | {mcnemar_cell} | "
-                f"{'yes: ' + ('max better' if c['mean_difference'] > 0 else 'max worse') if holds else 'no'} |"
+                f"{verdict} |"
             )
     if plots:
         lines += ["", "## Accuracy by pooling, one point per run", ""]
