@@ -17,7 +17,16 @@ import torch
 from textcnn.attribution import explain_text
 from textcnn.bundle import Classifier
 from textcnn.data import read_labeled_file
-from textcnn.model import ModelConfig, TextCNN, pad_for_windows, pad_ids, pool_maps, width_maps
+from textcnn.model import (
+    ModelConfig,
+    TextCNN,
+    banked_maps,
+    cached_filter_bank,
+    pad_for_windows,
+    pad_ids,
+    pool_maps,
+    width_maps,
+)
 from textcnn.names import POOLINGS
 from textcnn.pooling import SLOT_POOLINGS
 from textcnn.runs import RunSettings, texts_fold, train_classifier
@@ -60,22 +69,25 @@ def random_classifier(pooling: str, variant: str, wide: bool, convolution: bool,
 
 
 def gradient_x_input(classifier: Classifier, text: str, label: int) -> torch.Tensor:
-    """(L,) d logit / d x_t · x_t per token, through the model's own forward functions (float32)."""
+    """(L,) d logit / d x_t · x_t per token, through the model's own forward functions (float32).
+
+    With convolution, through the prediction path (`banked_maps`), as `explain` follows it: where a
+    repeated n-gram ties two windows, rounding picks the one a max keeps, and the gradient credits
+    only that one, so both must see the same maps."""
     model, config = classifier.model, classifier.model.config
     ids = torch.tensor([classifier.encoder.encode(text)])
     lengths = torch.tensor([ids.shape[1]])
-    x0 = model.embed(pad_ids(ids, config)).detach().requires_grad_()  # (1, D, T): channels summed
-    x = pad_for_windows(x0, config)
     if config.convolution:
-        per_width = [
-            width_maps(x, lengths, config, w, conv.weight, conv.bias)
-            for conv, w in zip(model.convs, config.filter_widths, strict=True)
-        ]
+        x0 = model.word_vectors(pad_ids(ids, config)).detach().requires_grad_()  # (1, T, D): channels summed
+        bank = [t.clone() for t in cached_filter_bank(model)]  # explain may have built it in inference mode
+        per_width = banked_maps(x0[None], lengths, config, *bank)
     else:
-        per_width = [width_maps(x, lengths, config, 1)]
+        x0 = model.embed(pad_ids(ids, config)).detach().requires_grad_()  # (1, D, T)
+        per_width = [width_maps(pad_for_windows(x0, config), lengths, config, 1)]
     pooled = torch.cat([pool_maps(maps, mask, config).values for maps, mask in per_width], dim=1)
     model.classifier(pooled)[0, label].backward()
-    return (x0.grad * x0)[0].sum(dim=0)[: ids.shape[1]].detach()
+    vector_axis = 1 if config.convolution else 0  # sum each token's part over its vector
+    return (x0.grad * x0)[0].sum(dim=vector_axis)[: ids.shape[1]].detach()
 
 
 def logsumexp_gap(classifier: Classifier, text: str, label: int) -> float:

@@ -341,8 +341,18 @@ class TextCNN(nn.Module):
         self, ids: torch.Tensor, lengths: torch.Tensor
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per filter width: the ReLU feature maps (B, F, windows) and the mask of real windows
-        (`width_maps`; `window_tokens` maps a window back to its tokens)."""
+        (`width_maps`; `window_tokens` maps a window back to its tokens).
+
+        Without gradients (prediction, evaluation, explanations) the convolutions run as one
+        `filter_bank` product (`banked_maps`): the same maps, to rounding, in fewer and larger
+        kernels; training keeps one convolution per width. Every no-gradient caller takes this one
+        path, because rounding decides near-ties (a repeated n-gram gives two windows equal in exact
+        arithmetic), and which tied window k-max or local pooling keeps moves the logit: an
+        explanation must explain the maps the served prediction used."""
         cfg = self.config
+        if cfg.convolution and not torch.is_grad_enabled():
+            x = self.word_vectors(pad_ids(ids, cfg))[None]  # (1, B, T, D)
+            return banked_maps(x, lengths, cfg, *cached_filter_bank(self))
         x = pad_for_windows(self.embed(pad_ids(ids, cfg)), cfg)  # (B, D, T')
         if not cfg.convolution:
             return [width_maps(x, lengths, cfg, 1)]
@@ -356,15 +366,8 @@ class TextCNN(nn.Module):
         return [pool_maps(maps, mask, self.config) for maps, mask in self.feature_maps(ids, lengths)]
 
     def pooled(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """The pooled vector (B, pooled_size). Without gradients (prediction, evaluation) the
-        convolutions run as one `filter_bank` product (`banked_maps`): the same maps, to rounding,
-        in fewer and larger kernels; training keeps one convolution per width."""
-        cfg = self.config
-        if torch.is_grad_enabled() or not cfg.convolution:
-            return torch.cat([p.values for p in self.features(ids, lengths)], dim=1)
-        x = self.word_vectors(pad_ids(ids, cfg))[None]  # (1, B, T, D)
-        maps = banked_maps(x, lengths, cfg, *cached_filter_bank(self))
-        return torch.cat([pool_maps(m, mask, cfg).values for m, mask in maps], dim=1)
+        """The pooled vector (B, pooled_size), from `features` (banked without gradients)."""
+        return torch.cat([p.values for p in self.features(ids, lengths)], dim=1)
 
     def window_tokens(self, position: int, width: int, length: int) -> range:
         """Indices of the sentence's tokens (of `length`) that window `position` of `width` covers."""
