@@ -28,10 +28,10 @@ from pathlib import Path
 
 import torch
 
-from textcnn.baselines import BASELINES, fit_baseline
-from textcnn.data import load_registered, make_folds
-from textcnn.runs import RunSettings, train_folds
-from textcnn.train import TrainConfig
+from textcnn.data.corpus import load_registered, make_folds
+from textcnn.model.linear import BASELINES, fit_baseline
+from textcnn.train.loop import TrainConfig
+from textcnn.train.runs import RunSettings, train_folds
 
 RESULTS = Path(__file__).parent / "results" / "accuracy.json"
 BASELINE_RESULTS = RESULTS.parent / "baselines.json"  # the linear rows the ensembles' table is set beside
@@ -68,7 +68,7 @@ def benchmark_folds(dataset: str, args: argparse.Namespace):
 
 
 def run_baseline(dataset: str, name: str, args: argparse.Namespace) -> dict:
-    """A linear baseline (textcnn.baselines) on the same folds as the CNN rows."""
+    """A linear baseline (textcnn.model.linear) on the same folds as the CNN rows."""
     corpus, folds, protocol = benchmark_folds(dataset, args)
     started = time.perf_counter()
     results = [fit_baseline(name, fold, corpus.label_names, corpus.lowercase) for fold in folds]
@@ -148,7 +148,7 @@ def model_options(variant: str) -> tuple[dict, int]:
 
 
 def load_kim(dataset: str, variant: str) -> float | None:
-    from textcnn.data import REGISTRY
+    from textcnn.data.corpus import REGISTRY
 
     return REGISTRY[dataset].kim2014.get(variant.partition(":ens")[0])
 
@@ -180,7 +180,7 @@ def main() -> int:
     parser.add_argument(
         "--baselines",
         default=",".join(BASELINES),
-        help="linear baselines run on every dataset's folds (textcnn.baselines); empty: none",
+        help="linear baselines run on every dataset's folds (textcnn.model.linear); empty: none",
     )
     parser.add_argument("--only-baselines", action="store_true", help="the baselines rows alone (seconds)")
     args = parser.parse_args()

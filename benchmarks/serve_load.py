@@ -193,7 +193,7 @@ def measure(
 def sample_texts(count: int) -> list[str]:
     """MR sentences when the benchmark data is here (realistic lengths), else the repo's samples."""
     try:
-        from textcnn.data import load_registered
+        from textcnn.data.corpus import load_registered
 
         corpus = load_registered("mr", os.environ.get("TEXTCNN_DATA_DIR") or str(REPO.parent / "shared/data"))
         texts = list(corpus.splits["all"].texts)
@@ -257,7 +257,7 @@ def main() -> int:
     (BENCHMARKS / "results").mkdir(exist_ok=True)
 
     from service.settings import ServeSettings
-    from textcnn.bundle import Classifier
+    from textcnn.inference.bundle import Classifier
 
     single, many = sample_texts(1), sample_texts(32)
     bodies = {1: json.dumps({"text": single[0]}), 32: json.dumps({"texts": many})}

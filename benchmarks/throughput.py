@@ -3,7 +3,7 @@
     python benchmarks/throughput.py --data-dir ../shared/data
 
 Training: sentences per second over whole epochs of MR's fold-0 training part (batches of 50 by
-similar length, LazyAdadelta, max-norm, dropout), through `textcnn.train.fit`, dev evaluation
+similar length, LazyAdadelta, max-norm, dropout), through `textcnn.train.loop.fit`, dev evaluation
 excluded. Inference: texts per second through `Classifier` from raw text (tokenizing included),
 one text per call and 256 per call.
 Writes benchmarks/results/throughput.json.
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from textcnn.bundle import Classifier
-from textcnn.data import load_registered, make_folds
-from textcnn.model import ModelConfig, TextCNN
-from textcnn.text import TextEncoder, Vocabulary
-from textcnn.train import EncodedSplit, TrainConfig, fit
+from textcnn.data.corpus import load_registered, make_folds
+from textcnn.data.text import TextEncoder, Vocabulary
+from textcnn.inference.bundle import Classifier
+from textcnn.model.cnn import ModelConfig, TextCNN
+from textcnn.train.loop import EncodedSplit, TrainConfig, fit
 
 sys.path.insert(0, str(Path(__file__).parent))
 from accuracy import machine

@@ -32,11 +32,11 @@ from pathlib import Path
 
 import torch
 
-from textcnn.data import load_registered, make_folds
-from textcnn.model import ModelConfig, TextCNN
+from textcnn.data.corpus import load_registered, make_folds
+from textcnn.data.text import TextEncoder, Vocabulary
+from textcnn.model.cnn import ModelConfig, TextCNN
 from textcnn.runtime import resolve_device
-from textcnn.text import TextEncoder, Vocabulary
-from textcnn.train import EncodedSplit, TrainConfig, fit_group, length_bucketed_batches
+from textcnn.train.loop import EncodedSplit, TrainConfig, fit_group, length_bucketed_batches
 
 sys.path.insert(0, str(Path(__file__).parent))
 from accuracy import machine

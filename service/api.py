@@ -30,10 +30,10 @@ from service.schemas import (
     PredictResponse,
     TextPrediction,
 )
-from textcnn.attribution import explain_text
-from textcnn.bundle import CONFIG_FILE, Classifier
+from textcnn.data.text import Batch, similar_length_chunks
 from textcnn.errors import BundleError
-from textcnn.text import Batch, similar_length_chunks
+from textcnn.inference.bundle import CONFIG_FILE, Classifier
+from textcnn.inference.explain import explain_text
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class TextCNNAPI(ls.LitAPI):
 
 
 class ExplainAPI(ls.LitAPI):
-    """POST /explain: `textcnn.attribution.explain_text` for each text, in its own inference worker(s).
+    """POST /explain: `textcnn.inference.explain.explain_text` for each text, in its own inference worker(s).
 
     One request per batch (max_batch_size=1): an explanation is computed text by text, so batching
     requests saves nothing, and LitServe answers a whole batch with the error of any request in it.

@@ -6,7 +6,7 @@ predictions in input order, so one shape serves both:
     POST /predict {"text": "a gorgeous , witty , seductive movie ."}
     -> {"model": "mr@93a03903a534", "predictions": [{"label": "positive", "score": 0.93, ...}]}
     POST /explain {"texts": ["...", "..."], "top": 5}
-    -> {"model": "mr@93a03903a534", "explanations": [textcnn.attribution.explain_text's dict, ...]}
+    -> {"model": "mr@93a03903a534", "explanations": [textcnn.inference.explain.explain_text's dict, ...]}
 
 Validation runs in the HTTP server, before a request is queued for the model: LitServe decodes
 a whole batch inside one `try` (litserve/loops/simple_loops.py, BatchedLoop.run_batched_loop),
@@ -268,7 +268,7 @@ class NGram(BaseModel):
 
 
 class Explanation(BaseModel):
-    """What `textcnn.attribution.explain_text` returns for one text."""
+    """What `textcnn.inference.explain.explain_text` returns for one text."""
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 

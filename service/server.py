@@ -30,8 +30,8 @@ from service.api import ExplainAPI, TextCNNAPI, check_bundle, model_id
 from service.compat import check_dependencies
 from service.schemas import HealthResponse, configure_limits
 from service.settings import ServeSettings
-from textcnn.bundle import CONFIG_FILE, Classifier
 from textcnn.errors import TextCNNError
+from textcnn.inference.bundle import CONFIG_FILE, Classifier
 from textcnn.runtime import package_versions, resolve_device
 
 logger = logging.getLogger(__name__)

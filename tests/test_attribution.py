@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from textcnn.attribution import explain_text
-from textcnn.bundle import Classifier
-from textcnn.data import read_labeled_file
-from textcnn.model import (
+from textcnn.data.corpus import read_labeled_file
+from textcnn.data.text import PAD, UNK, TextEncoder, Vocabulary
+from textcnn.inference.bundle import Classifier
+from textcnn.inference.explain import explain_text
+from textcnn.model.cnn import (
     ModelConfig,
     TextCNN,
     banked_maps,
@@ -27,11 +28,10 @@ from textcnn.model import (
     pool_maps,
     width_maps,
 )
-from textcnn.names import POOLINGS
-from textcnn.pooling import SLOT_POOLINGS
-from textcnn.runs import RunSettings, texts_fold, train_classifier
-from textcnn.text import PAD, UNK, TextEncoder, Vocabulary
-from textcnn.train import TrainConfig
+from textcnn.model.pooling import SLOT_POOLINGS
+from textcnn.model.variants import POOLINGS
+from textcnn.train.loop import TrainConfig
+from textcnn.train.runs import RunSettings, texts_fold, train_classifier
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

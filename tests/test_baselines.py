@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from scipy.sparse import csr_matrix
 
-from textcnn.baselines import BASELINES, NBSVM, fit_baseline, make_baseline
 from textcnn.errors import ConfigError
-from textcnn.runs import texts_fold
+from textcnn.model.linear import BASELINES, NBSVM, fit_baseline, make_baseline
+from textcnn.train.runs import texts_fold
 
 
 def test_log_count_ratio_by_hand():
@@ -62,7 +62,7 @@ def test_an_unknown_baseline_is_refused():
 
 @pytest.mark.slow
 def test_baselines_on_sst2_are_the_usual_strength(data_dir):
-    from textcnn.data import load_registered, make_folds
+    from textcnn.data.corpus import load_registered, make_folds
 
     corpus = load_registered("sst2", data_dir)
     (fold,) = make_folds(corpus)

@@ -9,10 +9,10 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from textcnn.bundle import Classifier, Prediction
+from textcnn.data.text import TextEncoder, Vocabulary, tokenize
 from textcnn.errors import BundleError
-from textcnn.model import ModelConfig, TextCNN
-from textcnn.text import TextEncoder, Vocabulary, tokenize
+from textcnn.inference.bundle import Classifier, Prediction
+from textcnn.model.cnn import ModelConfig, TextCNN
 
 LABELS = ["negative", "positive", "neutral"]
 INFO = {"metrics": {"dev_accuracy": 0.75}, "data": {"name": "tiny", "train_size": 6}}

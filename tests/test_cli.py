@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from textcnn.bundle import Classifier
+from textcnn.inference.bundle import Classifier
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data" / "samples"
@@ -334,8 +334,8 @@ def test_explain_prints_the_deciding_ngrams(tiny_bundle):
 def test_explain_splits_an_average_pooled_logit(tmp_path):
     import torch
 
-    from textcnn.model import ModelConfig, TextCNN
-    from textcnn.text import PAD, UNK, TextEncoder, Vocabulary
+    from textcnn.data.text import PAD, UNK, TextEncoder, Vocabulary
+    from textcnn.model.cnn import ModelConfig, TextCNN
 
     words = [PAD, UNK, "a", "warm", "and", "funny", "film"]
     torch.manual_seed(0)
@@ -438,9 +438,9 @@ def test_train_flags_fall_through_to_the_config_defaults():
     import dataclasses
 
     from textcnn.cli import MODEL_FLAGS, TRAIN_FLAGS, VOCAB_FLAGS, build_parser, run_settings_from_args
-    from textcnn.model import ModelConfig
-    from textcnn.runs import VocabConfig
-    from textcnn.train import TrainConfig
+    from textcnn.model.cnn import ModelConfig
+    from textcnn.train.loop import TrainConfig
+    from textcnn.train.runs import VocabConfig
 
     def names(config, *ignored):
         return {f.name for f in dataclasses.fields(config)} - set(ignored)
@@ -486,7 +486,7 @@ def test_compare_flags_fall_through_to_the_study_defaults():
     import dataclasses
 
     from textcnn.cli import STUDY_FLAGS, build_parser
-    from textcnn.study import StudyConfig
+    from textcnn.study.study import StudyConfig
 
     assert set(STUDY_FLAGS.values()) <= {f.name for f in dataclasses.fields(StudyConfig)}
     args = build_parser().parse_args(["compare", "--out", "x"])

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from textcnn import data as data_module
-from textcnn.data import (
+from textcnn.data import corpus as data_module
+from textcnn.data.corpus import (
     REGISTRY,
     Corpus,
     LabeledTexts,

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from textcnn.errors import ConfigError
-from textcnn.group import ModelGroup, select_rows
-from textcnn.model import ModelConfig, TextCNN
-from textcnn.names import POOLINGS
-from textcnn.pooling import SLOT_POOLINGS
-from textcnn.train import EncodedSplit, TrainConfig, fit, fit_group
+from textcnn.model.cnn import ModelConfig, TextCNN
+from textcnn.model.group import ModelGroup, select_rows
+from textcnn.model.pooling import SLOT_POOLINGS
+from textcnn.model.variants import POOLINGS
+from textcnn.train.loop import EncodedSplit, TrainConfig, fit, fit_group
 
 BASE = {"num_classes": 3, "embedding_dim": 12, "num_filters": 5, "filter_widths": (2, 3, 4)}
 
@@ -106,7 +106,7 @@ def synthetic_split(vocab_size: int, rows: int, seed: int) -> EncodedSplit:
 )
 def test_a_model_trained_in_a_group_ends_as_it_would_alone(optimizer, conv_mode, one_thread, monkeypatch):
     # looped is the CPU's way, grouped the GPU's: both are checked here, on the CPU.
-    import textcnn.train as train_module
+    import textcnn.train.loop as train_module
 
     original = ModelGroup.from_models
     monkeypatch.setattr(

@@ -5,11 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from textcnn import model as model_module
+from textcnn.data.text import PAD_ID, TextEncoder
 from textcnn.errors import ConfigError
-from textcnn.model import VARIANTS, ModelConfig, TextCNN, window_mask
-from textcnn.pooling import POOLINGS, SLOT_POOLINGS
-from textcnn.text import PAD_ID, TextEncoder
+from textcnn.model import cnn as model_module
+from textcnn.model.cnn import VARIANTS, ModelConfig, TextCNN, window_mask
+from textcnn.model.pooling import POOLINGS, SLOT_POOLINGS
 
 VOCAB, DIM, FILTERS, CLASSES = 50, 8, 4, 3
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from textcnn.errors import ConfigError
-from textcnn.optim import LazyAdadelta, catch_up_state
+from textcnn.train.optim import LazyAdadelta, catch_up_state
 
 VOCAB, DIM, CLASSES, STEPS = 50, 8, 3, 50
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from textcnn.errors import ConfigError
-from textcnn.pooling import POOLINGS, output_multiplier, pool, validate_pooling
+from textcnn.model.pooling import POOLINGS, output_multiplier, pool, validate_pooling
 
 HUGE = 1e30  # stands in for whatever a padding window computes: it must never reach the output
 K, CHUNKS = 3, 3

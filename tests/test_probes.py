@@ -3,11 +3,12 @@
 import pytest
 import torch
 
-from textcnn.bundle import Classifier
-from textcnn.model import ModelConfig, TextCNN
-from textcnn.names import POOLINGS
-from textcnn.pooling import SLOT_POOLINGS
-from textcnn.probes import (
+from textcnn.data.text import PAD, UNK, TextEncoder, Vocabulary
+from textcnn.inference.bundle import Classifier
+from textcnn.model.cnn import ModelConfig, TextCNN
+from textcnn.model.pooling import SLOT_POOLINGS
+from textcnn.model.variants import POOLINGS
+from textcnn.study.probes import (
     compare_texts,
     explain,
     key_phrase_moved,
@@ -18,7 +19,6 @@ from textcnn.probes import (
     winning_ngrams,
     with_filler,
 )
-from textcnn.text import PAD, UNK, TextEncoder, Vocabulary
 
 WORDS = [PAD, UNK, "good", "movie", "bad", "the"]
 GOOD, MOVIE = WORDS.index("good"), WORDS.index("movie")

@@ -48,8 +48,8 @@ from service.schemas import (
 )
 from service.server import PAGE_HEADERS, BodyLimitMiddleware, build_server
 from service.settings import ServeSettings
-from textcnn.bundle import Classifier
 from textcnn.errors import BundleError, ConfigError
+from textcnn.inference.bundle import Classifier
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data" / "samples"
@@ -599,7 +599,7 @@ def test_app_health_info_metrics_and_docs(client, tiny_bundle):
 
 
 def test_app_explains_each_text_and_the_parts_sum_to_the_logit(client, classifier):
-    from textcnn.attribution import explain_text
+    from textcnn.inference.explain import explain_text
 
     texts = ["a warm , funny and moving film .", "a tedious , overlong mess ."]
     response = client.post("/explain", json={"texts": texts, "top": 3})

@@ -24,7 +24,7 @@ httpx = pytest.importorskip("httpx")
 
 from test_service import dockerfile_instruction, healthcheck_command, sample_texts  # noqa: E402
 
-from textcnn.bundle import Classifier  # noqa: E402
+from textcnn.inference.bundle import Classifier  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 JSON = {"content-type": "application/json"}

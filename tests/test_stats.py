@@ -1,11 +1,11 @@
-"""textcnn.stats against values worked out by hand and against scipy on fixed arrays."""
+"""textcnn.study.stats against values worked out by hand and against scipy on fixed arrays."""
 
 import math
 
 import pytest
 from scipy import stats as scipy_stats
 
-from textcnn.stats import mcnemar, mean_and_std, paired_comparison
+from textcnn.study.stats import mcnemar, mean_and_std, paired_comparison
 
 A = [0.81, 0.79, 0.83, 0.80, 0.82]
 B = [0.78, 0.78, 0.80, 0.79, 0.77]  # differences 0.03, 0.01, 0.03, 0.01, 0.05

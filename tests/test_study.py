@@ -5,7 +5,7 @@ import json
 import pytest
 
 from textcnn.errors import ConfigError
-from textcnn.study import StudyConfig, load_results, run_study, summarize, write_report
+from textcnn.study.study import StudyConfig, load_results, run_study, summarize, write_report
 
 QUICK = {"max_train": 300, "epochs": 1, "model_options": {"embedding_dim": 16, "num_filters": 8}}
 
@@ -111,7 +111,7 @@ def test_a_study_needs_distinct_poolings_and_at_least_one_dataset():
 
 
 def test_no_conv_arms_train_without_convolution():
-    from textcnn.study import arm_options
+    from textcnn.study.arms import arm_options
 
     assert arm_options("avg") == {"pooling": "avg"}
     assert arm_options("max:no-conv") == {"pooling": "max", "convolution": False}
@@ -130,7 +130,7 @@ def test_no_conv_arms_train_without_convolution():
     ],
 )
 def test_arms_with_a_number(arm, options):
-    from textcnn.study import arm_options
+    from textcnn.study.arms import arm_options
 
     assert arm_options(arm) == options
 
@@ -149,7 +149,7 @@ def test_arms_with_a_number(arm, options):
     ],
 )
 def test_bad_arms_are_refused(arm, message):
-    from textcnn.study import arm_options
+    from textcnn.study.arms import arm_options
 
     with pytest.raises(ConfigError, match=message):
         arm_options(arm)
@@ -207,7 +207,7 @@ def test_avg_and_padded_avg_get_a_section_of_their_own(tmp_path):
 
 
 def test_runs_trained_together_are_recorded_like_runs_trained_alone(data_dir, tmp_path, one_thread):
-    from textcnn.study import training_seconds
+    from textcnn.study.study import training_seconds
 
     config = StudyConfig(datasets=("trec",), poolings=("max", "avg"), seeds=2, **QUICK)
     alone = run_study(config, tmp_path / "alone", str(data_dir), progress=False)
@@ -242,7 +242,7 @@ def test_chunks_of_one_shape_keep_their_own_group_even_started_in_the_same_secon
 
 
 def test_group_runs_keeps_one_shape_per_group_and_lets_the_poolings_take_turns():
-    from textcnn.study import Run, group_runs
+    from textcnn.study.study import Run, group_runs
 
     runs = [Run("mr", f, s, p) for f in range(2) for s in range(2) for p in ("max", "avg")]
     runs += [Run("trec", None, s, p) for s in range(2) for p in ("max", "avg")]
@@ -283,13 +283,13 @@ def cv_row(dataset, pooling, fold, seed, accuracy):
     ],
 )
 def test_arms_map_to_their_published_figures(arm, dataset, figures):
-    from textcnn.reference import published
+    from textcnn.study.reference import published
 
     assert [(f.table, f.setting, f.mean, f.low, f.high) for f in published(arm, dataset)] == figures
 
 
 def test_their_misprints_are_kept_as_printed_and_flagged():
-    from textcnn.reference import figure, one_max_noise
+    from textcnn.study.reference import figure, one_max_noise
 
     trec_all = figure(19, "all", "trec")
     assert (trec_all.mean, trec_all.low, trec_all.high) == (91.56, 91.67, 91.88) and trec_all.misprint
@@ -313,7 +313,7 @@ CV_ROWS = [
 
 
 def test_a_replication_is_one_seed_averaged_over_its_folds():
-    from textcnn.study import replications
+    from textcnn.study.study import replications
 
     assert replications(CV_ROWS, "mr", "max") == pytest.approx({0: 81.0, 1: 85.0})
     assert replications(CV_ROWS, "mr", "kmax:5") == pytest.approx({0: 79.5, 1: 83.5})
@@ -322,8 +322,8 @@ def test_a_replication_is_one_seed_averaged_over_its_folds():
 
 
 def test_our_difference_from_max_is_paired_comparison_over_the_shared_runs():
-    from textcnn.stats import paired_comparison
-    from textcnn.study import versus_max
+    from textcnn.study.stats import paired_comparison
+    from textcnn.study.study import versus_max
 
     rows = [*CV_ROWS, cv_row("mr", "max", 2, 0, 0.99)]  # fold 2 has no kmax:5 run: left out
     paired = versus_max(rows, "mr", "kmax:5")
@@ -333,7 +333,7 @@ def test_our_difference_from_max_is_paired_comparison_over_the_shared_runs():
 
 
 def test_the_report_sets_our_replications_beside_theirs(tmp_path):
-    from textcnn.stats import paired_comparison
+    from textcnn.study.stats import paired_comparison
 
     config = StudyConfig(datasets=("mr",), poolings=("max", "kmax:5", "kmax"), seeds=2, max_folds=2)
     rows = [*CV_ROWS, *(cv_row("mr", "kmax", f, s, 0.8) for f in range(2) for s in range(2))]
@@ -391,8 +391,8 @@ def test_the_section_names_their_misprints_once(tmp_path):
 
 
 def test_fixed_split_seeds_give_single_split_datasets_their_own_number_of_seeds():
-    from textcnn.data import Fold
-    from textcnn.study import plan_runs
+    from textcnn.data.corpus import Fold
+    from textcnn.study.study import plan_runs
 
     config = StudyConfig(datasets=("mr", "trec"), poolings=("max",), seeds=2, fixed_split_seeds=5)
     folds = {
@@ -412,7 +412,7 @@ def test_fixed_split_seeds_give_single_split_datasets_their_own_number_of_seeds(
 
 @pytest.mark.parametrize("group_size", [1, 2])
 def test_ctrl_c_stops_the_study_and_records_no_half_trained_run(data_dir, tmp_path, monkeypatch, group_size):
-    import textcnn.train as train_module
+    import textcnn.train.loop as train_module
 
     config = StudyConfig(datasets=("trec",), poolings=("max", "avg"), seeds=2, **QUICK)
     real, calls = train_module.length_bucketed_batches, {"n": 0}
@@ -435,7 +435,7 @@ def test_ctrl_c_stops_the_study_and_records_no_half_trained_run(data_dir, tmp_pa
 
 
 def test_the_coverage_table_says_how_many_runs_each_arm_has_of_its_plan():
-    from textcnn.study import coverage_section
+    from textcnn.study.study import coverage_section
 
     config = StudyConfig(
         datasets=("mr", "trec", "subj"), poolings=("max", "avg"), seeds=3, fixed_split_seeds=10

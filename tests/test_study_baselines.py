@@ -2,10 +2,9 @@
 
 import pytest
 
-from textcnn import study_baselines
-from textcnn.baselines import fit_baseline
-from textcnn.study import StudyConfig, study_folds, training_fold
-from textcnn.study_baselines import (
+from textcnn.model.linear import fit_baseline
+from textcnn.study import baselines as study_baselines
+from textcnn.study.baselines import (
     BASELINES_FILE,
     baseline_section,
     baselines_summary,
@@ -13,6 +12,7 @@ from textcnn.study_baselines import (
     run_baselines,
     versus_baseline,
 )
+from textcnn.study.study import StudyConfig, study_folds, training_fold
 
 QUICK = {"max_train": 300, "epochs": 1, "model_options": {"embedding_dim": 16, "num_filters": 8}}
 

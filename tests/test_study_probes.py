@@ -2,9 +2,9 @@
 
 import json
 
-import textcnn.study_probes as study_probes
-from textcnn.study import StudyConfig
-from textcnn.study_probes import load_probes, probe_sections, run_probes
+import textcnn.study.probe_study as study_probes
+from textcnn.study.probe_study import load_probes, probe_sections, run_probes
+from textcnn.study.study import StudyConfig
 
 TINY = {"max_train": 300, "epochs": 1, "model_options": {"embedding_dim": 16, "num_filters": 8}}
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from textcnn.study import StudyConfig, load_results, run_study
+from textcnn.study.study import StudyConfig, load_results, run_study
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = {"max_train": 300, "epochs": 1, "model_options": {"embedding_dim": 16, "num_filters": 8}}
@@ -59,7 +59,7 @@ def same_runs(ours, theirs):
 
 
 def test_a_study_on_ray_records_the_runs_of_the_study_in_process(cluster, data_dir, tmp_path, one_thread):
-    from textcnn.study_ray import ray_runner
+    from textcnn.study.ray_executor import ray_runner
 
     config = StudyConfig(**TWO_BY_TWO)
     here = run_study(config, tmp_path / "here", str(data_dir), progress=False, group_size=2)
@@ -78,7 +78,7 @@ def test_a_study_on_ray_records_the_runs_of_the_study_in_process(cluster, data_d
 
 def test_a_failing_group_is_not_retried_and_the_error_is_one_sentence(cluster, data_dir, tmp_path):
     from textcnn.errors import TextCNNError
-    from textcnn.study_ray import ray_runner
+    from textcnn.study.ray_executor import ray_runner
 
     # The vectors are read on the worker: a missing file fails every group there, not on the driver.
     config = StudyConfig(**TWO_BY_TWO, variant="static", vectors=str(tmp_path / "missing.txt"))
@@ -110,7 +110,7 @@ def _kill_first_task_worker(killed: list[int], stop: threading.Event) -> None:
 def test_a_worker_killed_mid_study_is_retried_and_every_run_is_recorded_once(
     cluster, data_dir, tmp_path, one_thread
 ):
-    from textcnn.study_ray import ray_runner
+    from textcnn.study.ray_executor import ray_runner
 
     config = StudyConfig(**TWO_BY_TWO)
     killed: list[int] = []
@@ -192,7 +192,7 @@ def test_compare_with_ray_but_without_the_extra_is_one_error_line(tmp_path):
 
 def test_a_relative_vectors_path_is_sent_absolute_and_a_named_source_as_it_is(tmp_path, monkeypatch):
     pytest.importorskip("ray")
-    from textcnn.study_ray import _portable
+    from textcnn.study.ray_executor import _portable
 
     monkeypatch.chdir(tmp_path)
     config = StudyConfig(**TWO_BY_TWO, variant="static", vectors="vectors/glove.txt")

@@ -4,8 +4,7 @@ import random
 import pytest
 import torch
 
-from textcnn.errors import BundleError, ConfigError
-from textcnn.text import (
+from textcnn.data.text import (
     PAD,
     PAD_ID,
     UNK,
@@ -16,6 +15,7 @@ from textcnn.text import (
     similar_length_chunks,
     tokenize,
 )
+from textcnn.errors import BundleError, ConfigError
 
 CORPUS = [
     ["the", "cat", "sat"],

@@ -8,11 +8,18 @@ import json
 import pytest
 import torch
 
-from textcnn.bundle import Classifier
-from textcnn.data import load_registered, make_folds
+from textcnn.data.corpus import load_registered, make_folds
 from textcnn.errors import ConfigError, TextCNNError
-from textcnn.runs import RunSettings, VocabConfig, texts_fold, train_classifier, train_folds
-from textcnn.train import CHECKPOINT_FILE, LOG_FILE, EncodedSplit, TrainConfig, fit, length_bucketed_batches
+from textcnn.inference.bundle import Classifier
+from textcnn.train.loop import (
+    CHECKPOINT_FILE,
+    LOG_FILE,
+    EncodedSplit,
+    TrainConfig,
+    fit,
+    length_bucketed_batches,
+)
+from textcnn.train.runs import RunSettings, VocabConfig, texts_fold, train_classifier, train_folds
 
 SMALL = {"embedding_dim": 16, "num_filters": 8}  # tiny model: these tests check behaviour, not accuracy
 
@@ -104,7 +111,7 @@ def test_vocabulary_comes_from_training_texts_only():
 
 
 def test_prepare_run_sets_local_region_slots_from_the_longest_training_sentence():
-    from textcnn.runs import prepare_run
+    from textcnn.train.runs import prepare_run
 
     train = (["a b c d e f g", "a b", "c d e"], ["neg", "pos", "neg"])  # longest: 7 tokens
     dev = (["a b c d e f g a b c d e f g"], ["pos"])  # longer, but not training data
@@ -133,7 +140,7 @@ def test_prepare_run_sets_local_region_slots_from_the_longest_training_sentence(
 
 
 def test_runs_whose_region_slots_differ_train_together_as_they_would_alone():
-    from textcnn.runs import prepare_run, train_together
+    from textcnn.train.runs import prepare_run, train_together
 
     texts, labels = toy_texts(60)
     long_text = " ".join(["the"] * 20 + ["great"])
@@ -200,7 +207,7 @@ def _encoded(texts, labels):
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkeypatch):
-    from textcnn.model import TextCNN
+    from textcnn.model.cnn import TextCNN
 
     texts, labels = toy_texts()
     model_config, train, dev = _encoded(texts, labels)
@@ -211,7 +218,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkey
     fit(straight, train, dev, config, tmp_path / "straight", progress=False)
 
     # Interrupt at the start of epoch 3 (as Ctrl-C would), then resume from the checkpoint.
-    import textcnn.train as train_module
+    import textcnn.train.loop as train_module
 
     real = train_module.length_bucketed_batches
     calls = {"n": 0}
@@ -241,7 +248,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkey
 def test_resume_refuses_other_settings_and_missing_checkpoints(tmp_path):
     texts, labels = toy_texts()
     model_config, train, dev = _encoded(texts, labels)
-    from textcnn.model import TextCNN
+    from textcnn.model.cnn import TextCNN
 
     fit(TextCNN(model_config), train, dev, TrainConfig(epochs=1), tmp_path, progress=False)
     with pytest.raises(TextCNNError, match="other settings"):
@@ -269,7 +276,7 @@ def test_resume_refuses_other_settings_and_missing_checkpoints(tmp_path):
 def test_a_corrupt_checkpoint_is_reported_not_crashed(tmp_path):
     texts, labels = toy_texts()
     model_config, train, dev = _encoded(texts, labels)
-    from textcnn.model import TextCNN
+    from textcnn.model.cnn import TextCNN
 
     (tmp_path / CHECKPOINT_FILE).write_bytes(b"\x00garbage")
     with pytest.raises(TextCNNError, match="unreadable checkpoint"):
@@ -294,7 +301,7 @@ def test_static_variant_keeps_the_pretrained_table_frozen(glove_file):
     )
     model = outcome.classifier.model
     assert model.config.embedding_dim == 50 and not model.embedding.weight.requires_grad
-    from textcnn.vectors import load_pretrained
+    from textcnn.data.vectors import load_pretrained
 
     table = load_pretrained(outcome.classifier.encoder.vocab, glove_file, seed=0).matrix
     assert torch.equal(model.embedding.weight, torch.from_numpy(table))
@@ -327,7 +334,7 @@ def test_real_short_training_on_mr_gives_a_bundle_that_predicts(data_dir, tmp_pa
 
 @pytest.mark.slow
 def test_cross_validation_writes_each_fold_and_a_summary(data_dir, tmp_path):
-    from textcnn.data import LabeledTexts, load_files
+    from textcnn.data.corpus import LabeledTexts, load_files
 
     corpus = load_registered("subj", data_dir)
     few = corpus.splits["all"].subset(range(0, 10_000, 25))  # 400 rows, 3 folds, 1 epoch
@@ -350,7 +357,7 @@ def test_cross_validation_writes_each_fold_and_a_summary(data_dir, tmp_path):
 
 def toy_folds(tmp_path):
     """The toy task as a user's JSON Lines file, cut into 3 folds."""
-    from textcnn.data import load_files
+    from textcnn.data.corpus import load_files
 
     texts, labels = toy_texts(90)
     path = tmp_path / "toy.jsonl"
@@ -362,7 +369,7 @@ def toy_folds(tmp_path):
 
 
 def test_resume_of_cross_validation_keeps_finished_folds(tmp_path, monkeypatch):
-    import textcnn.train as train_module
+    import textcnn.train.loop as train_module
 
     corpus, folds = toy_folds(tmp_path)
     config = RunSettings(SMALL, TrainConfig(epochs=2, patience=None, batch_size=10))
@@ -394,7 +401,7 @@ def test_resume_of_cross_validation_keeps_finished_folds(tmp_path, monkeypatch):
 
 
 def test_folds_trained_together_match_folds_trained_one_at_a_time(tmp_path, monkeypatch):
-    import textcnn.train as train_module
+    import textcnn.train.loop as train_module
 
     corpus, folds = toy_folds(tmp_path)
     config = RunSettings(SMALL, TrainConfig(epochs=3, patience=None, batch_size=10))

@@ -6,16 +6,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textcnn import vectors
-from textcnn.errors import VectorsError
-from textcnn.text import PAD, PAD_ID, UNK, UNK_ID, Vocabulary
-from textcnn.vectors import (
+from textcnn.data import vectors
+from textcnn.data.text import PAD, PAD_ID, UNK, UNK_ID, Vocabulary
+from textcnn.data.vectors import (
     NAMED_SOURCES,
     Coverage,
     detect_format,
     iter_vectors,
     load_pretrained,
 )
+from textcnn.errors import VectorsError
 
 REAL_GLOVE = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "glove.6B.50d.trimmed.txt"
 

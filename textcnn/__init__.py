@@ -9,11 +9,11 @@ __version__ = "0.1.0"
 # Public names are imported on first use (PEP 562), so `import textcnn` and `textcnn --help` do
 # not pay for importing torch.
 _EXPORTS = {
-    "Classifier": "textcnn.bundle",
-    "Prediction": "textcnn.bundle",
-    "ModelConfig": "textcnn.model",
-    "TextCNN": "textcnn.model",
-    "TrainConfig": "textcnn.train",
+    "Classifier": "textcnn.inference.bundle",
+    "Prediction": "textcnn.inference.bundle",
+    "ModelConfig": "textcnn.model.cnn",
+    "TextCNN": "textcnn.model.cnn",
+    "TrainConfig": "textcnn.train.loop",
     "BundleError": "textcnn.errors",
     "ConfigError": "textcnn.errors",
     "DataError": "textcnn.errors",
@@ -35,10 +35,10 @@ __all__ = [  # noqa: RUF022 - public classes first, then errors
 ]
 
 if TYPE_CHECKING:
-    from textcnn.bundle import Classifier, Prediction
     from textcnn.errors import BundleError, ConfigError, DataError, TextCNNError, VectorsError
-    from textcnn.model import ModelConfig, TextCNN
-    from textcnn.train import TrainConfig
+    from textcnn.inference.bundle import Classifier, Prediction
+    from textcnn.model.cnn import ModelConfig, TextCNN
+    from textcnn.train.loop import TrainConfig
 
 
 def __getattr__(name: str):

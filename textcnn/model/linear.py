@@ -3,7 +3,7 @@
 A text CNN is worth its cost only where it beats what a practitioner would try first, a linear
 model over word n-grams that trains in seconds. Both baselines see exactly what the CNN sees: the
 fold's training texts to fit, its dev texts to choose their one setting, its test texts to report,
-tokenized by the bundle tokenizer (`textcnn.text`, Kim's clean_str) with the corpus's casing.
+tokenized by the bundle tokenizer (`textcnn.data.text`, Kim's clean_str) with the corpus's casing.
 
 - `tfidf-lr`: TF-IDF of word 1- and 2-grams (sublinear tf), L2 logistic regression; C chosen on dev.
 - `nbsvm`: NBSVM-bi of Wang & Manning (2012), "Baselines and Bigrams": binarized 1-2-gram counts
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from textcnn.data import Fold
+from textcnn.data.corpus import Fold
+from textcnn.data.text import TextEncoder, Vocabulary
 from textcnn.errors import ConfigError
-from textcnn.text import TextEncoder, Vocabulary
 
 BASELINES = ("tfidf-lr", "nbsvm")
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # chosen on dev, as the CNN its epoch

@@ -2,7 +2,7 @@
 
 A CNN is worth its training only where it beats what a practitioner would fit in seconds. So
 each fold of the study (the same train, dev and test texts, cut by the same split seed, and the
-same lowercasing) also gets TF-IDF + logistic regression and NBSVM (`textcnn.baselines`, C chosen
+same lowercasing) also gets TF-IDF + logistic regression and NBSVM (`textcnn.model.linear`, C chosen
 on the fold's dev part, as the CNN chooses its epoch). A baseline is deterministic, so one fit a
 fold is the whole replication; rows land in `OUT/baselines.jsonl` as they finish, like the runs,
 so a grown study fits only its new folds.
@@ -19,9 +19,9 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from textcnn.baselines import BASELINES, fit_baseline
-from textcnn.stats import mcnemar, mean_and_std, paired_comparison
-from textcnn.study import (
+from textcnn.model.linear import BASELINES, fit_baseline
+from textcnn.study.stats import mcnemar, mean_and_std, paired_comparison
+from textcnn.study.study import (
     NO_CONV,
     REFERENCE,
     STUDY_LOWERCASE,
@@ -164,7 +164,7 @@ def baseline_section(rows: Sequence[dict], baseline_rows: Sequence[dict], config
         "",
         "## Linear baselines on the same folds",
         "",
-        "TF-IDF (word 1-2-grams) + logistic regression and NBSVM (Wang & Manning 2012), `textcnn.baselines`: "
+        "TF-IDF (word 1-2-grams) + logistic regression and NBSVM (Wang & Manning 2012), `textcnn.model.linear`: "
         "fitted on each fold's training texts of the study (same split seed, same lowercasing), C chosen "
         "on the same dev part, scored on the same test texts. Accuracy in percent, mean ± std over the folds "
         "the CNN has run so far "

@@ -4,7 +4,7 @@ tokens -> embeddings -> one Conv1d per filter width -> ReLU -> pooling over time
        -> concatenate -> dropout (a keep-mask drawn per model, see `TextCNN.forward`) -> linear -> logits
 
 The forward pass is a handful of functions of the weights (`width_maps`, `pool_maps`, ...):
-`TextCNN` runs them for one model, `textcnn.group.ModelGroup` for K models stacked as one, which
+`TextCNN` runs them for one model, `textcnn.model.group.ModelGroup` for K models stacked as one, which
 is how the trainer runs every training (one model is a group of one).
 """
 
@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from textcnn.data.text import PAD_ID
 from textcnn.errors import ConfigError
-from textcnn.names import VARIANTS
-from textcnn.pooling import Pooled, output_multiplier, pool, validate_pooling
-from textcnn.text import PAD_ID
+from textcnn.model.pooling import Pooled, output_multiplier, pool, validate_pooling
+from textcnn.model.variants import VARIANTS
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,12 @@ class ModelConfig:
     # False: no convolution at all, the pooling runs straight over the word vectors (the ablation
     # "is the convolution needed before pooling?"); filter widths and counts are then unused.
     convolution: bool = True
-    pooling: str = "max"  # see textcnn.pooling.POOLINGS
+    pooling: str = "max"  # see textcnn.model.pooling.POOLINGS
     kmax_k: int = 3
     chunks: int = 3
     temperature: float = 1.0
     # local-max / local-avg (Zhang & Wallace 2015): windows per region, and the number of region
-    # slots, fixed per model (0: not set; `textcnn.runs.prepare_run` sets it from the longest
+    # slots, fixed per model (0: not set; `textcnn.train.runs.prepare_run` sets it from the longest
     # training sentence, see `region_slots_for`). Longer sentences fold into the last slot.
     # padded-avg reads region_slots as its padded length in windows (regions of one window).
     region: int = 3
@@ -147,7 +147,7 @@ def window_mask(lengths: torch.Tensor, width: int, num_windows: int) -> torch.Te
 
 
 # The forward pass below is written once, as functions of the weights, so that `TextCNN` (one
-# model) and `textcnn.group.ModelGroup` (K models trained as one computation) run the same code.
+# model) and `textcnn.model.group.ModelGroup` (K models trained as one computation) run the same code.
 
 
 def pad_ids(ids: torch.Tensor, config: ModelConfig) -> torch.Tensor:

@@ -22,9 +22,10 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from textcnn.bundle import CONFIG_FILE, Classifier
-from textcnn.data import Fold
-from textcnn.probes import (
+from textcnn.data.corpus import Fold
+from textcnn.inference.bundle import CONFIG_FILE, Classifier
+from textcnn.runtime import atomic_write_bytes
+from textcnn.study.probes import (
     compare_texts,
     explain,
     key_phrase_moved,
@@ -33,8 +34,7 @@ from textcnn.probes import (
     winning_ngrams,
     with_filler,
 )
-from textcnn.runtime import atomic_write_bytes
-from textcnn.study import Run, StudyConfig, study_folds, train_model
+from textcnn.study.study import Run, StudyConfig, study_folds, train_model
 
 PROBES_FILE = "probes.json"
 PROBE_POOLINGS = ("max", "avg")  # the question is max against average

@@ -5,7 +5,7 @@ seed (seed, seed + 1, ...), trained together by `fit_group` and joined by `finis
 
 A run is a `data.Fold` (train, dev, and maybe test texts) plus `RunSettings`: the vocabulary comes
 from the training texts only, pretrained vectors are read for that vocabulary, the model is drawn
-from the run's seed, `textcnn.train.fit` trains it, and the outcome carries the `Classifier` with
+from the run's seed, `textcnn.train.loop.fit` trains it, and the outcome carries the `Classifier` with
 its dev and test metrics. `train_folds` runs every fold of a protocol, one at a time (with
 checkpoints) or together as one batched computation, and writes each fold's bundle.
 """
@@ -20,17 +20,17 @@ from pathlib import Path
 
 import torch
 
-from textcnn.bundle import Classifier
-from textcnn.checkpoint import CHECKPOINT_FILE
-from textcnn.data import Corpus, Fold, LabeledTexts
-from textcnn.ensemble import Ensemble
+from textcnn.data.corpus import Corpus, Fold, LabeledTexts
+from textcnn.data.text import TextEncoder, Vocabulary
 from textcnn.errors import ConfigError
-from textcnn.evaluate import classification_metrics
-from textcnn.model import ModelConfig, TextCNN
-from textcnn.pooling import SLOT_POOLINGS
+from textcnn.inference.bundle import Classifier
+from textcnn.inference.metrics import classification_metrics
+from textcnn.model.cnn import ModelConfig, TextCNN
+from textcnn.model.ensemble import Ensemble
+from textcnn.model.pooling import SLOT_POOLINGS
 from textcnn.runtime import atomic_write_bytes, package_versions
-from textcnn.text import TextEncoder, Vocabulary
-from textcnn.train import LOG_FILE, EncodedSplit, FitResult, TrainConfig, evaluate_split, fit, fit_group
+from textcnn.train.checkpoint import CHECKPOINT_FILE
+from textcnn.train.loop import LOG_FILE, EncodedSplit, FitResult, TrainConfig, evaluate_split, fit, fit_group
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class RunSettings:
     model_options: dict = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
     vocab: VocabConfig = field(default_factory=VocabConfig)
-    vectors: str | None = None  # a vectors file or a named source (textcnn.vectors)
+    vectors: str | None = None  # a vectors file or a named source (textcnn.data.vectors)
 
 
 def texts_fold(
@@ -126,7 +126,7 @@ def prepare_run(
 
     coverage = table = None
     if vectors is not None:
-        from textcnn.vectors import load_pretrained
+        from textcnn.data.vectors import load_pretrained
 
         pretrained = load_pretrained(vocab, vectors, seed=settings.train.seed)
         options["embedding_dim"] = pretrained.dim
@@ -363,7 +363,7 @@ def train_folds(
     interrupted), and `resume` keeps the folds whose ensembles finished and trains the others again
     from the start.
     """
-    from textcnn.evaluate import summarize_folds
+    from textcnn.inference.metrics import summarize_folds
 
     out, settings = Path(out), settings or RunSettings()
     run_dirs = [out if len(folds) == 1 else out / fold.name for fold in folds]

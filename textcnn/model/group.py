@@ -22,7 +22,7 @@ same shapes): checkpoints and optimizer states need no translation. Models whose
 differ in size (folds have their own) are padded to the largest; the padding rows are never
 looked up and are dropped again by `export`.
 
-The forward pass is the single model's own (`textcnn.model.width_maps`, `pool_maps`), run over
+The forward pass is the single model's own (`textcnn.model.cnn.width_maps`, `pool_maps`), run over
 K models; `tests/test_group.py` checks that a group and its models agree to rounding for every
 pooling, wide and narrow, with and without convolution, in both modes.
 """
@@ -35,8 +35,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from textcnn.data.text import PAD_ID
 from textcnn.errors import ConfigError
-from textcnn.model import (
+from textcnn.model.cnn import (
     ModelConfig,
     TextCNN,
     apply_max_norm,
@@ -48,7 +49,6 @@ from textcnn.model import (
     pool_maps,
     width_maps,
 )
-from textcnn.text import PAD_ID
 
 CONV_MODES = ("grouped", "looped")
 

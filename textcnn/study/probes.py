@@ -14,7 +14,7 @@ Two questions from the discussion this project was born from, answered on a trai
 - *Where does the maximum come from?* `winning_ngrams` lists, per feature map, the n-grams that
   most often win its maximum; `explain` gives, for one sentence, the n-grams that decided its
   prediction, each with its contribution to the predicted class (pooled value x output weight;
-  `textcnn.attribution.explain_text` splits the whole logit, for every pooling).
+  `textcnn.inference.explain.explain_text` splits the whole logit, for every pooling).
 
 All of it reads the model's own feature maps (`TextCNN.feature_maps`), masked as the model masks
 them, so padding can never be reported as a winner.
@@ -29,11 +29,11 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from textcnn.attribution import explain_text, model_tokens
-from textcnn.bundle import Classifier
-from textcnn.model import pool_maps
-from textcnn.pooling import max_pool
-from textcnn.text import similar_length_chunks
+from textcnn.data.text import similar_length_chunks
+from textcnn.inference.bundle import Classifier
+from textcnn.inference.explain import explain_text, model_tokens
+from textcnn.model.cnn import pool_maps
+from textcnn.model.pooling import max_pool
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def winning_ngrams(
 
 
 def explain(classifier: Classifier, text: str, top: int = 5) -> dict:
-    """`textcnn.attribution.explain_text` (any pooling), with the names this module's callers
+    """`textcnn.inference.explain.explain_text` (any pooling), with the names this module's callers
     read: "bias" for the output bias, and "value" for each n-gram's activation."""
     explanation = explain_text(classifier, text, top)
     for side in ("for", "against"):

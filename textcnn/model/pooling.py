@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import torch
 
 from textcnn.errors import ConfigError
-from textcnn.names import POOLINGS
+from textcnn.model.variants import POOLINGS
 
 
 @dataclass(frozen=True)
@@ -272,5 +272,5 @@ def validate_pooling(
         what = "windows" if name == "padded-avg" else "regions"
         raise ConfigError(
             f"{name} pooling needs region_slots >= 1 (the number of {what} of the longest training "
-            f"sentence; textcnn.runs.prepare_run sets it), got {region_slots}"
+            f"sentence; textcnn.train.runs.prepare_run sets it), got {region_slots}"
         )

@@ -2,8 +2,8 @@
 
 Every training goes through `fit_group`; `fit` is a group of one. Each model keeps its own data
 order and dropout masks (from its seed), early stopping and best epoch (`ModelRecord`), so it
-ends as it would have trained alone. Around the loop: `textcnn.checkpoint` (per-epoch checkpoints
-of a group of one) and `textcnn.runs` (from texts to a classifier, and the cross-validation
+ends as it would have trained alone. Around the loop: `textcnn.train.checkpoint` (per-epoch checkpoints
+of a group of one) and `textcnn.train.runs` (from texts to a classifier, and the cross-validation
 protocol).
 """
 
@@ -20,14 +20,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from textcnn.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from textcnn.data.text import TextEncoder
 from textcnn.errors import ConfigError, TextCNNError
-from textcnn.group import ModelGroup, select_rows
-from textcnn.model import TextCNN
-from textcnn.names import AMP_MODES, OPTIMIZERS
-from textcnn.optim import LazyAdadelta
+from textcnn.model.cnn import TextCNN
+from textcnn.model.group import ModelGroup, select_rows
+from textcnn.model.variants import AMP_MODES, OPTIMIZERS
 from textcnn.runtime import atomic_write_bytes, resolve_device
-from textcnn.text import TextEncoder
+from textcnn.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from textcnn.train.optim import LazyAdadelta
 
 LOG_FILE = "train_log.jsonl"
 
@@ -114,7 +114,7 @@ def make_optimizer(model: TextCNN | ModelGroup, config: TrainConfig) -> torch.op
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "adadelta":
         # Sparse embedding gradients + LazyAdadelta: the same updates as dense Adadelta, without
-        # rewriting the whole table every step (see textcnn.optim).
+        # rewriting the whole table every step (see textcnn.train.optim).
         model.embedding.sparse = True
         return LazyAdadelta(params, lr=config.learning_rate, rho=config.rho, eps=config.eps)
     model.embedding.sparse = False  # Adam's moments move untouched rows too: keep it dense and exact

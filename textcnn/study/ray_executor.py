@@ -19,9 +19,9 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
-from textcnn.data import Fold
+from textcnn.data.corpus import Fold
 from textcnn.errors import TextCNNError
-from textcnn.study import GroupRunner, Run, StudyConfig, train_run, train_runs_together
+from textcnn.study.study import GroupRunner, Run, StudyConfig, train_run, train_runs_together
 
 try:
     import ray
@@ -73,7 +73,7 @@ def connect(address: str | None = None) -> None:
 def _portable(config: StudyConfig) -> StudyConfig:
     """The config as the workers need it: a vectors file named by a relative path is found from the
     driver's folder, which a worker does not run in. Only the copy sent out changes, not study.json."""
-    from textcnn.vectors import NAMED_SOURCES
+    from textcnn.data.vectors import NAMED_SOURCES
 
     vectors = config.vectors
     if vectors is None or vectors in NAMED_SOURCES or Path(vectors).is_absolute():
