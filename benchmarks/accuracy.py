@@ -28,10 +28,12 @@ from pathlib import Path
 
 import torch
 
-from textcnn.data.corpus import load_registered, make_folds
+from textcnn.data.corpus import load_registered
+from textcnn.data.folds import make_folds
 from textcnn.model.linear import BASELINES, fit_baseline
-from textcnn.train.loop import TrainConfig
-from textcnn.train.runs import RunSettings, train_folds
+from textcnn.train.config import TrainConfig
+from textcnn.train.protocol import train_folds
+from textcnn.train.runs import RunSettings
 
 RESULTS = Path(__file__).parent / "results" / "accuracy.json"
 BASELINE_RESULTS = RESULTS.parent / "baselines.json"  # the linear rows the ensembles' table is set beside
@@ -148,7 +150,7 @@ def model_options(variant: str) -> tuple[dict, int]:
 
 
 def load_kim(dataset: str, variant: str) -> float | None:
-    from textcnn.data.corpus import REGISTRY
+    from textcnn.data.registry import REGISTRY
 
     return REGISTRY[dataset].kim2014.get(variant.partition(":ens")[0])
 

@@ -20,11 +20,14 @@ from pathlib import Path
 
 import torch
 
-from textcnn.data.corpus import load_registered, make_folds
+from textcnn.data.corpus import load_registered
+from textcnn.data.folds import make_folds
 from textcnn.data.text import TextEncoder, Vocabulary
 from textcnn.inference.bundle import Classifier
 from textcnn.model.cnn import ModelConfig, TextCNN
-from textcnn.train.loop import EncodedSplit, TrainConfig, fit
+from textcnn.train.batches import EncodedSplit
+from textcnn.train.config import TrainConfig
+from textcnn.train.loop import fit
 
 sys.path.insert(0, str(Path(__file__).parent))
 from accuracy import machine

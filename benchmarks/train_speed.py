@@ -32,11 +32,14 @@ from pathlib import Path
 
 import torch
 
-from textcnn.data.corpus import load_registered, make_folds
+from textcnn.data.corpus import load_registered
+from textcnn.data.folds import make_folds
 from textcnn.data.text import TextEncoder, Vocabulary
 from textcnn.model.cnn import ModelConfig, TextCNN
 from textcnn.runtime import resolve_device
-from textcnn.train.loop import EncodedSplit, TrainConfig, fit_group, length_bucketed_batches
+from textcnn.train.batches import EncodedSplit, length_bucketed_batches
+from textcnn.train.config import TrainConfig
+from textcnn.train.loop import fit_group
 
 sys.path.insert(0, str(Path(__file__).parent))
 from accuracy import machine

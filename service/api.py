@@ -1,16 +1,15 @@
-"""The LitAPI: a thin shell over `textcnn.Classifier`.
+"""The LitAPIs, POST /predict and POST /explain: thin shells over `textcnn.Classifier`.
 
-LitServe calls, in each inference process: `setup` once, then for every batch of up to
-`max_batch_size` requests `decode_request` (each) -> `batch` -> `predict` -> `unbatch` ->
-`encode_response` (each). A request may carry several texts, so a batch of requests is a ragged
-list of token-id sequences: `batch` flattens them, `predict` runs them, and `unbatch` cuts the
-logits back at the request boundaries, in order.
+`BundleAPI` holds what both share (the bundle, the worker's torch threads, the loop, `setup`);
+each route keeps only its hooks. LitServe calls, in each inference process: `setup` once, then
+for every batch of up to `max_batch_size` requests `decode_request` (each) -> `batch` ->
+`predict` -> `unbatch` -> `encode_response` (each). A request to /predict may carry several
+texts, so a batch of requests is a ragged list of token-id sequences: `batch` flattens them,
+`predict` runs them, and `unbatch` cuts the logits back at the request boundaries, in order.
 """
 
 # No `from __future__ import annotations` here: LitServe reads the annotations of decode_request
 # and encode_response (inspect.signature) to type the FastAPI route, and needs the classes.
-import hashlib
-import json
 import time
 import warnings
 from dataclasses import dataclass
@@ -30,35 +29,55 @@ from service.schemas import (
     PredictResponse,
     TextPrediction,
 )
-from textcnn.data.text import Batch, similar_length_chunks
+from textcnn import Batch, Classifier, explain_text
 from textcnn.errors import BundleError
-from textcnn.inference.bundle import CONFIG_FILE, Classifier
-from textcnn.inference.explain import explain_text
 
 
 @dataclass(frozen=True)
 class FlatBatch:
     """Every sequence of a batch of requests, cut into padded chunks of similar length."""
 
-    chunks: list[Batch]  # similar lengths; rows x width <= max_batch_tokens (or one row)
-    rows: list[list[int]]  # rows[c][r]: index, among all sequences, of chunk c's row r
+    chunks: list[tuple[list[int], Batch]]  # (indices among all sequences, their padded rows) each
     sizes: list[int]  # sequences per request, in request order
 
 
-def model_id(path: str | Path) -> str:
-    """`<bundle folder name>@<first 12 hex digits of the weights' sha256>`, from config.json."""
-    path = Path(path)
-    try:
-        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-        digest = config["weights"]["sha256"]
-    except (OSError, ValueError, KeyError, TypeError):
-        digest = None
-    if not isinstance(digest, str) or not digest:  # a bundle without a digest: hash the config
-        digest = hashlib.sha256((path / CONFIG_FILE).read_bytes()).hexdigest()
-    return f"{path.resolve().name}@{digest[:12]}"
+class BundleAPI(ls.LitAPI):
+    """One route answered from the bundle at `model_path`: each inference worker loads its own copy.
+
+    Always a batched loop (service/loop.py), even for batches of one, so the hooks always run as
+    batch -> predict -> unbatch (LitAPI warns when batch/unbatch meet max_batch_size=1).
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        api_path: str,
+        max_batch_size: int,
+        batch_timeout: float,
+        threads: int | None = None,
+        loop: str = "blocking",
+    ):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "The LitServer has both batch and unbatch", UserWarning)
+            super().__init__(
+                max_batch_size=max_batch_size,
+                batch_timeout=batch_timeout,
+                api_path=api_path,
+                loop=make_loop(loop),
+            )
+        self.model_path = str(model_path)
+        self.threads = threads
+
+    def setup(self, device: str) -> None:
+        if self.threads is not None and device == "cpu":
+            torch.set_num_threads(self.threads)  # this worker process only
+        self.classifier = Classifier.load(self.model_path, device=device)
+        self.model_id = self.classifier.card.id
 
 
-class TextCNNAPI(ls.LitAPI):
+class TextCNNAPI(BundleAPI):
+    """POST /predict: requests batched together, their texts cut into chunks of similar length."""
+
     def __init__(
         self,
         model_path: str | Path,
@@ -68,25 +87,8 @@ class TextCNNAPI(ls.LitAPI):
         threads: int | None = None,
         loop: str = "blocking",
     ):
-        # Always a batched loop (service/loop.py), even for batches of one, so the hooks always run as
-        # batch -> predict -> unbatch (LitAPI warns when batch/unbatch meet max_batch_size=1).
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "The LitServer has both batch and unbatch", UserWarning)
-            super().__init__(
-                max_batch_size=max_batch_size,
-                batch_timeout=batch_timeout,
-                api_path="/predict",
-                loop=make_loop(loop),
-            )
-        self.model_path = str(model_path)
+        super().__init__(model_path, "/predict", max_batch_size, batch_timeout, threads=threads, loop=loop)
         self.max_batch_tokens = max_batch_tokens
-        self.threads = threads
-
-    def setup(self, device: str) -> None:
-        if self.threads is not None and device == "cpu":
-            torch.set_num_threads(self.threads)  # this worker process only
-        self.classifier = Classifier.load(self.model_path, device=device)
-        self.model_id = model_id(self.model_path)
 
     def decode_request(self, request: PredictRequest, context: dict) -> list[list[int]]:
         # `request` was validated by FastAPI in the HTTP server (see service.schemas).
@@ -96,24 +98,16 @@ class TextCNNAPI(ls.LitAPI):
 
     def batch(self, inputs: list[list[list[int]]]) -> FlatBatch:
         sequences = [ids for request in inputs for ids in request]
-        rows = similar_length_chunks(
-            [len(ids) for ids in sequences],
-            max_rows=len(sequences),  # LitServe's max_batch_size already bounds the requests
-            max_tokens=self.max_batch_tokens,
-            min_length=self.classifier.min_length,
-        )
-        chunks = [
-            self.classifier.encoder.pad([sequences[i] for i in chunk], self.classifier.min_length)
-            for chunk in rows
-        ]
+        # max_rows: LitServe's max_batch_size already bounds the requests
+        chunks = list(self.classifier.batches(sequences, len(sequences), self.max_batch_tokens))
         metrics.observe_batch(requests=len(inputs), texts=len(sequences))
-        return FlatBatch(chunks, rows, [len(request) for request in inputs])
+        return FlatBatch(chunks, [len(request) for request in inputs])
 
     def predict(self, batch: FlatBatch) -> tuple[torch.Tensor, list[int]]:
         start = time.perf_counter()
         logits = torch.empty(sum(batch.sizes), self.classifier.model.config.num_classes)  # (N, C)
         with torch.inference_mode():
-            for rows, chunk in zip(batch.rows, batch.chunks, strict=True):
+            for rows, chunk in batch.chunks:
                 logits[rows] = self.classifier.logits_for_batch(chunk)  # (rows, C)
         metrics.observe_forward(time.perf_counter() - start)
         return logits, batch.sizes
@@ -142,8 +136,8 @@ class TextCNNAPI(ls.LitAPI):
         return PredictResponse(model=self.model_id, predictions=predictions)
 
 
-class ExplainAPI(ls.LitAPI):
-    """POST /explain: `textcnn.inference.explain.explain_text` for each text, in its own inference worker(s).
+class ExplainAPI(BundleAPI):
+    """POST /explain: `textcnn.explain_text` for each text, in its own inference worker(s).
 
     One request per batch (max_batch_size=1): an explanation is computed text by text, so batching
     requests saves nothing, and LitServe answers a whole batch with the error of any request in it.
@@ -151,17 +145,9 @@ class ExplainAPI(ls.LitAPI):
     """
 
     def __init__(self, model_path: str | Path, threads: int | None = None, loop: str = "blocking"):
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "The LitServer has both batch and unbatch", UserWarning)
-            super().__init__(max_batch_size=1, batch_timeout=0.0, api_path="/explain", loop=make_loop(loop))
-        self.model_path = str(model_path)
-        self.threads = threads
-
-    def setup(self, device: str) -> None:
-        if self.threads is not None and device == "cpu":
-            torch.set_num_threads(self.threads)
-        self.classifier = Classifier.load(self.model_path, device=device)
-        self.model_id = model_id(self.model_path)
+        super().__init__(
+            model_path, "/explain", max_batch_size=1, batch_timeout=0.0, threads=threads, loop=loop
+        )
 
     def decode_request(self, request: ExplainRequest, context: dict) -> tuple[list[str], int]:
         return request.all_texts, request.top

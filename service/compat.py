@@ -1,10 +1,11 @@
 """A start-up check that the installed LitServe and uvicorn are those the service was written against.
 
-service/loop.py and service/server.py reach into private code: LitServe 0.2.19's stop sentinel and
-batch collecting, its worker monitor and shutdown event, and the uvicorn `Server` behind each HTTP
-thread (found through `threading.Thread._target`). An upgrade can rename or reshape any of these
-without a word, and the server would then hang on stop or outlive a dead worker. So `textcnn serve`
-checks the versions and those names first, in the main process, and stops with one line instead.
+service/loop.py, service/server.py and service/app.py reach into private code: LitServe 0.2.19's
+stop sentinel and batch collecting, its worker monitor and shutdown event, and the uvicorn `Server`
+behind each HTTP thread (found through `threading.Thread._target`). An upgrade can rename or
+reshape any of these without a word, and the server would then hang on stop or outlive a dead
+worker. So `textcnn serve` checks the versions and those names first, in the main process, and
+stops with one line instead.
 
 This module imports litserve and uvicorn but nothing of the service, so an upgrade that breaks
 `service.loop`'s imports is reported here too. `TEXTCNN_SERVE_ANY_VERSION=1` skips the version
@@ -175,6 +176,7 @@ def _private_names(litserve, uvicorn) -> list[tuple]:
             ),
             LITSERVE_FIX,
         ),
+        # service/app.py
         (
             lit,
             "LitServer(workers_per_device={api_path: n}) and workers_setup_status of WorkerSetupStatus.READY",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from textcnn.data.corpus import read_labeled_file
+from textcnn.data.files import read_labeled_file
 from textcnn.data.text import PAD, UNK, TextEncoder, Vocabulary
 from textcnn.inference.bundle import Classifier
 from textcnn.inference.explain import explain_text
@@ -28,9 +28,8 @@ from textcnn.model.cnn import (
     pool_maps,
     width_maps,
 )
-from textcnn.model.pooling import SLOT_POOLINGS
-from textcnn.model.variants import POOLINGS
-from textcnn.train.loop import TrainConfig
+from textcnn.model.pooling import POOLINGS, SLOT_POOLINGS
+from textcnn.train.config import TrainConfig
 from textcnn.train.runs import RunSettings, texts_fold, train_classifier
 
 pytestmark = pytest.mark.usefixtures("one_thread")

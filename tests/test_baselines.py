@@ -62,7 +62,8 @@ def test_an_unknown_baseline_is_refused():
 
 @pytest.mark.slow
 def test_baselines_on_sst2_are_the_usual_strength(data_dir):
-    from textcnn.data.corpus import load_registered, make_folds
+    from textcnn.data.corpus import load_registered
+    from textcnn.data.folds import make_folds
 
     corpus = load_registered("sst2", data_dir)
     (fold,) = make_folds(corpus)

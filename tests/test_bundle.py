@@ -1,3 +1,4 @@
+import dataclasses
 import hashlib
 import json
 import math
@@ -11,7 +12,7 @@ from safetensors.torch import save as save_safetensors
 
 from textcnn.data.text import TextEncoder, Vocabulary, tokenize
 from textcnn.errors import BundleError
-from textcnn.inference.bundle import Classifier, Prediction
+from textcnn.inference.bundle import Classifier, Prediction, bundle_id
 from textcnn.model.cnn import ModelConfig, TextCNN
 
 LABELS = ["negative", "positive", "neutral"]
@@ -349,3 +350,107 @@ def test_label_count_mismatch(bundle):
     write_config(bundle, config)
     with pytest.raises(BundleError, match="2 label names for a model with 3 classes"):
         Classifier.load(bundle)
+
+
+# -- the bundle's card -------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_card_tells_which_bundle_and_how_it_was_made(bundle):
+    config = read_config(bundle)
+    card = Classifier.load(bundle, device="cpu").card
+    assert card.id == f"bundle@{config['weights']['sha256'][:12]}" == bundle_id(bundle)
+    assert card.path == bundle.resolve()
+    assert card.labels == tuple(LABELS)
+    assert card.vocab_size == config["vocab_size"] == config["model"]["vocab_size"]
+    assert card.model == config["model"] and card.text == {"lowercase": True, "max_length": 150}
+    assert card.created == config["created"] and card.versions == config["versions"]
+    assert card.data == INFO["data"] and card.metrics == INFO["metrics"]
+    assert card.training == {"best_epoch": None, "epochs_run": None, "stopped_early": None, "config": None}
+    assert card.ensemble is None and card.vectors is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        card.id = "other"
+
+
+def test_saving_gives_the_card_that_loading_gives(tmp_path, classifier):
+    with pytest.raises(BundleError, match="neither loaded from a bundle nor saved to one"):
+        classifier.card  # noqa: B018 - the property raises
+    saved = classifier.save(tmp_path / "again").resolve()
+    assert classifier.card == Classifier.load(saved, device="cpu").card
+    assert classifier.card.path == saved and classifier.card.id.startswith("again@")
+
+
+def test_card_keeps_the_training_summary_only(tmp_path, classifier):
+    training = {
+        "best_epoch": 3,
+        "epochs_run": 5,
+        "stopped_early": True,
+        "config": {"lr": 0.1},
+        "seconds": 2.0,
+    }
+    classifier.info = INFO | {"training": training}
+    card = Classifier.load(classifier.save(tmp_path / "trained"), device="cpu").card
+    assert card.training == {"best_epoch": 3, "epochs_run": 5, "stopped_early": True, "config": {"lr": 0.1}}
+
+
+@pytest.mark.parametrize("weights", ["no digest", "empty digest", "not a section"])
+def test_bundle_id_without_a_digest_hashes_the_config(bundle, weights):
+    config = read_config(bundle)
+    if weights == "no digest":
+        del config["weights"]["sha256"]
+    elif weights == "empty digest":
+        config["weights"]["sha256"] = ""
+    else:
+        config["weights"] = "weights.safetensors"
+    write_config(bundle, config)
+    digest = hashlib.sha256((bundle / "config.json").read_bytes()).hexdigest()
+    assert bundle_id(bundle) == f"bundle@{digest[:12]}"
+    if weights != "not a section":
+        assert Classifier.load(bundle, device="cpu").card.id == f"bundle@{digest[:12]}"
+
+
+def test_bundle_id_of_a_config_that_is_not_json(bundle):
+    (bundle / "config.json").write_text("{", encoding="utf-8")
+    assert bundle_id(bundle) == f"bundle@{hashlib.sha256(b'{').hexdigest()[:12]}"
+
+
+@pytest.mark.parametrize(("name", "members"), [("default", 5), ("single", None)])
+def test_shipped_bundles_cards(name, members):
+    path = REPO / "models" / name
+    config = read_config(path)
+    classifier = Classifier.load(path, device="cpu")
+    card = classifier.card
+    assert card.id == bundle_id(path) == f"{name}@{config['weights']['sha256'][:12]}"
+    assert card.labels == ("negative", "positive") and card.path == path.resolve()
+    assert card.vocab_size == config["vocab_size"] == len(classifier.encoder.vocab)
+    assert card.model == classifier.model.config.to_json()  # with today's defaults for keys added since
+    assert card.model.items() >= config["model"].items() and card.text == config["text"]
+    assert card.created == config["created"] and card.versions == config["versions"]
+    assert card.metrics["test"]["accuracy"] > 0.7 and card.data == config["data"]
+    assert card.vectors == config["vectors"]
+    assert card.training == {
+        k: config["training"][k] for k in ("best_epoch", "epochs_run", "stopped_early", "config")
+    }
+    assert (card.ensemble or {}).get("size") == members
+    json.dumps(dataclasses.asdict(card) | {"path": str(card.path)})  # what a server may show
+
+
+# -- batches -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_tokens", [None, 40])
+def test_batches_cover_every_sequence_once_within_the_bounds(classifier, max_tokens):
+    encoded = classifier.encoder.encode_many(TEXTS * 3)
+    batches = list(classifier.batches(encoded, max_rows=4, max_tokens=max_tokens))
+    assert sorted(i for rows, _ in batches for i in rows) == list(range(len(encoded)))
+    for rows, batch in batches:
+        assert len(rows) <= 4 and batch.ids.shape[0] == len(rows)
+        assert batch.ids.shape[1] >= classifier.min_length
+        assert batch.lengths.tolist() == [len(encoded[i]) for i in rows]
+        if max_tokens is not None and len(rows) > 1:
+            assert batch.ids.numel() <= max_tokens
+    logits = torch.empty(len(encoded), len(LABELS))
+    for rows, batch in batches:
+        logits[rows] = classifier.logits_for_batch(batch)
+    torch.testing.assert_close(logits, classifier.logits(TEXTS * 3))

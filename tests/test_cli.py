@@ -439,7 +439,7 @@ def test_train_flags_fall_through_to_the_config_defaults():
 
     from textcnn.cli import MODEL_FLAGS, TRAIN_FLAGS, VOCAB_FLAGS, build_parser, run_settings_from_args
     from textcnn.model.cnn import ModelConfig
-    from textcnn.train.loop import TrainConfig
+    from textcnn.train.config import TrainConfig
     from textcnn.train.runs import VocabConfig
 
     def names(config, *ignored):
@@ -486,7 +486,7 @@ def test_compare_flags_fall_through_to_the_study_defaults():
     import dataclasses
 
     from textcnn.cli import STUDY_FLAGS, build_parser
-    from textcnn.study.study import StudyConfig
+    from textcnn.study.plan import StudyConfig
 
     assert set(STUDY_FLAGS.values()) <= {f.name for f in dataclasses.fields(StudyConfig)}
     args = build_parser().parse_args(["compare", "--out", "x"])

@@ -12,22 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from textcnn.data import corpus as data_module
-from textcnn.data.corpus import (
-    REGISTRY,
-    Corpus,
-    LabeledTexts,
-    corpus_from_hf,
-    dataset_status,
-    load_corpus,
-    load_files,
-    load_hub,
-    load_local,
-    load_registered,
-    make_folds,
-    read_labeled_file,
-    resolve_data_dir,
-)
+from textcnn.data import corpus as data_module  # load_corpus looks up load_hub here
+from textcnn.data.corpus import load_corpus, load_registered
+from textcnn.data.files import load_files, read_labeled_file
+from textcnn.data.folds import make_folds
+from textcnn.data.hub import corpus_from_hf, load_hub, load_local
+from textcnn.data.registry import REGISTRY, dataset_status, resolve_data_dir
+from textcnn.data.splits import Corpus, LabeledTexts
 from textcnn.errors import DataError, DataWarning
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"

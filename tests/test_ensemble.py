@@ -16,8 +16,10 @@ from textcnn.inference.bundle import Classifier
 from textcnn.inference.explain import explain_text
 from textcnn.model.cnn import ModelConfig, TextCNN
 from textcnn.model.ensemble import Ensemble
-from textcnn.train.loop import LOG_FILE, TrainConfig
-from textcnn.train.runs import RunSettings, member_settings, train_folds
+from textcnn.train.config import TrainConfig
+from textcnn.train.loop import LOG_FILE
+from textcnn.train.protocol import train_folds
+from textcnn.train.runs import RunSettings, member_settings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -197,7 +199,7 @@ def test_ensemble_members_train_as_they_would_alone_and_make_one_bundle_per_fold
 
 
 def test_ctrl_c_keeps_each_members_best_so_far_and_resume_trains_the_ensemble_again(tmp_path, monkeypatch):
-    import textcnn.train.loop as train_module
+    import textcnn.train.batches as train_module
 
     corpus, folds = toy_folds(tmp_path)
     settings = RunSettings(SMALL, TrainConfig(epochs=3, patience=None, batch_size=10))

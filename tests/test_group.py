@@ -9,9 +9,10 @@ import torch
 from textcnn.errors import ConfigError
 from textcnn.model.cnn import ModelConfig, TextCNN
 from textcnn.model.group import ModelGroup, select_rows
-from textcnn.model.pooling import SLOT_POOLINGS
-from textcnn.model.variants import POOLINGS
-from textcnn.train.loop import EncodedSplit, TrainConfig, fit, fit_group
+from textcnn.model.pooling import POOLINGS, SLOT_POOLINGS
+from textcnn.train.batches import EncodedSplit
+from textcnn.train.config import TrainConfig
+from textcnn.train.loop import fit, fit_group
 
 BASE = {"num_classes": 3, "embedding_dim": 12, "num_filters": 5, "filter_widths": (2, 3, 4)}
 

@@ -6,8 +6,7 @@ import torch
 from textcnn.data.text import PAD, UNK, TextEncoder, Vocabulary
 from textcnn.inference.bundle import Classifier
 from textcnn.model.cnn import ModelConfig, TextCNN
-from textcnn.model.pooling import SLOT_POOLINGS
-from textcnn.model.variants import POOLINGS
+from textcnn.model.pooling import POOLINGS, SLOT_POOLINGS
 from textcnn.study.probes import (
     compare_texts,
     explain,

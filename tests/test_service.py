@@ -30,7 +30,8 @@ from litserve.utils import wrap_litserve_start
 from pydantic import ValidationError
 
 from service import metrics
-from service.api import TextCNNAPI, model_id
+from service.api import TextCNNAPI
+from service.app import PAGE_HEADERS, BodyLimitMiddleware, build_server
 from service.compat import (
     LITSERVE_VERSION,
     SKIP_VERSIONS_VARIABLE,
@@ -46,10 +47,10 @@ from service.schemas import (
     RequestLimits,
     configure_limits,
 )
-from service.server import PAGE_HEADERS, BodyLimitMiddleware, build_server
 from service.settings import ServeSettings
 from textcnn.errors import BundleError, ConfigError
 from textcnn.inference.bundle import Classifier
+from textcnn.inference.bundle import bundle_id as model_id
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data" / "samples"

@@ -5,7 +5,11 @@ import json
 import pytest
 
 from textcnn.errors import ConfigError
-from textcnn.study.study import StudyConfig, load_results, run_study, summarize, write_report
+from textcnn.study.plan import StudyConfig
+from textcnn.study.report import write_report
+from textcnn.study.results import load_results
+from textcnn.study.run import run_study
+from textcnn.study.summary import summarize
 
 QUICK = {"max_train": 300, "epochs": 1, "model_options": {"embedding_dim": 16, "num_filters": 8}}
 
@@ -207,7 +211,7 @@ def test_avg_and_padded_avg_get_a_section_of_their_own(tmp_path):
 
 
 def test_runs_trained_together_are_recorded_like_runs_trained_alone(data_dir, tmp_path, one_thread):
-    from textcnn.study.study import training_seconds
+    from textcnn.study.results import training_seconds
 
     config = StudyConfig(datasets=("trec",), poolings=("max", "avg"), seeds=2, **QUICK)
     alone = run_study(config, tmp_path / "alone", str(data_dir), progress=False)
@@ -242,7 +246,7 @@ def test_chunks_of_one_shape_keep_their_own_group_even_started_in_the_same_secon
 
 
 def test_group_runs_keeps_one_shape_per_group_and_lets_the_poolings_take_turns():
-    from textcnn.study.study import Run, group_runs
+    from textcnn.study.plan import Run, group_runs
 
     runs = [Run("mr", f, s, p) for f in range(2) for s in range(2) for p in ("max", "avg")]
     runs += [Run("trec", None, s, p) for s in range(2) for p in ("max", "avg")]
@@ -313,7 +317,7 @@ CV_ROWS = [
 
 
 def test_a_replication_is_one_seed_averaged_over_its_folds():
-    from textcnn.study.study import replications
+    from textcnn.study.summary import replications
 
     assert replications(CV_ROWS, "mr", "max") == pytest.approx({0: 81.0, 1: 85.0})
     assert replications(CV_ROWS, "mr", "kmax:5") == pytest.approx({0: 79.5, 1: 83.5})
@@ -323,7 +327,7 @@ def test_a_replication_is_one_seed_averaged_over_its_folds():
 
 def test_our_difference_from_max_is_paired_comparison_over_the_shared_runs():
     from textcnn.study.stats import paired_comparison
-    from textcnn.study.study import versus_max
+    from textcnn.study.summary import versus_max
 
     rows = [*CV_ROWS, cv_row("mr", "max", 2, 0, 0.99)]  # fold 2 has no kmax:5 run: left out
     paired = versus_max(rows, "mr", "kmax:5")
@@ -391,8 +395,8 @@ def test_the_section_names_their_misprints_once(tmp_path):
 
 
 def test_fixed_split_seeds_give_single_split_datasets_their_own_number_of_seeds():
-    from textcnn.data.corpus import Fold
-    from textcnn.study.study import plan_runs
+    from textcnn.data.splits import Fold
+    from textcnn.study.plan import plan_runs
 
     config = StudyConfig(datasets=("mr", "trec"), poolings=("max",), seeds=2, fixed_split_seeds=5)
     folds = {
@@ -412,7 +416,7 @@ def test_fixed_split_seeds_give_single_split_datasets_their_own_number_of_seeds(
 
 @pytest.mark.parametrize("group_size", [1, 2])
 def test_ctrl_c_stops_the_study_and_records_no_half_trained_run(data_dir, tmp_path, monkeypatch, group_size):
-    import textcnn.train.loop as train_module
+    import textcnn.train.batches as train_module
 
     config = StudyConfig(datasets=("trec",), poolings=("max", "avg"), seeds=2, **QUICK)
     real, calls = train_module.length_bucketed_batches, {"n": 0}
@@ -435,7 +439,7 @@ def test_ctrl_c_stops_the_study_and_records_no_half_trained_run(data_dir, tmp_pa
 
 
 def test_the_coverage_table_says_how_many_runs_each_arm_has_of_its_plan():
-    from textcnn.study.study import coverage_section
+    from textcnn.study.report import coverage_section
 
     config = StudyConfig(
         datasets=("mr", "trec", "subj"), poolings=("max", "avg"), seeds=3, fixed_split_seeds=10

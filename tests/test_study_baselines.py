@@ -12,7 +12,7 @@ from textcnn.study.baselines import (
     run_baselines,
     versus_baseline,
 )
-from textcnn.study.study import StudyConfig, study_folds, training_fold
+from textcnn.study.plan import StudyConfig, study_folds, training_fold
 
 QUICK = {"max_train": 300, "epochs": 1, "model_options": {"embedding_dim": 16, "num_filters": 8}}
 

@@ -3,8 +3,8 @@
 import json
 
 import textcnn.study.probe_study as study_probes
+from textcnn.study.plan import StudyConfig
 from textcnn.study.probe_study import load_probes, probe_sections, run_probes
-from textcnn.study.study import StudyConfig
 
 TINY = {"max_train": 300, "epochs": 1, "model_options": {"embedding_dim": 16, "num_filters": 8}}
 

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from textcnn.study.study import StudyConfig, load_results, run_study
+from textcnn.study.plan import StudyConfig
+from textcnn.study.results import load_results
+from textcnn.study.run import run_study
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = {"max_train": 300, "epochs": 1, "model_options": {"embedding_dim": 16, "num_filters": 8}}

@@ -8,18 +8,16 @@ import json
 import pytest
 import torch
 
-from textcnn.data.corpus import load_registered, make_folds
+from textcnn.data.corpus import load_registered
+from textcnn.data.folds import make_folds
 from textcnn.errors import ConfigError, TextCNNError
 from textcnn.inference.bundle import Classifier
-from textcnn.train.loop import (
-    CHECKPOINT_FILE,
-    LOG_FILE,
-    EncodedSplit,
-    TrainConfig,
-    fit,
-    length_bucketed_batches,
-)
-from textcnn.train.runs import RunSettings, VocabConfig, texts_fold, train_classifier, train_folds
+from textcnn.train.batches import EncodedSplit, length_bucketed_batches
+from textcnn.train.checkpoint import CHECKPOINT_FILE
+from textcnn.train.config import TrainConfig
+from textcnn.train.loop import LOG_FILE, fit
+from textcnn.train.protocol import train_folds
+from textcnn.train.runs import RunSettings, VocabConfig, texts_fold, train_classifier
 
 SMALL = {"embedding_dim": 16, "num_filters": 8}  # tiny model: these tests check behaviour, not accuracy
 
@@ -218,7 +216,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkey
     fit(straight, train, dev, config, tmp_path / "straight", progress=False)
 
     # Interrupt at the start of epoch 3 (as Ctrl-C would), then resume from the checkpoint.
-    import textcnn.train.loop as train_module
+    import textcnn.train.batches as train_module
 
     real = train_module.length_bucketed_batches
     calls = {"n": 0}
@@ -334,7 +332,8 @@ def test_real_short_training_on_mr_gives_a_bundle_that_predicts(data_dir, tmp_pa
 
 @pytest.mark.slow
 def test_cross_validation_writes_each_fold_and_a_summary(data_dir, tmp_path):
-    from textcnn.data.corpus import LabeledTexts, load_files
+    from textcnn.data.files import load_files
+    from textcnn.data.splits import LabeledTexts
 
     corpus = load_registered("subj", data_dir)
     few = corpus.splits["all"].subset(range(0, 10_000, 25))  # 400 rows, 3 folds, 1 epoch
@@ -357,7 +356,7 @@ def test_cross_validation_writes_each_fold_and_a_summary(data_dir, tmp_path):
 
 def toy_folds(tmp_path):
     """The toy task as a user's JSON Lines file, cut into 3 folds."""
-    from textcnn.data.corpus import load_files
+    from textcnn.data.files import load_files
 
     texts, labels = toy_texts(90)
     path = tmp_path / "toy.jsonl"
@@ -369,7 +368,7 @@ def toy_folds(tmp_path):
 
 
 def test_resume_of_cross_validation_keeps_finished_folds(tmp_path, monkeypatch):
-    import textcnn.train.loop as train_module
+    import textcnn.train.batches as train_module
 
     corpus, folds = toy_folds(tmp_path)
     config = RunSettings(SMALL, TrainConfig(epochs=2, patience=None, batch_size=10))
@@ -401,7 +400,7 @@ def test_resume_of_cross_validation_keeps_finished_folds(tmp_path, monkeypatch):
 
 
 def test_folds_trained_together_match_folds_trained_one_at_a_time(tmp_path, monkeypatch):
-    import textcnn.train.loop as train_module
+    import textcnn.train.batches as train_module
 
     corpus, folds = toy_folds(tmp_path)
     config = RunSettings(SMALL, TrainConfig(epochs=3, patience=None, batch_size=10))

@@ -91,7 +91,9 @@ def _load_corpus(args: argparse.Namespace):
 
 def build_parser() -> argparse.ArgumentParser:
     from textcnn import __version__
-    from textcnn.model.variants import AMP_MODES, OPTIMIZERS, POOLINGS, VARIANTS
+    from textcnn.model.pooling import POOLINGS, describe
+    from textcnn.model.variants import VARIANTS
+    from textcnn.train.config import AMP_MODES, OPTIMIZERS
 
     parser = argparse.ArgumentParser(
         prog="textcnn", description="Kim (2014)'s CNN for sentence classification."
@@ -125,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         help="--no-convolution pools the word vectors themselves: the ablation of the convolution",
     )
-    model.add_argument("--pooling", choices=POOLINGS, help="pooling over time")
+    model.add_argument("--pooling", choices=POOLINGS, help=f"pooling over time ({describe()})")
     model.add_argument("--k", type=_positive_int, help="k of kmax pooling")
     model.add_argument("--chunks", type=_positive_int, help="regions of chunk-max pooling")
     model.add_argument("--temperature", type=float, help="temperature of logsumexp pooling")
@@ -375,7 +377,7 @@ def _defaults_of(pairs) -> dict[str, object]:
 def train_defaults() -> dict[str, object]:
     """Each `train` config flag's default, read from its dataclass (imports torch: for --help only)."""
     from textcnn.model.cnn import ModelConfig
-    from textcnn.train.loop import TrainConfig
+    from textcnn.train.config import TrainConfig
     from textcnn.train.runs import VocabConfig
 
     return _defaults_of(((ModelConfig, MODEL_FLAGS), (TrainConfig, TRAIN_FLAGS), (VocabConfig, VOCAB_FLAGS)))
@@ -383,7 +385,7 @@ def train_defaults() -> dict[str, object]:
 
 @functools.cache
 def study_defaults() -> dict[str, object]:
-    from textcnn.study.study import StudyConfig
+    from textcnn.study.plan import StudyConfig
 
     return _defaults_of(((StudyConfig, STUDY_FLAGS),))
 
@@ -413,7 +415,7 @@ class ConfigDefaultsFormatter(argparse.HelpFormatter):
 def run_settings_from_args(args: argparse.Namespace):
     """`RunSettings` from the flags given; every flag not given falls through to its config."""
     from textcnn.model.cnn import ModelConfig
-    from textcnn.train.loop import TrainConfig
+    from textcnn.train.config import TrainConfig
     from textcnn.train.runs import RunSettings, VocabConfig
 
     def given(flags: dict[str, str]) -> dict:
@@ -436,9 +438,9 @@ def run_settings_from_args(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from textcnn.data.corpus import make_folds
+    from textcnn.data.folds import make_folds
     from textcnn.inference.metrics import format_metrics, format_summary
-    from textcnn.train.runs import train_folds
+    from textcnn.train.protocol import train_folds
 
     settings = run_settings_from_args(args)
     _stop_on_sigterm_as_on_ctrl_c()
@@ -501,7 +503,7 @@ def _data_of_the_bundle(args: argparse.Namespace, trained_on: dict) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from textcnn.data.corpus import make_folds
+    from textcnn.data.folds import make_folds
     from textcnn.inference.bundle import Classifier
     from textcnn.inference.metrics import classification_metrics, format_metrics
 
@@ -591,11 +593,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from textcnn.model.variants import POOLINGS
-    from textcnn.study.arms import ARM_GRAMMAR, arm_options
+    from textcnn.model.pooling import POOLINGS
+    from textcnn.study.arms import arm_grammar, arm_options
     from textcnn.study.baselines import baseline_section, baselines_summary, run_baselines
+    from textcnn.study.plan import StudyConfig
     from textcnn.study.probe_study import load_probes, probe_sections, run_probes
-    from textcnn.study.study import StudyConfig, run_study, summarize, write_report
+    from textcnn.study.report import write_report
+    from textcnn.study.run import run_study
+    from textcnn.study.summary import summarize
 
     poolings = tuple(p.strip() for p in args.poolings.split(",") if p.strip())
     problems = []
@@ -605,7 +610,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         except TextCNNError as exc:
             problems.append(str(exc))
     if problems:
-        raise TextCNNError(f"{'; '.join(problems)}; {ARM_GRAMMAR}; poolings: {', '.join(POOLINGS)}")
+        raise TextCNNError(f"{'; '.join(problems)}; {arm_grammar()}; poolings: {', '.join(POOLINGS)}")
     quick = {
         "max_train": 300,
         "epochs": 2,
@@ -657,7 +662,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from textcnn.data.corpus import dataset_status
+    from textcnn.data.registry import dataset_status
 
     rows = dataset_status(args.data_dir)
     if args.json:

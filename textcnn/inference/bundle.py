@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +43,42 @@ class Prediction:
         return {"label": self.label, "score": self.score, "probabilities": self.probabilities}
 
 
+@dataclass(frozen=True)
+class BundleCard:
+    """What a bundle folder holds, in brief: which it is, its labels, and how it was made.
+
+    `Classifier.card` of a classifier loaded from (or saved to) a folder; what a server says it serves.
+    """
+
+    id: str  # `bundle_id`: "<folder name>@<first 12 hex digits of the weights' sha256>"
+    path: Path  # the folder, resolved
+    created: str | None  # when it was saved (ISO 8601, UTC)
+    labels: tuple[str, ...]  # class names, in the model's output order
+    vocab_size: int
+    model: dict  # ModelConfig.to_json()
+    text: dict  # the encoder's settings (TextEncoder.to_json())
+    data: dict | None  # the corpus it was trained on, as training recorded it
+    metrics: dict | None
+    training: dict  # best_epoch, epochs_run, stopped_early, config (each None if not recorded)
+    ensemble: dict | None  # an ensemble's section (size, members); None for a single model
+    vectors: dict | None  # the pre-trained word vectors it started from, if any
+    versions: dict | None  # the package versions it was trained with
+
+
+def bundle_id(path: str | Path) -> str:
+    """`<folder name>@<first 12 hex digits of the weights' sha256>`, the digest config.json records;
+    a config without one (or not readable as JSON) gives the sha256 of config.json itself instead."""
+    path = Path(path)
+    raw = (path / CONFIG_FILE).read_bytes()
+    try:
+        digest = json.loads(raw.decode("utf-8"))["weights"]["sha256"]
+    except (ValueError, KeyError, TypeError):
+        digest = None
+    if not isinstance(digest, str) or not digest:
+        digest = hashlib.sha256(raw).hexdigest()
+    return f"{path.resolve().name}@{digest[:12]}"
+
+
 class Classifier:
     """A model with its vocabulary and label names: texts in, label names and probabilities out.
 
@@ -68,6 +104,14 @@ class Classifier:
         self.encoder = encoder
         self.label_names = list(label_names)
         self.info = dict(info or {})  # everything else from config.json: training, data, metrics
+        self._card: BundleCard | None = None  # set by load and save
+
+    @property
+    def card(self) -> BundleCard:
+        """The bundle this classifier was loaded from, or last saved to (BundleError if neither)."""
+        if self._card is None:
+            raise BundleError("this classifier was neither loaded from a bundle nor saved to one")
+        return self._card
 
     @property
     def is_ensemble(self) -> bool:
@@ -102,9 +146,21 @@ class Classifier:
             raise TypeError("logits() takes a sequence of texts, not a single string")
         encoded = self.encoder.encode_many(texts)
         out = torch.empty(len(encoded), self.model.config.num_classes)
-        for chunk in similar_length_chunks([len(e) for e in encoded], batch_size, min_length=self.min_length):
-            out[chunk] = self.logits_for_batch(self.encoder.pad([encoded[i] for i in chunk], self.min_length))
+        for rows, batch in self.batches(encoded, batch_size):
+            out[rows] = self.logits_for_batch(batch)
         return out
+
+    def batches(
+        self, sequences: Sequence[Sequence[int]], max_rows: int, max_tokens: int | None = None
+    ) -> Iterator[tuple[list[int], Batch]]:
+        """Encoded texts as padded batches of similar length, each with the indices of its rows.
+
+        At most `max_rows` rows each, and rows x padded length at most `max_tokens` (a longer text
+        goes alone); see `similar_length_chunks`. Made one at a time, as they are asked for.
+        """
+        lengths = [len(ids) for ids in sequences]
+        for rows in similar_length_chunks(lengths, max_rows, max_tokens, min_length=self.min_length):
+            yield rows, self.encoder.pad([sequences[i] for i in rows], self.min_length)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         return torch.softmax(self.logits(texts, batch_size), dim=1).numpy()
@@ -162,7 +218,27 @@ class Classifier:
             path / VOCAB_FILE, json.dumps(self.encoder.vocab.to_json(), ensure_ascii=False).encode()
         )
         atomic_write_bytes(path / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False).encode())
+        self._card = self._card_for(path, config)
         return path
+
+    def _card_for(self, path: Path, config: dict) -> BundleCard:
+        """The card of the bundle at `path`, whose config.json is `config`, written for this classifier."""
+        training = config.get("training") or {}
+        return BundleCard(
+            id=bundle_id(path),
+            path=path.resolve(),
+            created=config.get("created"),
+            labels=tuple(self.label_names),
+            vocab_size=len(self.encoder.vocab),
+            model=self.model.config.to_json(),
+            text=self.encoder.to_json(),
+            data=config.get("data"),
+            metrics=config.get("metrics"),
+            training={k: training.get(k) for k in ("best_epoch", "epochs_run", "stopped_early", "config")},
+            ensemble=config.get("ensemble"),
+            vectors=config.get("vectors"),
+            versions=config.get("versions"),
+        )
 
     def _ensemble_section(self) -> dict:
         """config.json's `ensemble`: the member count (which the weights' shapes follow) and what
@@ -194,6 +270,7 @@ class Classifier:
         classifier = cls(
             model, encoder, config["labels"], {k: v for k, v in config.items() if k not in _RESERVED_KEYS}
         )
+        classifier._card = classifier._card_for(path, config)
         return classifier.to(device)
 
 

@@ -19,33 +19,8 @@ the word vectors, and this split is that linear map), which is how the tests che
 windows were picked comes from the model's own float32 forward (`Pooled.positions`), so the
 n-grams named are the model's; only the arithmetic is redone in float64.
 
-What "the winning n-gram" is, per pooling (the α above):
-- max: the window the model's max picked (the first on ties), α = 1: one winner per feature map.
-- kmax: the k windows the model kept, α = 1 each, one per slot ("slot" 0..k-1, in sentence order);
-  a sentence with fewer than k real windows leaves slots empty: they are 0 and give nothing.
-- chunk-max (a local pooling): the winning window of each region, α = 1 ("slot" = the region);
-  a region with no real window is empty (0).
-- local-max (Zhang & Wallace's local max): the winning window of each region slot of `region`
-  consecutive windows, α = 1 ("slot" = the region, counted from the sentence's first window; a
-  sentence longer than the slots has its last slot's winner among all the remaining windows); an
-  empty slot is 0 and gives nothing.
-- local-avg: no winner, every real window of a slot at α = 1/n_slot, n_slot the slot's real
-  windows as `local_avg_pool` counts them (the last slot: all the remaining windows); entries are
-  (filter, slot, window), as for avg.
-- avg: no winner: every real window of the map, α = 1/n, n the map's real windows as `avg_pool`
-  counts them (in wide mode the edge windows that hold part of the sentence count too). The
-  n-gram lists then hold (filter, window) entries, the `top` largest contributions each way.
-- padded-avg: as avg, but at α = 1/max(n, slots): the padded length of `padded_avg_pool`, the
-  padding taking the rest of the weight (it adds 0).
-- max+avg: both halves: the max winner (entries with "part": "max") and every window at 1/n
-  ("part": "avg").
-- logsumexp: τ·log(mean_p exp(a_p/τ)) is not a weighted sum of the a_p, so it has no exact split.
-  It is attributed by the softmax weights α_p = softmax(a/τ)_p over the real windows (the
-  derivative of the pooled value in a_p): Σ_p α_p a_p = pooled - τ(H(α) - log n) >= pooled, and the
-  difference, summed over features with their output weights, is the `residual` ("exact": False).
-  Entries are (filter, window) pairs as for avg.
-- no convolution (`config.convolution` False): a window is one token and the pooled value is the
-  word vector's coordinate itself (no ReLU, no bias; it may be negative), traced as above.
+What "the winning n-gram" is depends on the pooling: its registered rule gives the α above
+(`textcnn.model.pooling.attribution`, where each pooling's rule is described).
 
 An entry's "activation" is its share α·a_p of the pooled value, "contribution" = weight × activation
 = its "filter_bias" + Σ its "token_parts" (one per token start..end-1). Entries that contribute
@@ -61,25 +36,8 @@ import torch
 
 from textcnn.inference.bundle import Classifier
 from textcnn.model.cnn import ModelConfig, TextCNN
-from textcnn.model.pooling import Pooled
-
-_TRACED = {
-    "max": "each pooled value is the activation of its map's winning window (the first on ties)",
-    "kmax": "each of the k slots is the activation of the window the k-max kept there (empty slots are 0)",
-    "chunk-max": "each region's pooled value is the activation of that region's winning window",
-    "local-max": "each region slot's pooled value is the activation of that region's winning window",
-    "local-avg": "each region slot's pooled value is the mean of its real windows, each at weight 1/n of the slot",
-    "avg": "each pooled value is the mean of its map's real windows, every window at weight 1/n",
-    "padded-avg": (
-        "each pooled value is its map's real windows over the padded length, every window at weight "
-        "1/max(n, padded length)"
-    ),
-    "max+avg": "the max half is its map's winning window, the avg half every real window at weight 1/n",
-    "logsumexp": (
-        "logsumexp has no exact split: each window is weighted by softmax(a/τ) over the real windows, "
-        "and what that leaves out of the logit is the residual"
-    ),
-}
+from textcnn.model.pooling import get_pooling
+from textcnn.model.pooling.functions import Pooled
 
 
 @dataclass(frozen=True)
@@ -135,28 +93,11 @@ def _windows(model: TextCNN, x: torch.Tensor) -> list[_Windows]:
 def _coefficients(
     config: ModelConfig, group: _Windows, pooled: Pooled
 ) -> list[tuple[str | None, torch.Tensor]]:
-    """Per part of the pooled vector: (name, α (F, m, n)); column f * m + s of the part is (f, s)."""
-    maps, n = group.activations.shape
-    spread = torch.full((maps, 1, n), 1.0 / n, dtype=torch.float64)
-    if config.pooling == "avg":
-        return [(None, spread)]
-    if config.pooling == "padded-avg":  # the padded length's share, padding taking the rest
-        return [(None, torch.full((maps, 1, n), 1.0 / max(n, config.region_slots), dtype=torch.float64))]
-    if config.pooling == "local-avg":
-        slots = config.region_slots
-        slot = torch.clamp(torch.arange(n) // config.region, max=slots - 1)  # (n,): each window's slot
-        members = (slot[None, :] == torch.arange(slots)[:, None]).to(torch.float64)  # (slots, n)
-        per_slot = members / members.sum(dim=1, keepdim=True).clamp(min=1.0)
-        return [(None, per_slot[None, :, :].expand(maps, slots, n))]
-    if config.pooling == "logsumexp":
-        return [(None, torch.softmax(group.activations / config.temperature, dim=1)[:, None, :])]
-    positions = pooled.positions[0].cpu()  # (F, m): the model's own choice, -1 for an empty slot
-    alpha = torch.zeros((maps, positions.shape[1], n), dtype=torch.float64)
-    f, s = torch.nonzero(positions >= 0, as_tuple=True)
-    alpha[f, s, positions[f, s]] = 1.0
-    if config.pooling == "max+avg":
-        return [("max", alpha), ("avg", spread)]
-    return [(None, alpha)]
+    """Per part of the pooled vector: (name, α (F, m, n)), by the pooling's registered rule
+    (`textcnn.model.pooling.attribution`); column f * m + s of the part is (f, s). Positions are
+    the model's own choice, -1 for an empty slot."""
+    positions = pooled.positions[0].cpu() if pooled.positions is not None else None  # (F, m)
+    return get_pooling(config.pooling).attribution(config, group.activations, positions)
 
 
 def _ngram(group, tokens, entry, weights, alpha, shares) -> dict:
@@ -280,7 +221,7 @@ def explain_text(classifier: Classifier, text: str, top: int = 5) -> dict:
         "filter_bias": filter_bias,
         "token_parts": token_parts.tolist(),
         "residual": logit - output_bias - filter_bias - float(token_parts.sum()),
-        "exact": config.pooling != "logsumexp",
+        "exact": get_pooling(config.pooling).exact,
         "attribution": _attribution(config)
         + (f" The mean of {K} members' logits." if classifier.is_ensemble else ""),
         "for": sorted(sides["for"], key=lambda g: -g["contribution"])[:top],
@@ -293,4 +234,4 @@ def _attribution(config: ModelConfig) -> str:
         window = "a window's activation is its filter's bias plus one term per token where the ReLU passes"
     else:
         window = "without convolution a window is one token, its value the word-vector coordinate (no bias)"
-    return f"{config.pooling} pooling: {_TRACED[config.pooling]}; {window}."
+    return f"{config.pooling} pooling: {get_pooling(config.pooling).explained}; {window}."

@@ -19,7 +19,8 @@ from torch import nn
 
 from textcnn.data.text import PAD_ID
 from textcnn.errors import ConfigError
-from textcnn.model.pooling import Pooled, output_multiplier, pool, validate_pooling
+from textcnn.model.pooling import get_pooling, validate
+from textcnn.model.pooling.functions import Pooled
 from textcnn.model.variants import VARIANTS
 
 
@@ -38,7 +39,7 @@ class ModelConfig:
     # False: no convolution at all, the pooling runs straight over the word vectors (the ablation
     # "is the convolution needed before pooling?"); filter widths and counts are then unused.
     convolution: bool = True
-    pooling: str = "max"  # see textcnn.model.pooling.POOLINGS
+    pooling: str = "max"  # a name of the pooling registry, textcnn.model.pooling
     kmax_k: int = 3
     chunks: int = 3
     temperature: float = 1.0
@@ -85,9 +86,7 @@ class ModelConfig:
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.max_norm is not None and not self.max_norm > 0:
             raise ConfigError(f"max_norm must be positive or None, got {self.max_norm}")
-        validate_pooling(
-            self.pooling, self.kmax_k, self.chunks, self.temperature, self.region, self.region_slots
-        )
+        validate(self.pooling, self)  # the pooling's name and its parameters, textcnn.model.pooling
 
     @property
     def pretrained(self) -> bool:
@@ -112,12 +111,13 @@ class ModelConfig:
     def region_slots_for(self, longest: int) -> int:
         """Local pooling's slots for a longest training sentence of `longest` tokens:
         ceil(its windows at the widest filter / region); padded-avg's padded length: its windows."""
-        region = 1 if self.pooling == "padded-avg" else self.region
+        slots = get_pooling(self.pooling).slots
+        region = slots.windows(self) if slots is not None else self.region
         return -(-self.windows(longest) // region)
 
     @property
     def pooled_size(self) -> int:
-        per_map = output_multiplier(self.pooling, self.kmax_k, self.chunks, self.region_slots)
+        per_map = get_pooling(self.pooling).width(self)
         return len(self.map_widths) * self.maps_per_width * per_map
 
     def to_json(self) -> dict:
@@ -265,16 +265,7 @@ def cached_filter_bank(module: nn.Module, models: int = 1) -> tuple[torch.Tensor
 
 
 def pool_maps(maps: torch.Tensor, mask: torch.Tensor, config: ModelConfig) -> Pooled:
-    return pool(
-        config.pooling,
-        maps,
-        mask,
-        config.kmax_k,
-        config.chunks,
-        config.temperature,
-        config.region,
-        config.region_slots,
-    )
+    return get_pooling(config.pooling).forward(maps, mask, config)
 
 
 def dropout_pooled(pooled: torch.Tensor, keep: torch.Tensor, p: float) -> torch.Tensor:

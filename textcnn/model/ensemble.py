@@ -39,10 +39,7 @@ class Ensemble(ModelGroup):
         if any(m.config != models[0].config for m in models):
             raise ValueError("ensemble members must share their config (vocabulary included)")
         ensemble = cls(models[0].config, len(models)).to(next(models[0].parameters()).device)
-        with torch.no_grad():
-            for k, model in enumerate(models):
-                for name, value in model.state_dict().items():
-                    ensemble.model_slice(ensemble.get_parameter(name), k).copy_(value)
+        ensemble.load_models(models)  # as `ModelGroup.from_models` fills a group
         return ensemble
 
     def member_logits(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

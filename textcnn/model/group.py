@@ -123,11 +123,16 @@ class ModelGroup(nn.Module):
         if conv_mode is None:
             conv_mode = "grouped" if device.type == "cuda" else "looped"
         group = cls(config, len(models), [m.config.vocab_size for m in models], conv_mode).to(device)
+        group.load_models(models)
+        return group
+
+    def load_models(self, models: Sequence[TextCNN]) -> None:
+        """Copy each model's weights into its slice, model k's into slice k (a smaller vocabulary
+        fills the first rows of its table); `from_models` and `Ensemble.of` both fill a group so."""
         with torch.no_grad():
             for k, model in enumerate(models):
                 for name, value in model.state_dict().items():
-                    group.model_slice(group.get_parameter(name), k)[: value.shape[0]].copy_(value)
-        return group
+                    self.model_slice(self.get_parameter(name), k)[: value.shape[0]].copy_(value)
 
     def model_slice(self, tensor: torch.Tensor, k: int) -> torch.Tensor:
         """Model k's rows of a stacked tensor (a view)."""

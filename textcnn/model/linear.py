@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from textcnn.data.corpus import Fold
+from textcnn.data.splits import Fold
 from textcnn.data.text import TextEncoder, Vocabulary
 from textcnn.errors import ConfigError
 

@@ -20,18 +20,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from textcnn.model.linear import BASELINES, fit_baseline
+from textcnn.study.arms import NO_CONV, REFERENCE
+from textcnn.study.plan import STUDY_LOWERCASE, StudyConfig, study_folds, training_fold
+from textcnn.study.results import append_row, load_results, training_seconds
 from textcnn.study.stats import mcnemar, mean_and_std, paired_comparison
-from textcnn.study.study import (
-    NO_CONV,
-    REFERENCE,
-    STUDY_LOWERCASE,
-    StudyConfig,
-    append_row,
-    load_results,
-    study_folds,
-    training_fold,
-    training_seconds,
-)
 
 BASELINES_FILE = "baselines.jsonl"
 BASELINE_NAMES = {"tfidf-lr": "TF-IDF + LR", "nbsvm": "NBSVM"}

@@ -22,9 +22,10 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from textcnn.data.corpus import Fold
+from textcnn.data.splits import Fold
 from textcnn.inference.bundle import CONFIG_FILE, Classifier
 from textcnn.runtime import atomic_write_bytes
+from textcnn.study.plan import Run, StudyConfig, study_folds
 from textcnn.study.probes import (
     compare_texts,
     explain,
@@ -34,7 +35,7 @@ from textcnn.study.probes import (
     winning_ngrams,
     with_filler,
 )
-from textcnn.study.study import Run, StudyConfig, study_folds, train_model
+from textcnn.study.run import train_model
 
 PROBES_FILE = "probes.json"
 PROBE_POOLINGS = ("max", "avg")  # the question is max against average

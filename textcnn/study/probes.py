@@ -33,7 +33,7 @@ from textcnn.data.text import similar_length_chunks
 from textcnn.inference.bundle import Classifier
 from textcnn.inference.explain import explain_text, model_tokens
 from textcnn.model.cnn import pool_maps
-from textcnn.model.pooling import max_pool
+from textcnn.model.pooling.functions import max_pool
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,10 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
-from textcnn.data.corpus import Fold
+from textcnn.data.splits import Fold
 from textcnn.errors import TextCNNError
-from textcnn.study.study import GroupRunner, Run, StudyConfig, train_run, train_runs_together
+from textcnn.study.plan import Run, StudyConfig
+from textcnn.study.run import GroupRunner, train_run, train_runs_together
 
 try:
     import ray

@@ -2,9 +2,11 @@
 
 Every training goes through `fit_group`; `fit` is a group of one. Each model keeps its own data
 order and dropout masks (from its seed), early stopping and best epoch (`ModelRecord`), so it
-ends as it would have trained alone. Around the loop: `textcnn.train.checkpoint` (per-epoch checkpoints
-of a group of one) and `textcnn.train.runs` (from texts to a classifier, and the cross-validation
-protocol).
+ends as it would have trained alone. Around the loop: `textcnn.train.batches` (what a step
+consumes: the epoch's batches and dropout masks, planned up front), `textcnn.train.evaluation`
+(each epoch's dev evaluation), `textcnn.train.checkpoint` (per-epoch checkpoints of a group of
+one), `textcnn.train.runs` (from texts to a classifier) and `textcnn.train.protocol` (the folds
+of a cross-validation, and ensembles).
 """
 
 from __future__ import annotations
@@ -20,125 +22,17 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from textcnn.data.text import TextEncoder
 from textcnn.errors import ConfigError, TextCNNError
 from textcnn.model.cnn import TextCNN
 from textcnn.model.group import ModelGroup, select_rows
-from textcnn.model.variants import AMP_MODES, OPTIMIZERS
 from textcnn.runtime import atomic_write_bytes, resolve_device
+from textcnn.train.batches import EncodedSplit, StackedSplits, dropout_masks, plan_epoch
 from textcnn.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from textcnn.train.config import TrainConfig
+from textcnn.train.evaluation import evaluate_group
 from textcnn.train.optim import LazyAdadelta
 
 LOG_FILE = "train_log.jsonl"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    optimizer: str = "adadelta"  # Kim: Adadelta (Zeiler 2012)
-    lr: float | None = None  # None: 1.0 for Adadelta, 1e-3 for Adam
-    rho: float = 0.95  # Kim's Adadelta decay
-    eps: float = 1e-6  # Kim's Adadelta epsilon
-    batch_size: int = 50  # Kim: mini-batch size 50
-    epochs: int = 25  # Kim's code: 25 epochs
-    patience: int | None = 5  # stop after this many epochs without a better dev accuracy; None: never
-    seed: int = 0
-    device: str = "auto"  # auto: CUDA when present
-    amp: str = "auto"  # bf16 autocast: "auto" on CUDA only, "bf16" on any device, "off" never
-    bucket_batches: int = 50  # sort this many batches' worth of sentences by length, then cut batches
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.lr is not None and not self.lr > 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}")
-        if self.batch_size < 1 or self.epochs < 1 or self.bucket_batches < 1:
-            raise ConfigError("batch_size, epochs and bucket_batches must be >= 1")
-        if self.amp not in AMP_MODES:
-            raise ConfigError(f"unknown amp mode {self.amp!r}; choose one of {', '.join(AMP_MODES)}")
-        if self.patience is not None and self.patience < 1:
-            raise ConfigError(f"patience must be >= 1 or None, got {self.patience}")
-
-    @property
-    def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else (1.0 if self.optimizer == "adadelta" else 1e-3)
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> TrainConfig:
-        return cls(**data)
-
-
-@dataclass(frozen=True)
-class EncodedSplit:
-    """A split as padded id rows; a batch is a slice cut to its own longest sentence."""
-
-    ids: torch.Tensor  # (N, T_max) int64, PAD_ID beyond each length
-    lengths: torch.Tensor  # (N,) int64
-    labels: torch.Tensor  # (N,) int64
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @classmethod
-    def encode(
-        cls, encoder: TextEncoder, texts: Sequence[str], labels: Sequence[int], min_length: int
-    ) -> EncodedSplit:
-        batch = encoder.pad(encoder.encode_many(texts), min_length)
-        return cls(batch.ids, batch.lengths, torch.as_tensor(list(labels), dtype=torch.long))
-
-    def to(self, device: torch.device) -> EncodedSplit:
-        return EncodedSplit(self.ids.to(device), self.lengths.to(device), self.labels.to(device))
-
-
-def length_bucketed_batches(
-    lengths: torch.Tensor, batch_size: int, bucket_batches: int, generator
-) -> list[torch.Tensor]:
-    """Shuffle, sort each pool of `bucket_batches` batches by length, cut, shuffle the batches.
-
-    Sentences in a batch have similar lengths, so little compute goes to padding, while the
-    order still changes every epoch.
-    """
-    permutation = torch.randperm(len(lengths), generator=generator)
-    pool = batch_size * bucket_batches
-    batches: list[torch.Tensor] = []
-    for start in range(0, len(permutation), pool):
-        chunk = permutation[start : start + pool]
-        chunk = chunk[torch.argsort(lengths[chunk], stable=True)]
-        batches.extend(chunk.split(batch_size))
-    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-
-
-def make_optimizer(model: TextCNN | ModelGroup, config: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "adadelta":
-        # Sparse embedding gradients + LazyAdadelta: the same updates as dense Adadelta, without
-        # rewriting the whole table every step (see textcnn.train.optim).
-        model.embedding.sparse = True
-        return LazyAdadelta(params, lr=config.learning_rate, rho=config.rho, eps=config.eps)
-    model.embedding.sparse = False  # Adam's moments move untouched rows too: keep it dense and exact
-    return torch.optim.Adam(params, lr=config.learning_rate)
-
-
-@torch.inference_mode()
-def evaluate_split(model: TextCNN, split: EncodedSplit, batch_size: int = 1000) -> tuple[torch.Tensor, float]:
-    """Predicted class ids (N,) on the CPU and the mean cross-entropy, in the split's order."""
-    was_training = model.training
-    model.eval()
-    order = torch.argsort(split.lengths.cpu(), stable=True)
-    lengths_cpu = split.lengths.cpu()
-    predictions = torch.empty(len(split), dtype=torch.long)
-    loss_sum = torch.zeros((), device=split.ids.device)
-    widest = max(model.config.filter_widths)
-    for chunk in order.split(batch_size):
-        width = max(int(lengths_cpu[chunk].max()), widest)
-        index = chunk.to(split.ids.device)
-        logits = model(split.ids[index, :width], split.lengths[index]).float()
-        loss_sum += F.cross_entropy(logits, split.labels[index], reduction="sum")
-        predictions[chunk] = logits.argmax(dim=1).cpu()
-    model.train(was_training)
-    return predictions, float(loss_sum) / max(len(split), 1)
 
 
 @dataclass
@@ -150,60 +44,6 @@ class FitResult:
     interrupted: bool  # Ctrl-C: the best model so far was kept
     stopped_early: bool
     seconds: float
-
-
-@dataclass
-class ModelRecord:
-    """One model's way through `fit_group`: its epochs, its best so far, the patience it has used."""
-
-    index: int  # its position in fit_group's arguments
-    seed: int
-    patience: int | None
-    history: list[dict] = field(default_factory=list)
-    best_epoch: int = 0  # 1-based; 0 while no epoch has ended
-    best_dev_accuracy: float = -1.0
-    best_state: dict[str, torch.Tensor] | None = None  # the best epoch's weights, on the CPU
-    bad_epochs: int = 0  # epochs since the best one
-    result: FitResult | None = None  # set when the model stops
-
-    def observe(self, epoch: dict, weights: dict[str, torch.Tensor]) -> bool:
-        """Take one epoch's record (and the weights it ended with); True: patience is spent, stop."""
-        self.history.append(epoch)
-        if epoch["dev_accuracy"] > self.best_dev_accuracy:
-            self.best_dev_accuracy, self.best_epoch, self.bad_epochs = (
-                epoch["dev_accuracy"],
-                epoch["epoch"],
-                0,
-            )
-            self.best_state = {name: value.detach().to("cpu", copy=True) for name, value in weights.items()}
-        else:
-            self.bad_epochs += 1
-        return self.patience_spent
-
-    @property
-    def patience_spent(self) -> bool:
-        return self.patience is not None and self.bad_epochs >= self.patience
-
-    def progress(self, epoch: int) -> dict:
-        """What a checkpoint keeps of the record, besides the best weights."""
-        return {
-            "epoch": epoch,
-            "history": self.history,
-            "best_epoch": self.best_epoch,
-            "best_dev_accuracy": self.best_dev_accuracy,
-            "bad_epochs": self.bad_epochs,
-        }
-
-    def restore(self, saved: dict) -> None:
-        self.history, self.best_state = saved["history"], saved["best_state"]
-        self.best_epoch, self.best_dev_accuracy = saved["best_epoch"], saved["best_dev_accuracy"]
-        self.bad_epochs = saved["bad_epochs"]
-
-
-def _epoch_seed(seed: int, epoch: int) -> int:
-    # One seed per (run, epoch): a resumed run draws the same batches and dropout masks as an
-    # uninterrupted one, without having to store RNG states.
-    return (seed * 1_000_003 + epoch * 7919) % (2**63)
 
 
 def fit(
@@ -223,147 +63,6 @@ def fit(
     (which must come from the same settings and data).
     """
     return fit_group([model], [train], [dev], [config], run_dir, resume, progress, fingerprint)[0]
-
-
-@dataclass
-class StackedSplits:
-    """K splits as one tensor each, padded to the largest: row `filler` (the last) is all <pad>,
-    for the empty slots of a batch (a model whose epoch has fewer or smaller batches)."""
-
-    ids: torch.Tensor  # (K, N_max + 1, T_max)
-    lengths: torch.Tensor  # (K, N_max + 1)
-    labels: torch.Tensor  # (K, N_max + 1)
-    sizes: list[int]
-    host_lengths: list[torch.Tensor]  # each model's own lengths (N_k,), on the CPU: epochs are planned there
-
-    @property
-    def filler(self) -> int:
-        return self.ids.shape[1] - 1
-
-    @classmethod
-    def stack(cls, splits: Sequence[EncodedSplit], device: torch.device) -> StackedSplits:
-        rows = max(len(s) for s in splits) + 1
-        width = max(s.ids.shape[1] for s in splits)
-        ids = torch.zeros((len(splits), rows, width), dtype=torch.long)
-        lengths = torch.zeros((len(splits), rows), dtype=torch.long)
-        labels = torch.zeros((len(splits), rows), dtype=torch.long)
-        for k, split in enumerate(splits):
-            ids[k, : len(split), : split.ids.shape[1]] = split.ids.cpu()
-            lengths[k, : len(split)] = split.lengths.cpu()
-            labels[k, : len(split)] = split.labels.cpu()
-        sizes = [len(s) for s in splits]
-        host_lengths = [split.lengths.cpu() for split in splits]
-        return cls(ids.to(device), lengths.to(device), labels.to(device), sizes, host_lengths)
-
-    def select(self, keep: Sequence[int]) -> StackedSplits:
-        index = torch.as_tensor(list(keep), device=self.ids.device)
-        return StackedSplits(
-            self.ids.index_select(0, index),
-            self.lengths.index_select(0, index),
-            self.labels.index_select(0, index),
-            [self.sizes[k] for k in keep],
-            [self.host_lengths[k] for k in keep],
-        )
-
-    def accuracies(self, predictions: torch.Tensor) -> list[float]:
-        """Each model's accuracy, from predictions (K, N_max) on the CPU as `evaluate_group` gives."""
-        labels = self.labels.cpu()
-        return [float((predictions[k, :n] == labels[k, :n]).float().mean()) for k, n in enumerate(self.sizes)]
-
-
-@dataclass
-class _EpochPlan:
-    """One epoch of a group, decided up front on the CPU so the steps never wait for the device."""
-
-    index: torch.Tensor  # (S, K, B) row of each batch slot (the filler row for empty slots)
-    steps: list[int]  # per model: its own number of batches this epoch
-    weight: torch.Tensor  # (S, K, B) 1 / (model's batch size) for real rows, 0 for empty slots
-    widths: list[list[int]]  # per step and model: its batch's longest sentence (at least the widest filter)
-
-
-def _plan_epoch(
-    lengths: Sequence[torch.Tensor],
-    seeds: Sequence[int],
-    epoch: int,
-    config: TrainConfig,
-    filler: int,
-    widest: int,
-) -> _EpochPlan:
-    per_model = [
-        length_bucketed_batches(
-            model_lengths,
-            config.batch_size,
-            config.bucket_batches,
-            torch.Generator().manual_seed(_epoch_seed(seed, epoch)),
-        )
-        for model_lengths, seed in zip(lengths, seeds, strict=True)
-    ]
-    steps, K, B = max(len(b) for b in per_model), len(per_model), config.batch_size
-    index = torch.full((steps, K, B), filler, dtype=torch.long)
-    weight = torch.zeros((steps, K, B))
-    widths = [[widest] * K for _ in range(steps)]
-    for k, batches in enumerate(per_model):
-        for s, batch in enumerate(batches):
-            index[s, k, : len(batch)] = batch
-            weight[s, k, : len(batch)] = 1.0 / len(batch)
-            widths[s][k] = max(widest, int(lengths[k][batch].max()))
-    return _EpochPlan(index, [len(b) for b in per_model], weight, widths)
-
-
-def _dropout_masks(
-    seeds: Sequence[int],
-    epoch: int,
-    steps: Sequence[int],
-    batch: int,
-    width: int,
-    p: float,
-    device: torch.device,
-) -> torch.Tensor | None:
-    """(S, K, B, P) keep-masks, each model's from its own generator and for its own number of
-    steps: a model draws the same masks in any group, so in a group or alone it trains the same."""
-    if p == 0:
-        return None
-    masks = torch.ones((max(steps), len(seeds), batch, width), dtype=torch.bool, device=device)
-    for k, (seed, count) in enumerate(zip(seeds, steps, strict=True)):
-        generator = torch.Generator(device=device).manual_seed(_epoch_seed(seed, epoch) + 1)
-        masks[:count, k] = torch.rand((count, batch, width), generator=generator, device=device) >= p
-    return masks
-
-
-@torch.inference_mode()
-def evaluate_group(
-    group: ModelGroup, splits: StackedSplits, batch_size: int = 1000
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predicted class ids (K, N_max) on the CPU and each model's mean cross-entropy (K,)."""
-    was_training = group.training
-    group.eval()
-    K, device = group.models, splits.ids.device
-    lengths_cpu = splits.lengths[:, :-1].cpu()
-    real = torch.arange(lengths_cpu.shape[1])[None, :] < torch.as_tensor(splits.sizes)[:, None]
-    # Each model's rows shortest first, so a chunk of positions holds similar lengths in every model.
-    order = torch.argsort(lengths_cpu.masked_fill(~real, 10**9), dim=1, stable=True)
-    predictions = torch.zeros(lengths_cpu.shape, dtype=torch.long)
-    loss_sum = torch.zeros(K, device=device)
-    rows = torch.arange(K)[:, None]
-    device_rows = rows.to(device)
-    widest = max(group.config.map_widths)
-    for start in range(0, order.shape[1], batch_size):
-        chunk = order[:, start : start + batch_size]  # (K, b)
-        # Each model at its own chunk's width (looped mode), as it would be evaluated alone.
-        widths = [max(int(lengths_cpu[k, chunk[k]].max()), widest) for k in range(K)]
-        index = chunk.to(device)
-        logits = group(
-            splits.ids[:, :, : max(widths)][device_rows, index],
-            splits.lengths[device_rows, index],
-            widths=widths,
-        ).float()
-        ce = F.cross_entropy(
-            logits.flatten(0, 1), splits.labels[device_rows, index].flatten(), reduction="none"
-        )
-        loss_sum += (ce.view(K, -1) * real[rows, chunk].to(device)).sum(dim=1)
-        predictions[rows, chunk] = logits.argmax(dim=2).cpu()
-    group.train(was_training)
-    return predictions, loss_sum / torch.as_tensor(splits.sizes, device=device).clamp_min(1)
 
 
 def fit_group(
@@ -465,27 +164,6 @@ def fit_group(
     return [record.result for record in records]  # type: ignore[misc]
 
 
-def _group_config(
-    models: Sequence[TextCNN],
-    trains: Sequence[EncodedSplit],
-    devs: Sequence[EncodedSplit],
-    configs: Sequence[TrainConfig],
-    run_dir: str | Path | None,
-) -> TrainConfig:
-    """The one training config of a group, after checking that the group can train at all."""
-    K = len(models)
-    if not (K == len(trains) == len(devs) == len(configs)) or K == 0:
-        raise ConfigError("fit_group needs as many models, training splits, dev splits and configs")
-    config = configs[0]
-    if any(dataclasses.replace(c, seed=config.seed) != config for c in configs):
-        raise ConfigError("the models of a group must share their training settings (seeds may differ)")
-    if run_dir is not None and K > 1:
-        raise ConfigError("checkpoints (run_dir) are kept for a group of one model only")
-    if any(len(train) == 0 or len(dev) == 0 for train, dev in zip(trains, devs, strict=True)):
-        raise TextCNNError("training needs at least one training and one dev sentence")
-    return config
-
-
 def _train_epoch(
     group: ModelGroup,
     optimizer: torch.optim.Optimizer,
@@ -498,10 +176,8 @@ def _train_epoch(
 ) -> tuple[list[float], list[float]]:
     """One epoch of steps for every model in the group; each model's mean training loss and accuracy."""
     device, K, B = train.ids.device, group.models, config.batch_size
-    plan = _plan_epoch(train.host_lengths, seeds, epoch, config, train.filler, max(group.config.map_widths))
-    masks = _dropout_masks(
-        seeds, epoch, plan.steps, B, group.config.pooled_size, group.config.dropout, device
-    )
+    plan = plan_epoch(train.host_lengths, seeds, epoch, config, train.filler, max(group.config.map_widths))
+    masks = dropout_masks(seeds, epoch, plan.steps, B, group.config.pooled_size, group.config.dropout, device)
     index, weight = plan.index.to(device), plan.weight.to(device)
     rows = torch.arange(K, device=device)[:, None]
     group.train()
@@ -533,6 +209,57 @@ def _train_epoch(
             steps.set_postfix(loss=f"{float(loss.detach()) / K:.3f}")
     sizes = torch.as_tensor(train.sizes, device=device)
     return (loss_sum / sizes).tolist(), (correct / sizes).tolist()  # one sync per epoch
+
+
+# -- what the loop keeps of each model, and how a model leaves the group ---------------------
+
+
+@dataclass
+class ModelRecord:
+    """One model's way through `fit_group`: its epochs, its best so far, the patience it has used."""
+
+    index: int  # its position in fit_group's arguments
+    seed: int
+    patience: int | None
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0  # 1-based; 0 while no epoch has ended
+    best_dev_accuracy: float = -1.0
+    best_state: dict[str, torch.Tensor] | None = None  # the best epoch's weights, on the CPU
+    bad_epochs: int = 0  # epochs since the best one
+    result: FitResult | None = None  # set when the model stops
+
+    def observe(self, epoch: dict, weights: dict[str, torch.Tensor]) -> bool:
+        """Take one epoch's record (and the weights it ended with); True: patience is spent, stop."""
+        self.history.append(epoch)
+        if epoch["dev_accuracy"] > self.best_dev_accuracy:
+            self.best_dev_accuracy, self.best_epoch, self.bad_epochs = (
+                epoch["dev_accuracy"],
+                epoch["epoch"],
+                0,
+            )
+            self.best_state = {name: value.detach().to("cpu", copy=True) for name, value in weights.items()}
+        else:
+            self.bad_epochs += 1
+        return self.patience_spent
+
+    @property
+    def patience_spent(self) -> bool:
+        return self.patience is not None and self.bad_epochs >= self.patience
+
+    def progress(self, epoch: int) -> dict:
+        """What a checkpoint keeps of the record, besides the best weights."""
+        return {
+            "epoch": epoch,
+            "history": self.history,
+            "best_epoch": self.best_epoch,
+            "best_dev_accuracy": self.best_dev_accuracy,
+            "bad_epochs": self.bad_epochs,
+        }
+
+    def restore(self, saved: dict) -> None:
+        self.history, self.best_state = saved["history"], saved["best_state"]
+        self.best_epoch, self.best_dev_accuracy = saved["best_epoch"], saved["best_dev_accuracy"]
+        self.bad_epochs = saved["bad_epochs"]
 
 
 def _finish(
@@ -580,6 +307,38 @@ def _shrink(group: ModelGroup, optimizer: torch.optim.Optimizer, config: TrainCo
                 for key, value in state.items()
             }
     return smaller, new_optimizer
+
+
+def make_optimizer(model: TextCNN | ModelGroup, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adadelta":
+        # Sparse embedding gradients + LazyAdadelta: the same updates as dense Adadelta, without
+        # rewriting the whole table every step (see textcnn.train.optim).
+        model.embedding.sparse = True
+        return LazyAdadelta(params, lr=config.learning_rate, rho=config.rho, eps=config.eps)
+    model.embedding.sparse = False  # Adam's moments move untouched rows too: keep it dense and exact
+    return torch.optim.Adam(params, lr=config.learning_rate)
+
+
+def _group_config(
+    models: Sequence[TextCNN],
+    trains: Sequence[EncodedSplit],
+    devs: Sequence[EncodedSplit],
+    configs: Sequence[TrainConfig],
+    run_dir: str | Path | None,
+) -> TrainConfig:
+    """The one training config of a group, after checking that the group can train at all."""
+    K = len(models)
+    if not (K == len(trains) == len(devs) == len(configs)) or K == 0:
+        raise ConfigError("fit_group needs as many models, training splits, dev splits and configs")
+    config = configs[0]
+    if any(dataclasses.replace(c, seed=config.seed) != config for c in configs):
+        raise ConfigError("the models of a group must share their training settings (seeds may differ)")
+    if run_dir is not None and K > 1:
+        raise ConfigError("checkpoints (run_dir) are kept for a group of one model only")
+    if any(len(train) == 0 or len(dev) == 0 for train, dev in zip(trains, devs, strict=True)):
+        raise TextCNNError("training needs at least one training and one dev sentence")
+    return config
 
 
 # -- the run folder of a group of one: train_log.jsonl and checkpoint.safetensors ---------------

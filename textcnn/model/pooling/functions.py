@@ -1,4 +1,7 @@
-"""Pooling over time, always masked: padding never wins a max and never counts in a mean.
+"""The poolings' forward functions, always masked: padding never wins a max and never counts in a mean.
+
+Each is registered, with its parameters, width and explanation rule, in `textcnn.model.pooling.catalog`;
+this module is only the tensor arithmetic.
 
 Every function takes feature maps `x` of shape (B, C, T) and a boolean `mask` (B, T) that is True
 at real (non-padding) window positions; every row of `mask` has at least one True. Each returns
@@ -35,38 +38,15 @@ window holds relu(bias), not 0; with biases near 0 the two dilute alike.)
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
-
-from textcnn.errors import ConfigError
-from textcnn.model.variants import POOLINGS
 
 
 @dataclass(frozen=True)
 class Pooled:
     values: torch.Tensor  # (B, C * m)
     positions: torch.Tensor | None = None  # (B, C, m) int64, -1 where a slot is empty
-
-
-LOCAL_POOLINGS = ("local-max", "local-avg")
-SLOT_POOLINGS = (*LOCAL_POOLINGS, "padded-avg")  # need `region_slots`, set from the training data
-
-
-def output_multiplier(name: str, k: int = 3, chunks: int = 3, slots: int = 0) -> int:
-    """How many values each feature map contributes to the pooled vector."""
-    return {
-        "max": 1,
-        "avg": 1,
-        "kmax": k,
-        "chunk-max": chunks,
-        "logsumexp": 1,
-        "max+avg": 2,
-        "local-max": slots,
-        "local-avg": slots,
-        "padded-avg": 1,
-    }[name]
 
 
 def _masked_fill_neg_inf(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -220,57 +200,3 @@ def max_avg_pool(x: torch.Tensor, mask: torch.Tensor) -> Pooled:
     """Both summaries side by side: [max features | mean features]."""
     maxed = max_pool(x, mask)
     return Pooled(torch.cat([maxed.values, avg_pool(x, mask).values], dim=1), maxed.positions)
-
-
-def pool(
-    name: str,
-    x: torch.Tensor,
-    mask: torch.Tensor,
-    k: int = 3,
-    chunks: int = 3,
-    temperature: float = 1.0,
-    region: int = 3,
-    slots: int = 0,
-) -> Pooled:
-    if name == "max":
-        return max_pool(x, mask)
-    if name == "avg":
-        return avg_pool(x, mask)
-    if name == "kmax":
-        return kmax_pool(x, mask, k)
-    if name == "chunk-max":
-        return chunk_max_pool(x, mask, chunks)
-    if name == "logsumexp":
-        return logsumexp_pool(x, mask, temperature)
-    if name == "max+avg":
-        return max_avg_pool(x, mask)
-    if name in SLOT_POOLINGS:
-        if slots < 1:
-            raise ConfigError(f"{name} pooling needs region_slots >= 1, got {slots}")
-        if name == "padded-avg":
-            return padded_avg_pool(x, mask, slots)
-        return (local_max_pool if name == "local-max" else local_avg_pool)(x, mask, region, slots)
-    raise ConfigError(f"unknown pooling {name!r}; choose one of {', '.join(POOLINGS)}")
-
-
-def validate_pooling(
-    name: str, k: int, chunks: int, temperature: float, region: int = 3, region_slots: int = 0
-) -> None:
-    if name not in POOLINGS:
-        raise ConfigError(f"unknown pooling {name!r}; choose one of {', '.join(POOLINGS)}")
-    if k < 1:
-        raise ConfigError(f"k-max pooling needs k >= 1, got {k}")
-    if chunks < 1:
-        raise ConfigError(f"chunk-max pooling needs chunks >= 1, got {chunks}")
-    if not (temperature > 0 and math.isfinite(temperature)):
-        raise ConfigError(f"logsumexp pooling needs a positive finite temperature, got {temperature}")
-    if region < 1:
-        raise ConfigError(f"local pooling needs region >= 1 (windows per region), got {region}")
-    if region_slots < 0:
-        raise ConfigError(f"region_slots must be >= 0 (0: not set), got {region_slots}")
-    if name in SLOT_POOLINGS and region_slots < 1:
-        what = "windows" if name == "padded-avg" else "regions"
-        raise ConfigError(
-            f"{name} pooling needs region_slots >= 1 (the number of {what} of the longest training "
-            f"sentence; textcnn.train.runs.prepare_run sets it), got {region_slots}"
-        )

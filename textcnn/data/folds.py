@@ -1,0 +1,138 @@
+"""Evaluation protocols: the train/dev/test arrangements (`Fold`s) to run for a loaded `Corpus`.
+
+Loading returns a `Corpus` (what is on disk); `make_folds` turns it into the train/dev/test
+arrangements to run, following Kim's protocols: 10-fold cross-validation for sets released as a
+single file (MR, Subj), the fixed splits otherwise, with 10% of train held out as dev where no dev
+split exists (Kim 2014, section 3.1 and 3.3).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from textcnn.data.splits import Corpus, Fold, LabeledTexts, _check_seen_in_train
+from textcnn.errors import DataError
+
+DEFAULT_FOLDS = 10  # Kim (2014), Table 1: "CV" means 10-fold cross-validation
+
+
+def _hold_out(data: LabeledTexts, fraction: float, seed: int) -> tuple[list[int], list[int], bool]:
+    """Split row indices into (train, dev), stratified where every class allows it.
+
+    Stratification needs two rows of each class and at least one dev row per class; when that
+    fails the split is seeded but unstratified, and classes with a single row stay in train (a
+    dev-only class would never be learned, only mis-scored).
+    """
+    from sklearn.model_selection import train_test_split
+
+    indices = list(range(len(data)))
+    try:
+        train_idx, dev_idx = train_test_split(
+            indices, test_size=fraction, stratify=list(data.labels), random_state=seed
+        )
+        return sorted(train_idx), sorted(dev_idx), True
+    except ValueError:
+        pass
+    counts = Counter(data.labels)
+    splittable = [i for i in indices if counts[data.labels[i]] >= 2]
+    kept = [i for i in indices if counts[data.labels[i]] < 2]
+    try:
+        train_idx, dev_idx = train_test_split(splittable, test_size=fraction, random_state=seed)
+    except ValueError:
+        raise DataError(
+            f"{data.source}: {len(data)} rows are too few to hold out {fraction:.0%} as dev; "
+            "give a --dev file or more data"
+        ) from None
+    return sorted([*train_idx, *kept]), sorted(dev_idx), False
+
+
+def _dev_source(fraction: float, seed: int, stratified: bool) -> str:
+    return f"{fraction * 100:g}% of train, {'stratified, ' if stratified else ''}seed {seed}"
+
+
+def make_folds(
+    corpus: Corpus,
+    folds: int | None = None,
+    fold: int | None = None,
+    seed: int = 0,
+    dev_fraction: float = 0.1,
+) -> list[Fold]:
+    """The train/dev/test arrangements to run for a corpus.
+
+    A corpus with only an "all" split is cross-validated (stratified k-fold, shuffled with `seed`).
+    The default for a cross-validated dataset is one fold of ten (fold 0), so a plain run costs one
+    training; `folds=k` runs all k, `fold=K` runs fold K of `folds` (10 if not given). In each fold,
+    as in Kim (2014), `dev_fraction` of the training part is held out as dev for early stopping.
+    A corpus with fixed splits uses its dev split, or holds out `dev_fraction` of train.
+    Same corpus and seed always give the same folds.
+    """
+    if not 0.0 < dev_fraction < 1.0:
+        raise DataError(f"dev fraction must be between 0 and 1, got {dev_fraction}")
+    if "all" not in corpus.splits:
+        return [_fixed_split_fold(corpus, folds, fold, seed, dev_fraction)]
+
+    data = corpus.splits["all"]
+    n_folds = DEFAULT_FOLDS if folds is None else folds
+    if n_folds < 2:
+        raise DataError(f"--folds must be at least 2, got {n_folds}")
+    if fold is not None and not 0 <= fold < n_folds:
+        raise DataError(f"--fold must be between 0 and {n_folds - 1} (folds are numbered from 0), got {fold}")
+    counts = Counter(data.labels)
+    if len(counts) < 2:
+        raise DataError(
+            f"{data.source}: only one label ({next(iter(counts))!r}); a classifier needs two or more"
+        )
+    rarest, rarest_count = min(counts.items(), key=lambda item: (item[1], item[0]))
+    if rarest_count < n_folds:
+        raise DataError(
+            f"{data.source}: label {rarest!r} has {rarest_count} rows, too few for {n_folds}-fold "
+            "stratified cross-validation (each class needs one row per fold); use fewer --folds or more data"
+        )
+
+    from sklearn.model_selection import StratifiedKFold
+
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    wanted = {0} if folds is None and fold is None else set(range(n_folds)) if fold is None else {fold}
+    result: list[Fold] = []
+    # The splitter must run through every fold even when one is wanted: fold K's rows depend on
+    # the one shuffle, so fold 3 alone is exactly fold 3 of a full run.
+    for index, (train_part, test_part) in enumerate(splitter.split(list(data.texts), list(data.labels))):
+        if index not in wanted:
+            continue
+        train_data = data.subset(sorted(int(i) for i in train_part))
+        train_idx, dev_idx, stratified = _hold_out(train_data, dev_fraction, seed)
+        result.append(
+            Fold(
+                name=f"fold-{index}",
+                index=index,
+                train=train_data.subset(train_idx),
+                dev=train_data.subset(dev_idx),
+                test=data.subset(sorted(int(i) for i in test_part)),
+                dev_source=_dev_source(dev_fraction, seed, stratified),
+                of=n_folds,
+            )
+        )
+    return result
+
+
+def _fixed_split_fold(
+    corpus: Corpus, folds: int | None, fold: int | None, seed: int, dev_fraction: float
+) -> Fold:
+    if folds is not None or fold is not None:
+        flag = "--folds" if folds is not None else "--fold"
+        having = "a test split" if "test" in corpus.splits else "fixed splits"
+        raise DataError(f"{corpus.name} has {having}; {flag} is for datasets without one")
+    train = corpus.splits["train"]
+    labels = set(train.labels)
+    if len(labels) < 2:
+        raise DataError(
+            f"{train.source}: only one label ({next(iter(labels))!r}); a classifier needs two or more"
+        )
+    _check_seen_in_train(corpus.splits)
+    if "dev" in corpus.splits:
+        dev, dev_source = corpus.splits["dev"], "dev split"
+    else:
+        train_idx, dev_idx, stratified = _hold_out(train, dev_fraction, seed)
+        train, dev = train.subset(train_idx), train.subset(dev_idx)
+        dev_source = _dev_source(dev_fraction, seed, stratified)
+    return Fold("split", None, train, dev, corpus.splits.get("test"), dev_source)
