@@ -96,6 +96,7 @@ def model_card(card: BundleCard, settings: ServeSettings) -> dict:
         "labels": list(card.labels),
         "vocab_size": card.vocab_size,
         "model": card.model,
+        "pooling": card.pooling,  # the registry's summary of it: the page shows it
         "text": card.text,
         "data": card.data,
         "metrics": card.metrics,

@@ -454,3 +454,36 @@ def test_batches_cover_every_sequence_once_within_the_bounds(classifier, max_tok
     for rows, batch in batches:
         logits[rows] = classifier.logits_for_batch(batch)
     torch.testing.assert_close(logits, classifier.logits(TEXTS * 3))
+
+
+# The shipped bundles' logits and one explanation, computed by the code before the layout moved into
+# subpackages (commit 7953586, on an AMD EPYC): the restructure changed where code lives, not what
+# a saved bundle predicts.
+SHIPPED_TEXTS = [
+    "a gorgeous , witty , seductive movie .",
+    "the plot is thin and the jokes fall flat .",
+    "not bad at all",
+    "x",
+]
+SHIPPED_BEFORE = {
+    "default": {
+        "logits": [[-5.25485, -0.00524], [-0.04716, -3.07762], [-0.0479, -3.06259], [-0.81414, -0.58522]],
+        "explain": {"logit": 1.67958, "token_parts": [-0.10118, 2.23211, 0.02281, -0.15385]},
+    },
+    "single": {
+        "logits": [[-3.34019, 3.22175], [1.38703, -1.51191], [1.91689, -1.95893], [-0.44669, 0.45453]],
+        "explain": {"logit": 1.91689, "token_parts": [-0.1511, 2.66366, -0.37304, -0.01125]},
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_BEFORE))
+def test_the_shipped_bundles_predict_and_explain_as_before_the_restructure(name):
+    from textcnn import explain_text
+
+    classifier = Classifier.load(Path(__file__).resolve().parents[1] / "models" / name, device="cpu")
+    expected = SHIPPED_BEFORE[name]
+    assert torch.allclose(classifier.logits(SHIPPED_TEXTS), torch.tensor(expected["logits"]), atol=1e-4)
+    explanation = explain_text(classifier, "not bad at all", top=3)
+    assert explanation["logit"] == pytest.approx(expected["explain"]["logit"], abs=1e-4)
+    assert explanation["token_parts"] == pytest.approx(expected["explain"]["token_parts"], abs=1e-3)

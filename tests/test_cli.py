@@ -437,7 +437,8 @@ def test_train_flags_fall_through_to_the_config_defaults():
     fails."""
     import dataclasses
 
-    from textcnn.cli import MODEL_FLAGS, TRAIN_FLAGS, VOCAB_FLAGS, build_parser, run_settings_from_args
+    from textcnn.cli import build_parser
+    from textcnn.cli.flags import MODEL_FLAGS, TRAIN_FLAGS, VOCAB_FLAGS, run_settings_from_args
     from textcnn.model.cnn import ModelConfig
     from textcnn.train.config import TrainConfig
     from textcnn.train.runs import VocabConfig
@@ -485,7 +486,8 @@ def test_train_flags_fall_through_to_the_config_defaults():
 def test_compare_flags_fall_through_to_the_study_defaults():
     import dataclasses
 
-    from textcnn.cli import STUDY_FLAGS, build_parser
+    from textcnn.cli import build_parser
+    from textcnn.cli.flags import STUDY_FLAGS
     from textcnn.study.plan import StudyConfig
 
     assert set(STUDY_FLAGS.values()) <= {f.name for f in dataclasses.fields(StudyConfig)}

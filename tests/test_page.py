@@ -267,3 +267,13 @@ def test_a_server_that_has_gone_is_a_message(browser, tiny_bundle):
     submit(browser, "still there ?")
     assert "cannot be reached" in message(browser)
     assert len(browser.find_elements(By.CSS_SELECTOR, "#results .result")) == 1  # the last answer stays
+
+
+def test_the_pooling_says_what_it_is_on_hover(browser, url):
+    """The card's pooling carries the registry's one-line summary (GET /info's `pooling`)."""
+    from textcnn.model.pooling import get_pooling
+
+    open_page(browser, url)
+    pooling = browser.find_element(By.XPATH, "//*[@id='card']//dt[normalize-space()='Pooling']/following-sibling::dd")
+    assert pooling.text == "max" and pooling.get_attribute("title") == get_pooling("max").summary
+    assert console_errors(browser) == []

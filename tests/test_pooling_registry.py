@@ -194,3 +194,13 @@ def test_a_registered_pooling_is_a_study_arm(data_dir, tmp_path):
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert [row["pooling"] for row in rows] == ["max", "median"]
     assert "median" in (out / "REPORT.md").read_text()
+
+
+def test_the_report_says_what_each_arm_is():
+    from textcnn.study.arms import arms_legend
+
+    assert arms_legend(["kmax:5", "median:no-conv", "max"]) == [
+        f"- `kmax:5`: {get_pooling('kmax').summary} (k = 5)",
+        f"- `median:no-conv`: {MEDIAN.summary} (no convolution: pooled over the word vectors)",
+        f"- `max`: {get_pooling('max').summary}",
+    ]

@@ -839,3 +839,11 @@ def test_compose_serve_and_train_services():
     (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"] and device["count"] == 1
     assert gpu["environment"]["TEXTCNN_ACCELERATOR"] == "cuda"
+
+
+def test_info_carries_the_registry_summary_of_the_pooling(client):
+    from textcnn.model.pooling import get_pooling
+
+    pooling = client.get("/info").json()["model"]["pooling"]
+    entry = get_pooling("max")
+    assert pooling == {"name": "max", "summary": entry.summary, "explained": entry.explained, "exact": True}

@@ -1,4 +1,9 @@
-"""textcnn: Kim (2014)'s convolutional sentence classifier, with masked pooling of every common kind."""
+"""textcnn: Kim (2014)'s convolutional sentence classifier, with masked pooling of every common kind.
+
+This module is the public API: what a user imports, and all that `service/` may use (an
+import-linter contract in pyproject.toml checks it). The parts behind it are described in
+docs/architecture.md.
+"""
 
 from __future__ import annotations
 
@@ -12,30 +17,47 @@ _EXPORTS = {
     "Batch": "textcnn.data.text",
     "BundleCard": "textcnn.inference.bundle",
     "Classifier": "textcnn.inference.bundle",
-    "Prediction": "textcnn.inference.bundle",
+    "Fold": "textcnn.data.splits",
     "ModelConfig": "textcnn.model.cnn",
+    "Pooling": "textcnn.model.pooling.registry",
+    "Prediction": "textcnn.inference.bundle",
+    "RunSettings": "textcnn.train.runs",
     "TextCNN": "textcnn.model.cnn",
     "TrainConfig": "textcnn.train.config",
     "explain_text": "textcnn.inference.explain",
+    "load_corpus": "textcnn.data.corpus",
+    "make_folds": "textcnn.data.folds",
     "package_versions": "textcnn.runtime",
+    "register_pooling": "textcnn.model.pooling",
     "resolve_device": "textcnn.runtime",
+    "texts_fold": "textcnn.train.runs",
+    "train_classifier": "textcnn.train.runs",
     "BundleError": "textcnn.errors",
     "ConfigError": "textcnn.errors",
     "DataError": "textcnn.errors",
     "TextCNNError": "textcnn.errors",
     "VectorsError": "textcnn.errors",
 }
+_RENAMED = {"register_pooling": "register"}  # the name in its module
 __all__ = [  # noqa: RUF022 - public classes first, then functions, then errors
     "Batch",
     "BundleCard",
     "Classifier",
+    "Fold",
     "ModelConfig",
+    "Pooling",
     "Prediction",
+    "RunSettings",
     "TextCNN",
     "TrainConfig",
     "explain_text",
+    "load_corpus",
+    "make_folds",
     "package_versions",
+    "register_pooling",
     "resolve_device",
+    "texts_fold",
+    "train_classifier",
     "BundleError",
     "ConfigError",
     "DataError",
@@ -45,18 +67,24 @@ __all__ = [  # noqa: RUF022 - public classes first, then functions, then errors
 ]
 
 if TYPE_CHECKING:
+    from textcnn.data.corpus import load_corpus
+    from textcnn.data.folds import make_folds
+    from textcnn.data.splits import Fold
     from textcnn.data.text import Batch
     from textcnn.errors import BundleError, ConfigError, DataError, TextCNNError, VectorsError
     from textcnn.inference.bundle import BundleCard, Classifier, Prediction
     from textcnn.inference.explain import explain_text
     from textcnn.model.cnn import ModelConfig, TextCNN
+    from textcnn.model.pooling import register as register_pooling
+    from textcnn.model.pooling.registry import Pooling
     from textcnn.runtime import package_versions, resolve_device
     from textcnn.train.config import TrainConfig
+    from textcnn.train.runs import RunSettings, texts_fold, train_classifier
 
 
 def __getattr__(name: str):
     if name in _EXPORTS:
         import importlib
 
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        return getattr(importlib.import_module(_EXPORTS[name]), _RENAMED.get(name, name))
     raise AttributeError(f"module 'textcnn' has no attribute {name!r}")

@@ -94,7 +94,7 @@
     maxTexts = limits.max_explain_texts || null;
     const rows = [
       ["Dataset", data.dataset],
-      ["Pooling", config.pooling],
+      ["Pooling", config.pooling, (model.pooling || {}).summary], // the summary shows on hover
       ["Variant", config.variant],
       ["Test accuracy", typeof test.accuracy === "number" ? percent(test.accuracy) : null],
       ["Vocabulary", typeof model.vocab_size === "number" ? model.vocab_size.toLocaleString("en") + " words" : null],
@@ -105,7 +105,9 @@
     rows.forEach(function (row) {
       const item = el("div", "item");
       item.appendChild(el("dt", null, row[0]));
-      item.appendChild(el("dd", null, row[1] === undefined || row[1] === null ? "—" : row[1]));
+      const value = el("dd", null, row[1] === undefined || row[1] === null ? "—" : row[1]);
+      if (row[2]) value.title = row[2];
+      item.appendChild(value);
       list.appendChild(item);
     });
     card.replaceChildren(list);

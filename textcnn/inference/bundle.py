@@ -26,6 +26,7 @@ from textcnn.data.text import Batch, TextEncoder, Vocabulary, similar_length_chu
 from textcnn.errors import BundleError, TextCNNError
 from textcnn.model.cnn import ModelConfig, TextCNN
 from textcnn.model.ensemble import Ensemble
+from textcnn.model.pooling import get_pooling
 from textcnn.runtime import atomic_write_bytes, package_versions, resolve_device
 
 FORMAT = "textcnn-bundle"
@@ -63,6 +64,12 @@ class BundleCard:
     ensemble: dict | None  # an ensemble's section (size, members); None for a single model
     vectors: dict | None  # the pre-trained word vectors it started from, if any
     versions: dict | None  # the package versions it was trained with
+    pooling: dict  # the registry's word on its pooling: name, summary, how explain splits it, exact or not
+
+
+def _pooling_card(name: str) -> dict:
+    pooling = get_pooling(name)
+    return {"name": name, "summary": pooling.summary, "explained": pooling.explained, "exact": pooling.exact}
 
 
 def bundle_id(path: str | Path) -> str:
@@ -238,6 +245,7 @@ class Classifier:
             ensemble=config.get("ensemble"),
             vectors=config.get("vectors"),
             versions=config.get("versions"),
+            pooling=_pooling_card(self.model.config.pooling),
         )
 
     def _ensemble_section(self) -> dict:

@@ -8,6 +8,7 @@ of the arm's rows in results.jsonl and the report.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from textcnn.errors import ConfigError
 from textcnn.model.pooling import NUMBERED_POOLINGS, PARAMETERS, POOLINGS, get_pooling
@@ -50,3 +51,21 @@ def arm_options(arm: str) -> dict:
             raise ConfigError(f"arm {arm!r}: {meaning} must be a positive integer, got {number!r}")
         options[field] = int(number)
     return {"pooling": pooling, **options}
+
+
+def arms_legend(arms: Sequence[str]) -> list[str]:
+    """One Markdown line per arm: its pooling's registered summary, with the arm's own number and
+    whether it pools the word vectors without convolution, so a report says what each column is."""
+    lines = []
+    for arm in arms:
+        options = arm_options(arm)
+        pooling = get_pooling(options["pooling"])
+        details = [
+            f"{PARAMETERS[field].meaning.removeprefix('the ')} = {options[field]}"
+            for field in pooling.reads
+            if field in options
+        ]
+        if options.get("convolution") is False:
+            details.append("no convolution: pooled over the word vectors")
+        lines.append(f"- `{arm}`: {pooling.summary}" + (f" ({'; '.join(details)})" if details else ""))
+    return lines

@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from textcnn.study.arms import PADDED, REFERENCE
+from textcnn.study.arms import PADDED, REFERENCE, arms_legend
 from textcnn.study.cells import duration, interval_and_verdict, p_cell
 from textcnn.study.plan import StudyConfig, planned_runs
 from textcnn.study.results import FINDINGS_FILE, REPORT_FILE, SUMMARY_FILE, training_seconds
@@ -68,6 +68,8 @@ def write_report(
             cell = f"{100 * arm['accuracy_mean']:.1f} ± {100 * arm['accuracy_std']:.1f}"
             cells.append(f"**{cell}**" if arm["accuracy_mean"] == best else cell)
         lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    lines += ["", "The arms (each pooling's summary from the registry, textcnn.model.pooling):", ""]
+    lines += arms_legend(config.poolings)
     lines += [
         "",
         f"## {REFERENCE} against each other pooling, paired over the same seeds and folds",

@@ -2,7 +2,7 @@
 
 One training, from the command line down, each step a module of its own:
 
-    textcnn train           cli.cmd_train: flags -> RunSettings (unset flags take the config
+    textcnn train           cli.models.cmd_train: flags -> RunSettings (unset flags take the config
                             dataclasses' defaults: config.TrainConfig, runs.VocabConfig, ModelConfig)
      -> protocol.train_folds  each fold: its bundle folder, resume of finished folds, cv.json;
                             an ensemble per fold with --ensemble K (runs.member_settings: seed + k)

@@ -1,0 +1,193 @@
+"""The commands over one model: train it, evaluate, predict and explain with its bundle, and list
+the datasets it can train on. Each parses nothing itself (`parser.py`) and prints what it returns."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+from textcnn.cli.flags import load_corpus_from_args, run_settings_from_args
+from textcnn.errors import TextCNNError
+
+EXIT_INTERRUPTED = 130
+
+
+def _stop_on_sigterm_as_on_ctrl_c() -> None:
+    """`docker stop` and process supervisors send SIGTERM: keep the best model then too, and say so."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from textcnn.data.folds import make_folds
+    from textcnn.inference.metrics import format_metrics, format_summary
+    from textcnn.train.protocol import train_folds
+
+    settings = run_settings_from_args(args)
+    _stop_on_sigterm_as_on_ctrl_c()
+    corpus = load_corpus_from_args(args)
+    folds = make_folds(corpus, args.folds, args.fold, seed=settings.train.seed)
+
+    def report(fold, outcome) -> None:
+        where = Path(args.out) if len(folds) == 1 else Path(args.out) / fold.name
+        parts = [
+            f"{fold.name}: best epoch {outcome.fit.best_epoch}",
+            f"dev {outcome.dev_metrics['accuracy']:.1%}",
+        ]
+        if outcome.test_metrics:
+            parts.append(f"test {format_metrics(outcome.test_metrics)}")
+        print(" | ".join(parts) + f" -> {where}", file=sys.stderr)
+        if outcome.vectors:
+            print(f"  vectors: {outcome.vectors['summary']}", file=sys.stderr)
+
+    run = train_folds(
+        corpus,
+        folds,
+        args.out,
+        settings,
+        args.resume,
+        not args.quiet,
+        args.half,
+        on_fold=report,
+        together=not (args.one_at_a_time or args.resume),
+        ensemble=args.ensemble,
+    )
+    if "test" in run.summary:
+        print(f"{corpus.name}: test {format_summary(run.summary['test'])}", file=sys.stderr)
+    print(json.dumps(run.summary))
+    stopped = [o for o in run.outcomes if o.fit.interrupted]
+    if stopped:
+        written = "the best model so far was written" if stopped[0].fit.best_epoch else "no epoch finished"
+        print(f"textcnn: interrupted; {written} (continue with --resume)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def _data_of_the_bundle(args: argparse.Namespace, trained_on: dict) -> None:
+    """No data flags: evaluate on the data the bundle was trained on, its dataset or its files."""
+    files = trained_on.get("files")
+    if not files:
+        if not trained_on.get("dataset"):
+            raise TextCNNError(
+                f"{args.bundle} does not say what it was trained on; give --dataset or --train FILE"
+            )
+        args.dataset = trained_on["dataset"]
+        return
+    missing = [path for path in files.values() if not Path(path).is_file()]
+    if missing:
+        raise TextCNNError(
+            f"{args.bundle} was trained on {', '.join(files.values())}, and {', '.join(missing)} is not here "
+            "(paths as given at training, from the folder it ran in); give --train FILE (and --test FILE)"
+        )
+    # A train file alone was cross-validated: cmd_evaluate then picks the fold it was held out from.
+    args.train_file, args.dev_file, args.test_file = (files.get(split) for split in ("train", "dev", "test"))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from textcnn.data.folds import make_folds
+    from textcnn.inference.bundle import Classifier
+    from textcnn.inference.metrics import classification_metrics, format_metrics
+
+    classifier = Classifier.load(args.bundle, device=args.device)
+    trained_on = classifier.info.get("data") or {}
+    if args.dataset is None and args.train_file is None:
+        _data_of_the_bundle(args, trained_on)
+    corpus = load_corpus_from_args(args)
+    seed = args.seed if args.seed is not None else trained_on.get("split_seed", 0)
+    folds, fold = args.folds, args.fold
+    if "all" in corpus.splits and folds is None and fold is None and trained_on.get("dataset") == corpus.name:
+        folds, fold = trained_on.get("folds"), trained_on.get("fold_index")  # the fold it was held out from
+    (chosen,) = make_folds(corpus, folds, fold if fold is not None or folds is None else 0, seed=seed)
+    split = {"train": chosen.train, "dev": chosen.dev, "test": chosen.test}[args.split]
+    if split is None:
+        raise TextCNNError(f"{corpus.name} has no {args.split} split")
+    unknown = sorted(set(split.labels) - set(classifier.label_names))
+    if unknown:
+        raise TextCNNError(
+            f"{split.source}: labels the model does not know: {', '.join(map(repr, unknown[:5]))}"
+        )
+    index = {name: i for i, name in enumerate(classifier.label_names)}
+    predicted = classifier.logits(split.texts).argmax(dim=1).tolist()
+    metrics = classification_metrics([index[y] for y in split.labels], predicted, classifier.label_names)
+    metrics |= {"dataset": corpus.name, "split": args.split, "fold": chosen.name, "bundle": str(args.bundle)}
+    # Lines of the split's file left out for empty text (for a fold: of the file it was drawn from).
+    metrics["skipped_empty_text"] = {"rows": len(split.skipped), "lines": list(split.skipped)}
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        scores = format_metrics(metrics)
+        if split.skipped:  # inside format_metrics' closing "(n=...)", where the count it qualifies is
+            rows = "1 row" if len(split.skipped) == 1 else f"{len(split.skipped)} rows"
+            scores = f"{scores.removesuffix(')')}; {rows} with empty text skipped)"
+        print(f"{corpus.name} {args.split} ({chosen.name}): {scores}")
+        width = max(len(name) for name in classifier.label_names)
+        for name, row in metrics["per_class"].items():
+            print(
+                f"  {name:<{width}}  precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
+                f"f1 {row['f1']:.3f}  support {row['support']}"
+            )
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from textcnn.inference.bundle import Classifier
+
+    classifier = Classifier.load(args.bundle, device=args.device)
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
+    texts = [text for text in texts if text.strip()]
+    for start in range(0, len(texts), 4096):  # stream long inputs in slices
+        chunk = texts[start : start + 4096]
+        for text, prediction in zip(
+            chunk, classifier.predict(chunk, batch_size=args.batch_size), strict=True
+        ):
+            print(json.dumps({"text": text, **prediction.to_json()}, ensure_ascii=False))
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from textcnn.inference.bundle import Classifier
+    from textcnn.inference.explain import explain_text
+
+    classifier = Classifier.load(args.bundle, device=args.device)
+    texts = [text for text in (args.texts or [line.rstrip("\n") for line in sys.stdin]) if text.strip()]
+    for text in texts:
+        explanation = explain_text(classifier, text, top=args.top)
+        if args.json:
+            print(json.dumps(explanation, ensure_ascii=False))
+            continue
+        print(
+            f"{text}\n  -> {explanation['label']} "
+            f"(logit {explanation['logit']:.2f}, bias {explanation['output_bias']:.2f})"
+        )
+        for side in ("for", "against"):
+            for c in explanation[side]:
+                print(
+                    f"     {c['contribution']:+7.3f}  {c['ngram']!r}  (width {c['width']}, filter {c['filter']})"
+                )
+        parts = "  ".join(
+            f"{token} {part:+.3f}"
+            for token, part in zip(explanation["tokens"], explanation["token_parts"], strict=True)
+        )
+        residual = "" if explanation["exact"] else f", residual {explanation['residual']:+.3f}"
+        print(f"  parts: {parts}  (filter biases {explanation['filter_bias']:+.3f}{residual})")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from textcnn.data.registry import dataset_status
+
+    rows = dataset_status(args.data_dir)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':<6} {'classes':>7} {'rows':>22}  {'protocol':<34} location")
+    for row in rows:
+        counts = "/".join(f"{n:,}" for n in row["rows"].values()) or "-"
+        print(f"{row['name']:<6} {row['classes']:>7} {counts:>22}  {row['protocol']:<34} {row['location']}")
+    return 0
