@@ -274,6 +274,8 @@ def test_the_pooling_says_what_it_is_on_hover(browser, url):
     from textcnn.model.pooling import get_pooling
 
     open_page(browser, url)
-    pooling = browser.find_element(By.XPATH, "//*[@id='card']//dt[normalize-space()='Pooling']/following-sibling::dd")
+    pooling = browser.find_element(
+        By.XPATH, "//*[@id='card']//dt[normalize-space()='Pooling']/following-sibling::dd"
+    )
     assert pooling.text == "max" and pooling.get_attribute("title") == get_pooling("max").summary
     assert console_errors(browser) == []
