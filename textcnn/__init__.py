@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from textcnn.lazy import lazy_getattr
+
 __version__ = "0.1.0"
 
 # Public names are imported on first use (PEP 562), so `import textcnn` and `textcnn --help` do
@@ -82,9 +84,4 @@ if TYPE_CHECKING:
     from textcnn.train.runs import RunSettings, texts_fold, train_classifier
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), _RENAMED.get(name, name))
-    raise AttributeError(f"module 'textcnn' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS, _RENAMED)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from textcnn.lazy import lazy_getattr
+
 # Public names are imported on first use (PEP 562), so `import textcnn.data` (for `textcnn
 # datasets` and `--help`) does not pay for importing torch, which `text` and `vectors` need.
 _EXPORTS = {
@@ -88,9 +90,4 @@ if TYPE_CHECKING:
     from textcnn.data.vectors import load_pretrained
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'textcnn.data' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

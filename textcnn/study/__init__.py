@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from textcnn.lazy import lazy_getattr
+
 # The entry points are imported on first use (PEP 562), so `import textcnn.study` does not pay
 # for what only training or the report needs.
 _EXPORTS = {
@@ -50,9 +52,4 @@ if TYPE_CHECKING:
     from textcnn.study.summary import summarize
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'textcnn.study' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

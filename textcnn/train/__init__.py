@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from textcnn.lazy import lazy_getattr
+
 _EXPORTS = {
     "TrainConfig": "textcnn.train.config",
     "RunSettings": "textcnn.train.runs",
@@ -66,9 +68,4 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'textcnn.train' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
