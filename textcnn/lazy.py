@@ -15,6 +15,8 @@ def lazy_getattr(package: str, exports: Mapping[str, str], renamed: Mapping[str,
     """A module `__getattr__` for `package`: `exports[name]` is the module defining `name`
     (under `renamed[name]` there, if it is exported under another name)."""
 
+    renamed = renamed or {}
+
     def __getattr__(name: str):
         if name in exports:
             return getattr(importlib.import_module(exports[name]), renamed.get(name, name))
