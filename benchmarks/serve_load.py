@@ -398,34 +398,42 @@ def versus(serve: list[str], other: list[str], args, bodies: dict[int, str]) -> 
     """--model (`base`) and --versus (`other`) up at once; each round measures both at every level
     (single text at each concurrency > 1, 32 texts at 16), alternating, and takes their ratio."""
     levels = [(1, c) for c in args.concurrency if c > 1] + [(32, 16)]
-    rows = []
     with Server("versus-base", serve) as base, Server("versus-other", other) as challenger:
-        for round_index in range(args.rounds):
-            for texts, concurrency in levels:
-                pair = {}
-                order = (("base", base), ("other", challenger))
-                for name, server in order if round_index % 2 == 0 else order[::-1]:
-                    url = server.url + "/predict"
-                    pair[name] = measure(
-                        url, bodies[texts], texts, concurrency, args.round_seconds, server.process.pid
-                    )
-                ratio = pair["other"]["requests_per_second"] / pair["base"]["requests_per_second"]
-                rows.append(
-                    {
-                        "round": round_index,
-                        "texts_per_request": texts,
-                        "concurrency": concurrency,
-                        "ratio": round(ratio, 3),
-                        **pair,
-                    }
+        return compare_servers(base, challenger, levels, args.rounds, args.round_seconds, bodies)
+
+
+def compare_servers(
+    base, other, levels: list[tuple[int, int]], rounds: int, round_seconds: float, bodies: dict[int, str]
+) -> dict:
+    """Two servers already up (anything with `.url` and `.process.pid`), measured in alternating
+    rounds at every (texts per request, concurrency) level; per level, the median ratio other/base."""
+    rows = []
+    for round_index in range(rounds):
+        for texts, concurrency in levels:
+            pair = {}
+            order = (("base", base), ("other", other))
+            for name, server in order if round_index % 2 == 0 else order[::-1]:
+                url = server.url + "/predict"
+                pair[name] = measure(
+                    url, bodies[texts], texts, concurrency, round_seconds, server.process.pid
                 )
-                print(
-                    f"round {round_index} texts {texts:>2} c {concurrency:>2}: "
-                    f"base {pair['base']['requests_per_second']:.0f} / other "
-                    f"{pair['other']['requests_per_second']:.0f} req/s, ratio {ratio:.2f}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            ratio = pair["other"]["requests_per_second"] / pair["base"]["requests_per_second"]
+            rows.append(
+                {
+                    "round": round_index,
+                    "texts_per_request": texts,
+                    "concurrency": concurrency,
+                    "ratio": round(ratio, 3),
+                    **pair,
+                }
+            )
+            print(
+                f"round {round_index} texts {texts:>2} c {concurrency:>2}: "
+                f"base {pair['base']['requests_per_second']:.0f} / other "
+                f"{pair['other']['requests_per_second']:.0f} req/s, ratio {ratio:.2f}",
+                file=sys.stderr,
+                flush=True,
+            )
     summary = []
     for texts, concurrency in levels:
         here = [r for r in rows if (r["texts_per_request"], r["concurrency"]) == (texts, concurrency)]
@@ -444,18 +452,23 @@ def versus(serve: list[str], other: list[str], args, bodies: dict[int, str]) -> 
                 "errors": sum(m["errors"] for m in mine),
             }
         summary.append(entry)
-    return {"rounds": args.rounds, "seconds_per_level": args.round_seconds, "rows": rows, "summary": summary}
+    return {"rounds": rounds, "seconds_per_level": round_seconds, "rows": rows, "summary": summary}
 
 
 def versus_table(results: dict) -> str:
+    header = f"base: {results['model']}; other: {results['versus']}"
+    return header + "\n" + compare_table(results["versus_paired"]["summary"])
+
+
+def compare_table(summary: list[dict], base: str = "base", other: str = "other") -> str:
+    """compare_servers' summary as a Markdown table, the two servers under the names given."""
     lines = [
-        f"base: {results['model']}; other: {results['versus']}",
-        "| texts/request | concurrency | base req/s | other req/s | other / base (median of rounds) "
-        "| base sentences/s | other sentences/s | base p99 ms | other p99 ms | base CPU ms/req "
-        "| other CPU ms/req | errors |",
+        f"| texts/request | concurrency | {base} req/s | {other} req/s | {other} / {base} (median of rounds) "
+        f"| {base} sentences/s | {other} sentences/s | {base} p99 ms | {other} p99 ms | {base} CPU ms/req "
+        f"| {other} CPU ms/req | errors |",
         "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    for e in results["versus_paired"]["summary"]:
+    for e in summary:
         b, o = e["base"], e["other"]
         lines.append(
             f"| {e['texts_per_request']} | {e['concurrency']} | {b['median_requests_per_second']:,.0f} | "

@@ -344,13 +344,18 @@ def test_an_idle_server_does_not_spin(server, server_process):
 
 
 def test_dockerfile_healthcheck_works_against_a_real_server(server):
-    port = server.base_url.port
-    command = [part.replace(":8000/", f":{port}/") for part in healthcheck_command()]
+    command = healthcheck_command()
     assert command[0] == "python"
-    result = subprocess.run([sys.executable, *command[1:]], capture_output=True, text=True, timeout=30)
+
+    def check(port: int) -> subprocess.CompletedProcess:
+        env = {**CHILD_ENV, "TEXTCNN_PORT": str(port)}
+        return subprocess.run(
+            [sys.executable, *command[1:]], capture_output=True, text=True, timeout=30, env=env
+        )
+
+    result = check(server.base_url.port)
     assert result.returncode == 0, result.stderr
-    unused = [part.replace(":8000/", f":{free_port()}/") for part in healthcheck_command()]
-    assert subprocess.run([sys.executable, *unused[1:]], capture_output=True, timeout=30).returncode != 0
+    assert check(free_port()).returncode != 0
 
 
 @pytest.mark.slow
