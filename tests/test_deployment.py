@@ -31,7 +31,7 @@ from textcnn.inference.bundle import Classifier  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKER = os.environ.get("TEXTCNN_DOCKER", "docker")
-COMPOSE = os.environ.get("TEXTCNN_COMPOSE", "docker-compose")
+COMPOSE = os.environ.get("TEXTCNN_COMPOSE", "docker-compose")  # Compose v2's binary
 IMAGE = "textcnn:latest"  # the tag docker-compose.yml names
 # The README's texts, and what the shipped model says of them.
 README_TEXTS = {
@@ -97,8 +97,7 @@ class Deployment:
         return docker("inspect", "--format", what, self.container()).strip()
 
     def exec(self, *command: str) -> subprocess.CompletedProcess:
-        """`docker exec` in the serve container, as the image's user. Not `compose exec`: compose
-        2.40 against this daemon (API 1.41) answers 0 whatever the command's exit code."""
+        """`docker exec` in the serve container, as the image's user."""
         return subprocess.run(
             [DOCKER, "exec", self.container(), *command], capture_output=True, text=True, timeout=60
         )
@@ -113,7 +112,7 @@ class Deployment:
             if status == "running healthy":
                 return time.monotonic() - since
             if status.startswith("created") and self.inspect("{{.State.Error}}"):
-                break  # it could not start (compose 2.40 still exits 0 on this daemon)
+                break  # it could not start, and never will
             time.sleep(1)
         logs = self.compose("logs", "--no-color", "--tail", "40", "serve", check=False).stdout
         error = self.inspect("{{.State.Error}}")  # a container that never started says why here
