@@ -39,6 +39,7 @@ from serve_load import (  # noqa: E402
     compare_table,
     cpu_seconds_of_tree,
     free_port,
+    process_tree,
     sample_texts,
 )
 
@@ -105,21 +106,14 @@ class Container:
 
 def tree_rss_mib(root: int) -> float:
     """Resident memory of a process and its descendants (MiB; shared pages counted in each)."""
-    parents, rss = {}, {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
-                status = (entry / "status").read_text()
-            except OSError:
-                continue
-            line = next((line for line in status.splitlines() if line.startswith("VmRSS:")), "VmRSS: 0 kB")
-            rss[int(entry.name)] = int(line.split()[1])
-    tree, frontier = {root}, {root}
-    while frontier:
-        frontier = {pid for pid, parent in parents.items() if parent in frontier} - tree
-        tree |= frontier
-    return round(sum(rss.get(pid, 0) for pid in tree) / 1024, 1)
+    kib = 0
+    for pid in process_tree(root) or ():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        kib += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return round(kib / 1024, 1)
 
 
 def main() -> int:

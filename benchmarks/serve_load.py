@@ -133,25 +133,38 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-def cpu_seconds_of_tree(root: int) -> float | None:
-    """User + system CPU time of a process and all its descendants (Linux /proc; else None)."""
+def process_tree(root: int) -> set[int] | None:
+    """A process and all its descendants, from /proc (Linux; else None)."""
     proc = Path("/proc")
     if not (proc / "self" / "stat").exists():
         return None
-    parents, ticks = {}, {}
+    parents = {}
     for entry in proc.iterdir():
         if entry.name.isdigit():
             try:
-                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+                parents[int(entry.name)] = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
             except OSError:  # exited meanwhile
                 continue
-            parents[int(entry.name)] = int(fields[1])
-            ticks[int(entry.name)] = int(fields[11]) + int(fields[12])  # utime + stime
     tree, frontier = {root}, {root}
     while frontier:
         frontier = {pid for pid, parent in parents.items() if parent in frontier} - tree
         tree |= frontier
-    return sum(ticks.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
+    return tree
+
+
+def cpu_seconds_of_tree(root: int) -> float | None:
+    """User + system CPU time of a process and all its descendants (Linux /proc; else None)."""
+    tree = process_tree(root)
+    if tree is None:
+        return None
+    ticks = 0
+    for pid in tree:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:  # exited meanwhile
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def measure(
