@@ -105,7 +105,7 @@ class TextCNNAPI(BundleAPI):
 
     def predict(self, batch: FlatBatch) -> tuple[torch.Tensor, list[int]]:
         start = time.perf_counter()
-        logits = torch.empty(sum(batch.sizes), self.classifier.model.config.num_classes)  # (N, C)
+        logits = torch.empty(sum(batch.sizes), self.classifier.num_classes)  # (N, C)
         with torch.inference_mode():
             for rows, chunk in batch.chunks:
                 logits[rows] = self.classifier.logits_for_batch(chunk)  # (rows, C)

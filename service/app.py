@@ -102,6 +102,7 @@ def model_card(card: BundleCard, settings: ServeSettings) -> dict:
         "metrics": card.metrics,
         "training": card.training,
         "ensemble": card.ensemble,
+        "members": list(card.members),  # each member's kind (cnn, nbsvm, tfidf-lr), weight, pooling, shape
         "vectors": card.vectors,
         "versions": {"trained_with": card.versions, "serving": _versions()},
         "limits": {

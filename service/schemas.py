@@ -239,18 +239,24 @@ class PredictResponse(BaseModel):
 
 
 class NGram(BaseModel):
-    """One filter's winning window: the n-gram, and what it added to the label's logit."""
+    """One filter's winning window (or a linear member's n-gram), and what it added to the label's logit."""
 
     start: int = Field(description="First token of the window (index into `tokens`).")
     end: int = Field(description="One past its last token: the window is tokens[start:end].")
     ngram: str = Field(description="The window's tokens, joined by spaces.")
     width: int = Field(description="The filter width (n).")
-    filter: int = Field(description="The feature map: index of the filter among all filters.")
+    filter: int = Field(
+        description="The feature map: index of the filter among all filters; for a linear member, the n-gram's "
+        "feature index."
+    )
     slot: int = Field(
         description="Which pooled value of the feature map: the slot of k-max, the region of chunk-max, local-max or "
         "local-avg; 0 for the poolings with one value per map (max, avg, padded-avg, logsumexp)."
     )
-    activation: float = Field(description="The pooled value of the feature map at this window.")
+    activation: float = Field(
+        description="The pooled value of the feature map at this window; for a linear member, the n-gram's "
+        "feature value (1 for NBSVM's binarized features, its normalized TF-IDF for tfidf-lr)."
+    )
     weight: float = Field(description="The output layer's weight of that value for the label.")
     contribution: float = Field(
         description="What the window added to the label's logit: its `filter_bias` plus its `token_parts`."
@@ -262,8 +268,27 @@ class NGram(BaseModel):
     )
     member: int | None = Field(
         None,
-        description="For an ensemble, the member whose filter this is; contribution, filter_bias and "
-        "token_parts are then its share of the members' mean logit (divided by their number). Else null.",
+        description="For an ensemble, the member whose filter (or n-gram) this is; contribution, filter_bias "
+        "and token_parts are then its share of the members' weighted mean logit (times the member's weight). "
+        "Else null.",
+    )
+    kind: str | None = Field(
+        None, description="For an ensemble, the member's kind: cnn, or a linear member's (nbsvm, tfidf-lr)."
+    )
+
+
+class MemberVerdict(BaseModel):
+    """What one member of an ensemble said about the text, alone, and its part in the combined logit."""
+
+    member: int = Field(description="The member's index (CNN members in group order, then the linear one).")
+    kind: str = Field(description="cnn, nbsvm or tfidf-lr.")
+    pooling: str | None = Field(description="A CNN member's pooling; null for a linear member.")
+    weight: float = Field(description="Its weight in the combination (the weights sum to 1).")
+    label: str = Field(description="The label it predicts alone.")
+    probabilities: dict[str, float] = Field(description="Its own probabilities.")
+    logit: float = Field(description="Its own logit of the explained label.")
+    token_parts: list[float] = Field(
+        description="Its weighted part of each token's part (the members' token_parts add up to the text's)."
     )
 
 
@@ -287,6 +312,9 @@ class Explanation(BaseModel):
     attribution: str = Field(description="How the logit was split over the tokens.")
     for_: list[NGram] = Field(alias="for", description="The n-grams that pushed hardest for the label.")
     against: list[NGram] = Field(description="The n-grams that pushed hardest against it.")
+    members: list[MemberVerdict] | None = Field(
+        None, description="For an ensemble, what each member said and its part; null for a single model."
+    )
 
 
 class ExplainResponse(BaseModel):

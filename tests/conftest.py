@@ -105,3 +105,12 @@ def tiny_ensemble(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ensemble") / "tiny3"
     train_tiny_bundle(out, "--ensemble", "3")
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_mixed(tmp_path_factory) -> Path:
+    """`tiny_bundle`'s training as a mixed ensemble: 3 CNN members (max, avg, max) and an NBSVM
+    member, combined by the mean, in a folder named `tinymix`."""
+    out = tmp_path_factory.mktemp("mixed") / "tinymix"
+    train_tiny_bundle(out, "--ensemble", "3", "--pooling", "max,avg", "--linear", "nbsvm")
+    return out

@@ -233,12 +233,20 @@ def test_config_that_is_not_an_object(bundle):
         Classifier.load(bundle)
 
 
-@pytest.mark.parametrize("version", [2, 0, "1", None])
+@pytest.mark.parametrize("version", [3, 0, "1", None])
 def test_wrong_format_version(bundle, version):
     config = read_config(bundle)
     config["format_version"] = version
     write_config(bundle, config)
-    with pytest.raises(BundleError, match=f"bundle format version {version!r}; this textcnn reads 1"):
+    with pytest.raises(BundleError, match=f"bundle format version {version!r}; this textcnn reads 1 and 2"):
+        Classifier.load(bundle)
+
+
+def test_a_version_1_config_marked_version_2_is_refused_in_one_line(bundle):
+    config = read_config(bundle)
+    config["format_version"] = 2  # a mixed bundle's version, without its mixture section
+    write_config(bundle, config)
+    with pytest.raises(BundleError, match=r"config\.json: missing mixture"):
         Classifier.load(bundle)
 
 

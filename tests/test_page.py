@@ -279,3 +279,22 @@ def test_the_pooling_says_what_it_is_on_hover(browser, url):
     )
     assert pooling.text == "max" and pooling.get_attribute("title") == get_pooling("max").summary
     assert console_errors(browser) == []
+
+
+def test_a_mixed_bundle_shows_its_members_and_what_each_said(browser, tiny_mixed):
+    """The card lists the members by kind; each explanation says what each kind of member said."""
+    with serving("--model", str(tiny_mixed), "--log-level", "warning", "--num-api-servers", "1") as (
+        process,
+        url,
+    ):
+        open_page(browser, url)
+        card = browser.find_element(By.ID, "card").text
+        assert "Pooling\nmax+avg" in card and "Members\nmax ×2, avg, nbsvm" in card
+        submit(browser, "a warm , funny film .")
+        (result,) = results(browser, 1)
+        said = result.find_element(By.CSS_SELECTOR, ".members").text
+        assert "What the members said" in said
+        for kind in ("max pooling ×2 (weight", "avg pooling (weight", "nbsvm (weight"):
+            assert kind in said
+        assert console_errors(browser) == []
+        stop(process)

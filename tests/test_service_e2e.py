@@ -561,3 +561,30 @@ def test_an_ensemble_bundle_serves_predictions_explanations_and_its_members(tiny
         assert all(0 <= m["dev_accuracy"] <= 1 for m in info["ensemble"]["members"])
         code, output = stop(process)
     assert code == 0 and "Traceback" not in output
+
+
+def test_a_mixed_bundle_serves_and_explains_every_members_part(tiny_mixed):
+    """Members of two poolings and a linear one: /predict as the library, /explain with what each
+    member said (the linear member's n-grams among the entries), /info listing members and kinds."""
+    mixed = Classifier.load(tiny_mixed, device="cpu")
+    texts = ["a warm , funny and surprisingly moving film .", "dull and lifeless", "not bad at all"]
+    with serving("--model", str(tiny_mixed), "--num-api-servers", "1") as (process, url):
+        body = httpx.post(f"{url}/predict", json={"texts": texts, "probabilities": True}).json()
+        for got, expected in zip(body["predictions"], mixed.predict(texts), strict=True):
+            assert got["label"] == expected.label and got["score"] == pytest.approx(expected.score, abs=1e-5)
+        explained = httpx.post(f"{url}/explain", json={"text": texts[0], "top": 20}).json()["explanations"][0]
+        members = explained["members"]
+        assert [m["kind"] for m in members] == ["cnn", "cnn", "cnn", "nbsvm"]
+        assert [m["pooling"] for m in members] == ["max", "max", "avg", None]
+        assert explained["logit"] == pytest.approx(sum(m["weight"] * m["logit"] for m in members), abs=1e-5)
+        parts = explained["output_bias"] + explained["filter_bias"] + sum(explained["token_parts"])
+        assert explained["logit"] == pytest.approx(parts, abs=1e-5)
+        assert {entry["kind"] for entry in explained["for"] + explained["against"]} <= {"cnn", "nbsvm"}
+        linear_parts = members[3]["token_parts"]  # the linear member's n-grams, over the tokens
+        assert len(linear_parts) == len(explained["tokens"]) and any(part != 0 for part in linear_parts)
+        info = httpx.get(f"{url}/info").json()["model"]
+        assert [m["kind"] for m in info["members"]] == ["cnn", "cnn", "cnn", "nbsvm"]
+        assert info["pooling"]["name"] == "max+avg" and info["ensemble"]["size"] == 4
+        assert sum(m["weight"] for m in info["members"]) == pytest.approx(1)
+        code, output = stop(process)
+    assert code == 0 and "Traceback" not in output

@@ -94,7 +94,8 @@
     maxTexts = limits.max_explain_texts || null;
     const rows = [
       ["Dataset", data.dataset],
-      ["Pooling", config.pooling, (model.pooling || {}).summary], // the summary shows on hover
+      ["Pooling", (model.pooling || {}).name || config.pooling, (model.pooling || {}).summary], // summary on hover
+      ["Members", describeMembers(model.members)],
       ["Variant", config.variant],
       ["Test accuracy", typeof test.accuracy === "number" ? percent(test.accuracy) : null],
       ["Vocabulary", typeof model.vocab_size === "number" ? model.vocab_size.toLocaleString("en") + " words" : null],
@@ -111,6 +112,23 @@
       list.appendChild(item);
     });
     card.replaceChildren(list);
+  }
+
+  // "max ×3, avg ×2, nbsvm" from /info's members; null for a single model (the row then shows "—").
+  function describeMembers(members) {
+    if (!Array.isArray(members) || members.length < 2) return null;
+    const counts = {};
+    const order = [];
+    members.forEach(function (member) {
+      const name = member.kind === "cnn" ? member.pooling : member.kind;
+      if (!(name in counts)) order.push(name);
+      counts[name] = (counts[name] || 0) + 1;
+    });
+    return order
+      .map(function (name) {
+        return counts[name] > 1 ? name + " ×" + counts[name] : name;
+      })
+      .join(", ");
   }
 
   async function loadCard() {
@@ -137,15 +155,26 @@
     return best;
   }
 
+  function isLinear(ngram) {
+    return ngram.kind !== null && ngram.kind !== undefined && ngram.kind !== "cnn";
+  }
+
   function describeNgram(ngram) {
+    if (isLinear(ngram)) {
+      // A linear member's n-gram: its feature value times its weight, times the member's weight.
+      return "“" + ngram.ngram + "” (" + ngram.kind + " member " + ngram.member + ", a " + ngram.width +
+        "-gram): value " + ngram.activation.toFixed(3) + " × weight " + ngram.weight.toFixed(3) + " = " +
+        signed(ngram.activation * ngram.weight) + ", a share of " + signed(ngram.contribution) +
+        " in the members' weighted mean logit";
+    }
     const where = "“" + ngram.ngram + "” (width " + ngram.width + ", feature map " + ngram.filter +
       (ngram.slot ? ", slot " + ngram.slot : "") +
       (ngram.member !== null && ngram.member !== undefined ? ", ensemble member " + ngram.member : "") + "): ";
     const product = "activation " + ngram.activation.toFixed(3) + " × weight " + ngram.weight.toFixed(3);
     if (ngram.member !== null && ngram.member !== undefined) {
-      // An ensemble's logit is its members' mean: each member's share is its own product over their number.
+      // An ensemble's logit is its members' weighted mean: each member's share is its own product times its weight.
       return where + product + " = " + signed(ngram.activation * ngram.weight) +
-        ", a share of " + signed(ngram.contribution) + " in the members' mean logit";
+        ", a share of " + signed(ngram.contribution) + " in the members' weighted mean logit";
     }
     return where + product + " = " + signed(ngram.contribution);
   }
@@ -220,8 +249,43 @@
     const list = el("ol");
     ngrams.forEach(function (ngram) {
       const item = el("li", null, "“" + ngram.ngram + "” ");
-      item.appendChild(el("span", "value", signed(ngram.contribution) + " (feature map " + ngram.filter + ")"));
+      const where = isLinear(ngram) ? " (" + ngram.kind + ")" : " (feature map " + ngram.filter + ")";
+      item.appendChild(el("span", "value", signed(ngram.contribution) + where));
       item.title = describeNgram(ngram);
+      list.appendChild(item);
+    });
+    section.appendChild(list);
+    return section;
+  }
+
+  // What each kind of member said alone, and its part in the combined logit: members of one kind
+  // (a pooling, or the linear model) side by side, e.g. "max ×3 (weight 0.60): negative, 71%".
+  function memberVerdicts(explanation) {
+    const section = el("div", "members");
+    section.appendChild(el("h3", null, "What the members said"));
+    const byKind = {};
+    const order = [];
+    explanation.members.forEach(function (member) {
+      const name = member.kind === "cnn" ? member.pooling + " pooling" : member.kind;
+      if (!(name in byKind)) {
+        byKind[name] = [];
+        order.push(name);
+      }
+      byKind[name].push(member);
+    });
+    const list = el("ul");
+    order.forEach(function (name) {
+      const members = byKind[name];
+      const weight = members.reduce(function (a, m) { return a + m.weight; }, 0);
+      const part = members.reduce(function (a, m) {
+        return a + m.token_parts.reduce(function (b, t) { return b + t; }, 0);
+      }, 0);
+      const said = members.map(function (m) {
+        return m.label + " " + percent(m.probabilities[m.label]);
+      });
+      const item = el("li", null, name + (members.length > 1 ? " ×" + members.length : "") + " (weight " +
+        weight.toFixed(2) + "): " + said.join(", "));
+      item.appendChild(el("span", "value muted", "; words " + signed(part) + " in the " + explanation.label + " logit"));
       list.appendChild(item);
     });
     section.appendChild(list);
@@ -247,6 +311,7 @@
     lists.appendChild(ngramList("For " + explanation.label, explanation.for));
     lists.appendChild(ngramList("Against " + explanation.label, explanation.against));
     article.appendChild(lists);
+    if (Array.isArray(explanation.members) && explanation.members.length) article.appendChild(memberVerdicts(explanation));
     const parts = explanation.token_parts.reduce(function (a, b) {
       return a + b;
     }, 0);

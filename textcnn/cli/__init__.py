@@ -18,6 +18,7 @@ from textcnn.cli.compare import cmd_compare
 from textcnn.cli.models import (
     EXIT_INTERRUPTED,
     cmd_datasets,
+    cmd_ensemble,
     cmd_evaluate,
     cmd_explain,
     cmd_predict,
@@ -33,6 +34,7 @@ __all__ = ["build_parser", "main"]
 COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
+    "ensemble": cmd_ensemble,
     "predict": cmd_predict,
     "explain": cmd_explain,
     "compare": cmd_compare,

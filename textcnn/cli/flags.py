@@ -20,6 +20,26 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def pooling_list(text: str) -> tuple[str, ...]:
+    """`--pooling max` or `--pooling max,avg` (an ensemble's members split between them)."""
+    from textcnn.model.pooling import POOLINGS
+
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [name for name in names if name not in POOLINGS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown pooling {(unknown or [text])[0]!r}; choose from {', '.join(POOLINGS)}"
+        )
+    return names
+
+
 def int_list(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(part) for part in text.split(",") if part.strip())
@@ -176,11 +196,32 @@ def run_settings_from_args(args: argparse.Namespace):
         }
 
     model_options = given(MODEL_FLAGS)
+    poolings = model_options.pop("pooling", ())
+    if poolings:
+        model_options["pooling"] = poolings[0]  # the others, members' (`mixture_from_args`)
     # Bad flags fail before any data loads; a local pooling's slots come later, from the data.
     slots = {"region_slots": 1} if "region_slots" not in model_options else {}
-    probe = ModelConfig(vocab_size=2, num_classes=2, **(slots | model_options))
+    for pooling in poolings or (None,):
+        probe = ModelConfig(
+            vocab_size=2, num_classes=2, **(slots | model_options | ({"pooling": pooling} if pooling else {}))
+        )
     if probe.pretrained and not args.vectors:
         raise TextCNNError(f"--variant {probe.variant} needs --vectors (a vectors file or glove-6b-50d)")
     return RunSettings(
         model_options, TrainConfig(**given(TRAIN_FLAGS)), VocabConfig(**given(VOCAB_FLAGS)), args.vectors
     )
+
+
+def mixture_from_args(args: argparse.Namespace):
+    """The `Mixture` of `train --ensemble K --pooling a,b --linear KIND --combine dev`."""
+    from textcnn.train.runs import Mixture
+
+    poolings = tuple(args.pooling or ())
+    if len(set(poolings)) > max(args.ensemble, 1):
+        raise TextCNNError(
+            f"--pooling {','.join(poolings)} splits the members between {len(set(poolings))} poolings: "
+            f"ask for at least {len(set(poolings))} (--ensemble)"
+        )
+    if args.ensemble == 0 and not args.linear:
+        raise TextCNNError("--ensemble 0 trains no CNN: give --linear KIND for a linear bundle")
+    return Mixture(poolings if len(set(poolings)) > 1 else (), args.linear, args.combine or "mean")

@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from textcnn.cli.flags import load_corpus_from_args, run_settings_from_args
+from textcnn.cli.flags import load_corpus_from_args, mixture_from_args, run_settings_from_args
 from textcnn.errors import TextCNNError
 
 EXIT_INTERRUPTED = 130
@@ -30,6 +30,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from textcnn.train.protocol import train_folds
 
     settings = run_settings_from_args(args)
+    mixture = mixture_from_args(args)
     _stop_on_sigterm_as_on_ctrl_c()
     corpus = load_corpus_from_args(args)
     folds = make_folds(corpus, args.folds, args.fold, seed=settings.train.seed)
@@ -57,6 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         on_fold=report,
         together=not (args.one_at_a_time or args.resume),
         ensemble=args.ensemble,
+        mixture=mixture,
     )
     if "test" in run.summary:
         print(f"{corpus.name}: test {format_summary(run.summary['test'])}", file=sys.stderr)
@@ -89,12 +91,11 @@ def _data_of_the_bundle(args: argparse.Namespace, trained_on: dict) -> None:
     args.train_file, args.dev_file, args.test_file = (files.get(split) for split in ("train", "dev", "test"))
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def _bundle_fold(args: argparse.Namespace, classifier):
+    """(corpus, fold) a bundle is measured on: the data flags given, else the data it was trained
+    on, and the fold it was held out from (`--seed`, `--folds`, `--fold` override)."""
     from textcnn.data.folds import make_folds
-    from textcnn.inference.bundle import Classifier
-    from textcnn.inference.metrics import classification_metrics, format_metrics
 
-    classifier = Classifier.load(args.bundle, device=args.device)
     trained_on = classifier.info.get("data") or {}
     if args.dataset is None and args.train_file is None:
         _data_of_the_bundle(args, trained_on)
@@ -104,6 +105,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if "all" in corpus.splits and folds is None and fold is None and trained_on.get("dataset") == corpus.name:
         folds, fold = trained_on.get("folds"), trained_on.get("fold_index")  # the fold it was held out from
     (chosen,) = make_folds(corpus, folds, fold if fold is not None or folds is None else 0, seed=seed)
+    return corpus, chosen
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from textcnn.inference.bundle import Classifier
+    from textcnn.inference.metrics import classification_metrics, format_metrics
+
+    classifier = Classifier.load(args.bundle, device=args.device)
+    corpus, chosen = _bundle_fold(args, classifier)
     split = {"train": chosen.train, "dev": chosen.dev, "test": chosen.test}[args.split]
     if split is None:
         raise TextCNNError(f"{corpus.name} has no {args.split} split")
@@ -132,6 +142,51 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 f"  {name:<{width}}  precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
                 f"f1 {row['f1']:.3f}  support {row['support']}"
             )
+    return 0
+
+
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    """Compose member bundles into one (`textcnn.inference.compose`), measured on their data when it is here."""
+    from textcnn.inference.bundle import Classifier
+    from textcnn.inference.compose import check_compatible, compose
+    from textcnn.inference.metrics import classification_metrics
+
+    names = [str(path) for path in args.bundles]
+    bundles = [Classifier.load(path, device="cpu") for path in args.bundles]
+    check_compatible(bundles, names)  # before any data loads
+    args.bundle = names[0]
+    fold = None
+    try:
+        _, fold = _bundle_fold(args, bundles[0])
+    except TextCNNError as exc:
+        if args.combine == "dev":
+            raise
+        print(f"textcnn: no dev/test figures for the bundle: {exc}", file=sys.stderr)
+    dev = (fold.dev.texts, fold.dev.labels) if fold is not None else None
+    composed = compose(bundles, names, args.combine, dev)
+    if fold is not None:
+        index = {name: i for i, name in enumerate(composed.label_names)}
+        metrics = {}
+        for split_name, split in (("dev", fold.dev), ("test", fold.test)):
+            if split is None or not len(split):
+                continue
+            predicted = composed.logits(split.texts).argmax(dim=1).tolist()
+            scores = classification_metrics([index[y] for y in split.labels], predicted, composed.label_names)
+            metrics[split_name] = {k: scores[k] for k in ("n", "accuracy", "macro_f1")}
+        composed.info["metrics"] = metrics
+    composed.save(args.out, half=args.half)
+    kinds: dict[str, int] = {}
+    for member in composed.member_list():
+        kind = member.model.config.pooling if member.kind == "cnn" else member.kind
+        kinds[kind] = kinds.get(kind, 0) + 1
+    parts = ", ".join(f"{kind} x{n}" if n > 1 else kind for kind, n in kinds.items())
+    figures = "".join(
+        f" | {name} {scores['accuracy']:.1%}" for name, scores in (composed.info.get("metrics") or {}).items()
+    )
+    print(
+        f"{args.out}: {len(composed.member_list())} members ({parts}), {args.combine}{figures}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -165,11 +220,21 @@ def cmd_explain(args: argparse.Namespace) -> int:
             f"{text}\n  -> {explanation['label']} "
             f"(logit {explanation['logit']:.2f}, bias {explanation['output_bias']:.2f})"
         )
+        for member in explanation.get("members") or []:
+            what = member["pooling"] or member["kind"]
+            print(
+                f"     member {member['member']} ({what}, weight {member['weight']:.3f}): {member['label']} "
+                f"{member['probabilities'][member['label']]:.1%}, its part {sum(member['token_parts']):+.3f}"
+            )
         for side in ("for", "against"):
             for c in explanation[side]:
-                print(
-                    f"     {c['contribution']:+7.3f}  {c['ngram']!r}  (width {c['width']}, filter {c['filter']})"
+                where = (
+                    f"{c['kind']} {c['width']}-gram"
+                    if c.get("kind") not in (None, "cnn")
+                    else f"width {c['width']}, filter {c['filter']}"
                 )
+                member = f", member {c['member']}" if c.get("member") is not None else ""
+                print(f"     {c['contribution']:+7.3f}  {c['ngram']!r}  ({where}{member})")
         parts = "  ".join(
             f"{token} {part:+.3f}"
             for token, part in zip(explanation["tokens"], explanation["token_parts"], strict=True)

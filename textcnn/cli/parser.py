@@ -9,6 +9,8 @@ from textcnn.cli.flags import (
     ConfigDefaultsFormatter,
     add_data_arguments,
     int_list,
+    non_negative_int,
+    pooling_list,
     positive_int,
     study_defaults,
     train_defaults,
@@ -19,7 +21,7 @@ from textcnn.errors import TextCNNError
 def build_parser() -> argparse.ArgumentParser:
     from textcnn import __version__
     from textcnn.model.pooling import POOLINGS, describe
-    from textcnn.model.variants import VARIANTS
+    from textcnn.model.variants import COMBINE_METHODS, LINEAR_KINDS, VARIANTS
     from textcnn.train.config import AMP_MODES, OPTIMIZERS
 
     parser = argparse.ArgumentParser(
@@ -54,7 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         help="--no-convolution pools the word vectors themselves: the ablation of the convolution",
     )
-    model.add_argument("--pooling", choices=POOLINGS, help=f"pooling over time ({describe()})")
+    model.add_argument(
+        "--pooling",
+        type=pooling_list,
+        metavar="POOLING[,POOLING...]",
+        help=f"pooling over time, one of {', '.join(POOLINGS)} ({describe()}); with --ensemble K, a "
+        "comma-separated list splits the K members between them (member k pools with the (k mod n)-th)",
+    )
     model.add_argument("--k", type=positive_int, help="k of kmax pooling")
     model.add_argument("--chunks", type=positive_int, help="regions of chunk-max pooling")
     model.add_argument("--temperature", type=float, help="temperature of logsumexp pooling")
@@ -85,12 +93,24 @@ def build_parser() -> argparse.ArgumentParser:
     fitting.add_argument("--max-length", type=positive_int, help="truncate texts to this many tokens")
     fitting.add_argument(
         "--ensemble",
-        type=positive_int,
+        type=non_negative_int,
         default=1,
         metavar="K",
         help="train K models (seeds SEED .. SEED + K - 1) in one batched computation and save them as "
         "one bundle that predicts the mean of their probabilities; without per-epoch checkpoints "
-        "(default: 1, a single model)",
+        "(default: 1, a single model; 0 with --linear: the linear model alone, as a bundle)",
+    )
+    fitting.add_argument(
+        "--linear",
+        choices=LINEAR_KINDS,
+        help="add a linear n-gram member to the bundle (NBSVM or TF-IDF + LR over word 1-2-grams; "
+        "its C and a temperature chosen on dev)",
+    )
+    fitting.add_argument(
+        "--combine",
+        choices=COMBINE_METHODS,
+        help="how an ensemble combines its members: mean of their probabilities (default), or dev: "
+        "each part's weight (a pooling's members, the linear member) chosen on dev by log loss",
     )
     fitting.add_argument("--half", action="store_true", help="store fp16 weights (half the bundle size)")
     fitting.add_argument(
@@ -115,6 +135,27 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, help="split seed for held-out parts (default: the bundle's)")
     evaluate.add_argument("--json", action="store_true", help="print the full metrics as JSON")
     evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+    ensemble = commands.add_parser(
+        "ensemble",
+        help="compose bundles trained on the same data into one (mixed poolings, a linear member)",
+        description="Every member of every MEMBER_BUNDLE (a single model, an ensemble, a mixed or a linear "
+        "bundle) becomes a member of one bundle at --out. They must share labels, tokenizer, vocabulary and "
+        "training split (refused in one line otherwise). Dev and test figures come from the members' data "
+        "when it is here (or the data flags).",
+    )
+    ensemble.add_argument("bundles", nargs="+", metavar="MEMBER_BUNDLE", help="member bundle folders")
+    ensemble.add_argument("--out", required=True, help="bundle folder to write")
+    ensemble.add_argument(
+        "--combine",
+        choices=COMBINE_METHODS,
+        default="mean",
+        help="mean of the members' probabilities (default), or dev: each part's weight chosen on the "
+        "members' dev split by log loss (needs their data)",
+    )
+    ensemble.add_argument("--half", action="store_true", help="store fp16 CNN weights")
+    add_data_arguments(ensemble)
+    ensemble.add_argument("--seed", type=int, help="split seed for held-out parts (default: the bundles')")
 
     predict = commands.add_parser(
         "predict",

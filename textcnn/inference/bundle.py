@@ -4,6 +4,13 @@ An ensemble (`textcnn.model.ensemble`) is a bundle too: one vocabulary, the memb
 (the `ModelGroup` layout), and an `ensemble` section in config.json with the member count and
 what each member did in training. `Classifier` serves both alike.
 
+A mixed ensemble (`textcnn.model.mixed`: CNN members of several shapes, maybe a linear n-gram
+member, combined by weights) is format version 2: a `mixture` section takes the place of `model`
+(each CNN group's model config and size, the linear member's config, the combination), the CNN
+groups' tensors are `groups.<i>.*` in the weights file, and the linear member's (its n-gram keys,
+weights, bias, idf) are `linear.safetensors`, with its own sha256. Every bundle of version 1 is
+read as before; a textcnn that knows only version 1 refuses version 2 in one line.
+
 No pickle anywhere: the config is JSON (model and training settings, label names, tokenizer
 settings, metrics, package versions), the weights are safetensors. `config.json` records the
 sha256 of the weights, so a truncated or swapped weights file is caught at load time rather than
@@ -26,12 +33,17 @@ from textcnn.data.text import Batch, TextEncoder, Vocabulary, similar_length_chu
 from textcnn.errors import BundleError, TextCNNError
 from textcnn.model.cnn import ModelConfig, TextCNN
 from textcnn.model.ensemble import Ensemble
+from textcnn.model.linear_member import LinearConfig, LinearMember
+from textcnn.model.mixed import Member, MixedEnsemble
 from textcnn.model.pooling import get_pooling
 from textcnn.runtime import atomic_write_bytes, package_versions, resolve_device
 
 FORMAT = "textcnn-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # a single model or an ensemble of one shape
+MIXED_FORMAT_VERSION = 2  # a mixed ensemble
+READABLE_VERSIONS = (FORMAT_VERSION, MIXED_FORMAT_VERSION)
 CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE = "config.json", "vocab.json", "weights.safetensors"
+LINEAR_FILE = "linear.safetensors"
 
 
 @dataclass(frozen=True)
@@ -61,15 +73,47 @@ class BundleCard:
     data: dict | None  # the corpus it was trained on, as training recorded it
     metrics: dict | None
     training: dict  # best_epoch, epochs_run, stopped_early, config (each None if not recorded)
-    ensemble: dict | None  # an ensemble's section (size, members); None for a single model
+    ensemble: dict | None  # an ensemble's section (size, members, combine); None for a single model
     vectors: dict | None  # the pre-trained word vectors it started from, if any
     versions: dict | None  # the package versions it was trained with
-    pooling: dict  # the registry's word on its pooling: name, summary, how explain splits it, exact or not
+    pooling: dict  # the registry's word on its pooling(s): name, summary, how explain splits it, exact or not
+    members: tuple[dict, ...]  # each member: kind, weight, and its pooling and shape (CNN) or C (linear)
 
 
-def _pooling_card(name: str) -> dict:
-    pooling = get_pooling(name)
-    return {"name": name, "summary": pooling.summary, "explained": pooling.explained, "exact": pooling.exact}
+def _pooling_card(names: Sequence[str]) -> dict:
+    """The registry's word on one pooling, or on a mix of them (name "max+avg"; exact if all are)."""
+    names = list(dict.fromkeys(names))
+    if len(names) == 1:
+        pooling = get_pooling(names[0])
+        return {
+            "name": names[0],
+            "summary": pooling.summary,
+            "explained": pooling.explained,
+            "exact": pooling.exact,
+        }
+    poolings = [get_pooling(name) for name in names]
+    return {
+        "name": "+".join(names),
+        "summary": "members pool differently: "
+        + "; ".join(f"{n}: {p.summary}" for n, p in zip(names, poolings, strict=True)),
+        "explained": "each member by its own pooling's rule",
+        "exact": all(p.exact for p in poolings),
+    }
+
+
+def _member_card(member: Member) -> dict:
+    """What /info and the card say of one member."""
+    card = {"member": member.index, "kind": member.kind, "weight": member.weight}
+    if isinstance(member.model, LinearMember):
+        return card | {"features": member.model.config.features, "C": member.model.config.C}
+    config = member.model.config
+    return card | {
+        "group": member.group,
+        "pooling": config.pooling,
+        "variant": config.variant,
+        "filter_widths": list(config.filter_widths),
+        "num_filters": config.num_filters,
+    }
 
 
 def bundle_id(path: str | Path) -> str:
@@ -89,24 +133,21 @@ def bundle_id(path: str | Path) -> str:
 class Classifier:
     """A model with its vocabulary and label names: texts in, label names and probabilities out.
 
-    `model` is a `TextCNN` or an `Ensemble` (whose forward gives the log of its members' mean
-    probabilities, so everything below treats it as one model's logits)."""
+    `model` is a `TextCNN`, an `Ensemble` or a `MixedEnsemble` (whose forwards give the log of
+    their members' mean probabilities, so everything below treats it as one model's logits)."""
 
     def __init__(
         self,
-        model: TextCNN | Ensemble,
+        model: TextCNN | Ensemble | MixedEnsemble,
         encoder: TextEncoder,
         label_names: Sequence[str],
         info: dict | None = None,
     ):
-        if len(label_names) != model.config.num_classes:
-            raise BundleError(
-                f"{len(label_names)} label names for a model with {model.config.num_classes} classes"
-            )
-        if len(encoder.vocab) != model.config.vocab_size:
-            raise BundleError(
-                f"vocabulary of {len(encoder.vocab)} for a model expecting {model.config.vocab_size}"
-            )
+        classes, vocab_size = _shape(model)
+        if len(label_names) != classes:
+            raise BundleError(f"{len(label_names)} label names for a model with {classes} classes")
+        if len(encoder.vocab) != vocab_size:
+            raise BundleError(f"vocabulary of {len(encoder.vocab)} for a model expecting {vocab_size}")
         self.model = model.eval()
         self.encoder = encoder
         self.label_names = list(label_names)
@@ -122,19 +163,42 @@ class Classifier:
 
     @property
     def is_ensemble(self) -> bool:
-        return isinstance(self.model, Ensemble)
+        """More than one model behind the predictions (an ensemble, or a mixed one)."""
+        return isinstance(self.model, Ensemble | MixedEnsemble)
+
+    @property
+    def is_mixed(self) -> bool:
+        return isinstance(self.model, MixedEnsemble)
 
     @property
     def members(self) -> list[TextCNN]:
-        """The single models behind the predictions: the model itself, or an ensemble's members."""
+        """The CNNs behind the predictions: the model itself, or an ensemble's CNN members."""
+        if isinstance(self.model, MixedEnsemble):
+            return [m.model for m in self.model.members() if isinstance(m.model, TextCNN)]
         return self.model.member_models() if isinstance(self.model, Ensemble) else [self.model]
+
+    def member_list(self) -> list[Member]:
+        """Every member with its kind and its weight in the combination (one, weight 1, for a single model)."""
+        if isinstance(self.model, MixedEnsemble):
+            return self.model.members()
+        models = self.members
+        return [
+            Member(k, "cnn", model, 1.0 / len(models), 0 if self.is_ensemble else None)
+            for k, model in enumerate(models)
+        ]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return next(self.model.buffers() if self.is_mixed else self.model.parameters()).device
 
     @property
     def min_length(self) -> int:
+        if isinstance(self.model, MixedEnsemble):
+            return self.model.min_length
         return max(self.model.config.map_widths)
 
     def to(self, device: str | torch.device) -> Classifier:
@@ -152,7 +216,7 @@ class Classifier:
         if isinstance(texts, str):
             raise TypeError("logits() takes a sequence of texts, not a single string")
         encoded = self.encoder.encode_many(texts)
-        out = torch.empty(len(encoded), self.model.config.num_classes)
+        out = torch.empty(len(encoded), self.num_classes)
         for rows, batch in self.batches(encoded, batch_size):
             out[rows] = self.logits_for_batch(batch)
         return out
@@ -199,28 +263,40 @@ class Classifier:
         state = {
             k: v.detach().to("cpu", torch.float16 if half else torch.float32).contiguous()
             for k, v in self.model.state_dict().items()
+            if not k.startswith("linear.")
         }
         weights = save(state, metadata={"format": FORMAT})
+        mixed = isinstance(self.model, MixedEnsemble)
         config = {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": MIXED_FORMAT_VERSION if mixed else FORMAT_VERSION,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": package_versions(),
             "labels": self.label_names,
             "vocab_size": len(self.encoder.vocab),
             "text": self.encoder.to_json(),
-            "model": self.model.config.to_json(),
+            **({"mixture": None} if mixed else {"model": self.model.config.to_json()}),
             "weights": {
                 "file": WEIGHTS_FILE,
                 "dtype": "float16" if half else "float32",
                 "sha256": hashlib.sha256(weights).hexdigest(),
             },
         } | {k: v for k, v in self.info.items() if k not in _RESERVED_KEYS and k != "ensemble"}
+        linear = None
+        if mixed and self.model.linear is not None:  # fp32 always: its keys are int64, its weights few
+            linear = save(
+                {k: v.detach().cpu().contiguous() for k, v in self.model.linear.state_dict().items()},
+                metadata={"format": FORMAT},
+            )
+        if mixed:
+            config["mixture"] = self._mixture_section(linear)
         if self.is_ensemble:  # only an ensemble's config has the section: it decides how to load
             config["ensemble"] = self._ensemble_section()
-        # config.json goes last: it names the weights' digest, so a bundle caught half-written
+        # config.json goes last: it names the weights' digests, so a bundle caught half-written
         # (new weights, old config) is reported as inconsistent instead of loading.
         atomic_write_bytes(path / WEIGHTS_FILE, weights)
+        if linear is not None:
+            atomic_write_bytes(path / LINEAR_FILE, linear)
         atomic_write_bytes(
             path / VOCAB_FILE, json.dumps(self.encoder.vocab.to_json(), ensure_ascii=False).encode()
         )
@@ -231,13 +307,16 @@ class Classifier:
     def _card_for(self, path: Path, config: dict) -> BundleCard:
         """The card of the bundle at `path`, whose config.json is `config`, written for this classifier."""
         training = config.get("training") or {}
+        members = self.member_list()
+        cnns = [m.model.config for m in members if isinstance(m.model, TextCNN)]
         return BundleCard(
             id=bundle_id(path),
             path=path.resolve(),
             created=config.get("created"),
             labels=tuple(self.label_names),
             vocab_size=len(self.encoder.vocab),
-            model=self.model.config.to_json(),
+            # a mixed bundle's first CNN shape (each member's is in `members`)
+            model=cnns[0].to_json() if cnns else {},
             text=self.encoder.to_json(),
             data=config.get("data"),
             metrics=config.get("metrics"),
@@ -245,17 +324,42 @@ class Classifier:
             ensemble=config.get("ensemble"),
             vectors=config.get("vectors"),
             versions=config.get("versions"),
-            pooling=_pooling_card(self.model.config.pooling),
+            pooling=_pooling_card([c.pooling for c in cnns]) if cnns else _LINEAR_POOLING,
+            members=tuple(_member_card(m) for m in members),
         )
 
     def _ensemble_section(self) -> dict:
-        """config.json's `ensemble`: the member count (which the weights' shapes follow) and what
-        training said of each member (`info["ensemble"]["members"]`, when it came from training)."""
-        size = self.model.models
-        members = list((self.info.get("ensemble") or {}).get("members") or [{} for _ in range(size)])
+        """config.json's `ensemble`: the member count (which the weights' shapes follow), what
+        training said of each member (`info["ensemble"]["members"]`, when it came from training)
+        and, for a mixed ensemble, how the members are combined."""
+        size = self.model.size if self.is_mixed else self.model.models
+        section = dict(self.info.get("ensemble") or {})
+        members = list(section.get("members") or [{} for _ in range(size)])
         if len(members) != size:
             raise BundleError(f"{len(members)} member records for an ensemble of {size}")
-        return {**(self.info.get("ensemble") or {}), "size": size, "members": members}
+        if self.is_mixed:
+            section.setdefault("combine", "mean of the members' probabilities")
+            section["weights"] = self.model.weights.tolist()
+            members = [
+                {**record, "kind": m.kind, **({"pooling": m.model.config.pooling} if m.kind == "cnn" else {})}
+                for record, m in zip(members, self.model.members(), strict=True)
+            ]
+        return {**section, "size": size, "members": members}
+
+    def _mixture_section(self, linear: bytes | None) -> dict:
+        """config.json's `mixture` (version 2): what to build before the weights are read."""
+        model: MixedEnsemble = self.model
+        section: dict = {
+            "groups": [{"model": g.config.to_json(), "size": g.models} for g in model.groups],
+            "linear": None,
+            "weights": model.weights.tolist(),
+        }
+        if linear is not None:
+            section["linear"] = model.linear.config.to_json() | {
+                "file": LINEAR_FILE,
+                "sha256": hashlib.sha256(linear).hexdigest(),
+            }
+        return section
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "auto") -> Classifier:
@@ -265,16 +369,23 @@ class Classifier:
         config = _read_config(path)
         vocab = Vocabulary.load(path / VOCAB_FILE)  # raises its own BundleError naming vocab.json
         try:
-            model_config = ModelConfig.from_json(config["model"])
             encoder = TextEncoder(vocab, **config.get("text", {}))
+            if config["format_version"] == MIXED_FORMAT_VERSION:
+                model = _mixed_model(config["mixture"])
+            else:
+                model_config = ModelConfig.from_json(config["model"])
+                model = (
+                    TextCNN(model_config)
+                    if "ensemble" not in config
+                    else Ensemble(model_config, _size(path, config))
+                )
         except TextCNNError as exc:
             raise BundleError(f"{path / CONFIG_FILE}: {exc}") from None
-        except (KeyError, TypeError) as exc:
-            raise BundleError(f"{path / CONFIG_FILE}: malformed model section ({exc})") from None
-        model = (
-            TextCNN(model_config) if "ensemble" not in config else Ensemble(model_config, _size(path, config))
-        )
-        model.load_state_dict(_read_weights(path, config, model))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise BundleError(f"{path / CONFIG_FILE}: malformed model section ({exc!r})") from None
+        model.load_state_dict(_read_weights(path, config, model), strict=not isinstance(model, MixedEnsemble))
+        if isinstance(model, MixedEnsemble) and model.linear is not None:
+            model.linear.load_state_dict(_read_linear(path, config["mixture"]["linear"], model.linear))
         classifier = cls(
             model, encoder, config["labels"], {k: v for k, v in config.items() if k not in _RESERVED_KEYS}
         )
@@ -291,8 +402,68 @@ _RESERVED_KEYS = {
     "vocab_size",
     "text",
     "model",
+    "mixture",
     "weights",
 }
+_LINEAR_POOLING = {
+    "name": None,
+    "summary": "no pooling: a linear model over the text's word 1-2-grams",
+    "explained": "each n-gram's weight",
+    "exact": True,
+}
+
+
+def _shape(model: TextCNN | Ensemble | MixedEnsemble) -> tuple[int, int]:
+    """(classes, vocabulary size) the model expects."""
+    if isinstance(model, MixedEnsemble):
+        return model.num_classes, model.vocab_size
+    return model.config.num_classes, model.config.vocab_size
+
+
+def _mixed_model(section: dict) -> MixedEnsemble:
+    """An empty `MixedEnsemble` of the shapes config.json's `mixture` names (weights read after)."""
+    groups = [Ensemble(ModelConfig.from_json(g["model"]), _positive(g["size"])) for g in section["groups"]]
+    linear = None
+    if section.get("linear") is not None:
+        fields = {k: v for k, v in section["linear"].items() if k not in ("file", "sha256")}
+        linear = LinearMember(LinearConfig.from_json(fields))
+    return MixedEnsemble(groups, linear, section["weights"])
+
+
+def _positive(value) -> int:
+    if type(value) is not int or value < 1:
+        raise BundleError(f"a group's size must be a positive integer, got {value!r}")
+    return value
+
+
+def _read_linear(path: Path, section: dict, member: LinearMember) -> dict[str, torch.Tensor]:
+    """The linear member's tensors, checked against its sha256 and its config."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    linear_path = path / LINEAR_FILE
+    try:
+        data = linear_path.read_bytes()
+    except FileNotFoundError:
+        raise BundleError(f"{path}: {LINEAR_FILE} (the linear member) is missing") from None
+    if hashlib.sha256(data).hexdigest() != section.get("sha256"):
+        raise BundleError(
+            f"{linear_path}: does not match the sha256 in {CONFIG_FILE} (truncated, replaced or half-written)"
+        )
+    try:
+        state = load(data)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise BundleError(f"{linear_path}: unreadable safetensors file ({exc})") from None
+    expected = member.state_dict()
+    if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
+        raise BundleError(f"{linear_path}: tensors do not fit the linear member's config")
+    keys = state["keys"]
+    if keys.dtype != torch.long or (len(keys) > 1 and not bool((keys[1:] > keys[:-1]).all())):
+        raise BundleError(f"{linear_path}: the n-gram keys are not sorted int64 (corrupted?)")
+    for name in ("weight", "bias", "idf"):
+        if not torch.isfinite(state[name]).all():
+            raise BundleError(f"{linear_path}: {name} holds NaN or infinite values")
+    return state
 
 
 def _read_config(path: Path) -> dict:
@@ -305,11 +476,13 @@ def _read_config(path: Path) -> dict:
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise BundleError(f"{path / CONFIG_FILE}: not a textcnn bundle config (format is not {FORMAT!r})")
     version = config.get("format_version")
-    if type(version) is not int or version != FORMAT_VERSION:
+    if type(version) is not int or version not in READABLE_VERSIONS:
         raise BundleError(
-            f"{path}: bundle format version {config.get('format_version')!r}; this textcnn reads {FORMAT_VERSION}"
+            f"{path}: bundle format version {config.get('format_version')!r}; this textcnn reads "
+            f"{' and '.join(map(str, READABLE_VERSIONS))}"
         )
-    missing = [k for k in ("labels", "model", "weights") if k not in config]
+    model_key = "mixture" if version == MIXED_FORMAT_VERSION else "model"
+    missing = [k for k in ("labels", model_key, "weights") if k not in config]
     if missing:
         raise BundleError(f"{path / CONFIG_FILE}: missing {', '.join(missing)}")
     return config
@@ -326,7 +499,9 @@ def _size(path: Path, config: dict) -> int:
     return size
 
 
-def _read_weights(path: Path, config: dict, model: TextCNN | Ensemble) -> dict[str, torch.Tensor]:
+def _read_weights(
+    path: Path, config: dict, model: TextCNN | Ensemble | MixedEnsemble
+) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load
 
@@ -344,7 +519,7 @@ def _read_weights(path: Path, config: dict, model: TextCNN | Ensemble) -> dict[s
         state = load(data)
     except (SafetensorError, ValueError, RuntimeError) as exc:
         raise BundleError(f"{weights_path}: unreadable safetensors file ({exc})") from None
-    expected = model.state_dict()
+    expected = {k: v for k, v in model.state_dict().items() if not k.startswith("linear.")}
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:
         raise BundleError(
@@ -364,7 +539,7 @@ def _read_weights(path: Path, config: dict, model: TextCNN | Ensemble) -> dict[s
     return state
 
 
-def _which_member(model: TextCNN | Ensemble, tensor: torch.Tensor) -> str:
+def _which_member(model: TextCNN | Ensemble | MixedEnsemble, tensor: torch.Tensor) -> str:
     """' (member k of K)' for an ensemble's stacked tensor, naming the first member that is broken."""
     if not isinstance(model, Ensemble) or tensor.dim() == 0:
         return ""

@@ -36,6 +36,8 @@ import torch
 
 from textcnn.inference.bundle import Classifier
 from textcnn.model.cnn import ModelConfig, TextCNN
+from textcnn.model.linear_member import LinearMember
+from textcnn.model.mixed import Member
 from textcnn.model.pooling import get_pooling
 from textcnn.model.pooling.functions import Pooled
 
@@ -174,43 +176,120 @@ def _member_split(model: TextCNN, tokens: list[str], ids: list[int], pooled: lis
     return output_bias, filter_bias, token_parts, sides
 
 
-def _share(entry: dict, member: int, members: int) -> dict:
-    """An ensemble member's entry as its share of the mean logit: contribution, filter bias and
-    token parts divided by the member count (activation and weight stay the member's own)."""
+def _share(entry: dict, member: Member) -> dict:
+    """An ensemble member's entry as its share of the members' weighted mean logit: contribution,
+    filter bias and token parts times the member's weight (activation and weight stay its own)."""
+    w = member.weight
     return entry | {
-        "member": member,
-        "contribution": entry["contribution"] / members,
-        "filter_bias": entry["filter_bias"] / members,
-        "token_parts": [part / members for part in entry["token_parts"]],
+        "member": member.index,
+        "kind": member.kind,
+        "contribution": entry["contribution"] * w,
+        "filter_bias": entry["filter_bias"] * w,
+        "token_parts": [part * w for part in entry["token_parts"]],
     }
+
+
+def _linear_forward(member: LinearMember, batch) -> torch.Tensor:
+    with torch.inference_mode():
+        return member(batch.ids, batch.lengths).float()[0].cpu()
+
+
+def _linear_split(member: LinearMember, tokens: list[str], ids: list[int], c: int, top: int):
+    """The linear member's logit of class c split over its n-grams: exact by construction (the
+    logit is scale · (Σ_f value_f · weight[f, c] + bias[c])). A feature counts once however often
+    its n-gram occurs (NBSVM binarizes; TF-IDF's value already holds the count), so its part goes
+    to the tokens of its first occurrence."""
+    config = member.config
+    batch_ids = torch.as_tensor([ids], dtype=torch.long, device=member.keys.device)
+    with torch.inference_mode():
+        _, index, values = member.features(batch_ids, torch.as_tensor([len(ids)], device=member.keys.device))
+    weights = member.weight[index, c].double().cpu() * config.scale
+    values = values.double().cpu()
+    keys = member.keys[index].tolist()
+    first = {}
+    for i in range(len(ids)):  # the first occurrence of each unigram and bigram key
+        first.setdefault(ids[i], (i, i + 1))
+        if i + 1 < len(ids):
+            first.setdefault(config.vocab_size * (ids[i] + 1) + ids[i + 1], (i, i + 2))
+    token_parts = torch.zeros(len(tokens), dtype=torch.float64)
+    entries = []
+    for f, key, value, weight in zip(index.tolist(), keys, values.tolist(), weights.tolist(), strict=True):
+        start, end = first[key]
+        contribution = value * weight
+        token_parts[start:end] += contribution / (end - start)
+        entries.append(
+            {
+                "start": start,
+                "end": end,
+                "ngram": " ".join(tokens[start:end]),
+                "width": end - start,
+                "filter": f,
+                "slot": 0,
+                "activation": value,
+                "weight": weight,
+                "contribution": contribution,
+                "filter_bias": 0.0,
+                "token_parts": [contribution / (end - start)] * (end - start),
+            }
+        )
+    sides = {
+        "for": sorted((e for e in entries if e["contribution"] > 0), key=lambda e: -e["contribution"])[:top],
+        "against": sorted((e for e in entries if e["contribution"] < 0), key=lambda e: e["contribution"])[
+            :top
+        ],
+    }
+    output_bias = float(member.bias[c].double().cpu()) * config.scale
+    return output_bias, 0.0, token_parts, sides
 
 
 def explain_text(classifier: Classifier, text: str, top: int = 5) -> dict:
     """The predicted class's logit of `text`, split over biases and tokens; see the module docstring.
 
-    An ensemble predicts the mean of its members' probabilities; what is split is then the mean of
-    its members' logits for the class it predicts: each member's split divided by their number,
-    added up (entries carry their "member"). The log of a mean of softmaxes has no exact split
-    over tokens, but the mean logit does, and it is what moves each member's probability."""
-    members, config = classifier.members, classifier.model.config
+    An ensemble predicts the (weighted) mean of its members' probabilities; what is split is then the
+    weighted mean of its members' logits for the class it predicts: each member's split times its
+    weight, added up (entries carry their "member" and its "kind"), and "members" says what each
+    member alone predicted. The log of a mean of softmaxes has no exact split over tokens, but the
+    mean logit does, and it is what moves each member's probability. A linear member's logit is a
+    sum over its n-grams, split exactly (`_linear_split`)."""
+    members = classifier.member_list()
     tokens, ids = model_tokens(classifier, text), classifier.encoder.encode(text)
     batch = classifier.encoder.pad([ids], classifier.min_length).to(classifier.device)
-    forwards = [_forward(model, batch) for model in members]
-    probabilities = torch.stack([torch.softmax(logits, dim=0) for logits, _ in forwards]).mean(dim=0)
-    c, K = int(probabilities.argmax()), len(members)
+    forwards = [
+        _forward(m.model, batch) if isinstance(m.model, TextCNN) else (_linear_forward(m.model, batch), None)
+        for m in members
+    ]
+    own = [torch.softmax(logits, dim=0) for logits, _ in forwards]
+    probabilities = sum(m.weight * p for m, p in zip(members, own, strict=True))
+    c = int(probabilities.argmax())
     logit = output_bias = filter_bias = 0.0
     token_parts = torch.zeros(len(tokens), dtype=torch.float64)
     sides: dict[str, list[dict]] = {"for": [], "against": []}
-    for k, (model, (logits, pooled)) in enumerate(zip(members, forwards, strict=True)):
-        bias, filters, parts, entries = _member_split(model, tokens, ids, pooled, c, top)
-        logit, output_bias, filter_bias = (
-            logit + float(logits[c]) / K,
-            output_bias + bias / K,
-            filter_bias + filters / K,
-        )
-        token_parts += parts / K
+    verdicts = []
+    for member, (logits, pooled), p in zip(members, forwards, own, strict=True):
+        if isinstance(member.model, TextCNN):
+            bias, filters, parts, entries = _member_split(member.model, tokens, ids, pooled, c, top)
+        else:
+            bias, filters, parts, entries = _linear_split(member.model, tokens, ids, c, top)
+        w = member.weight
+        logit += float(logits[c]) * w
+        output_bias += bias * w
+        filter_bias += filters * w
+        token_parts += parts * w
         for side, listed in entries.items():
-            sides[side] += listed if not classifier.is_ensemble else [_share(e, k, K) for e in listed]
+            sides[side] += listed if not classifier.is_ensemble else [_share(e, member) for e in listed]
+        verdicts.append(
+            {
+                "member": member.index,
+                "kind": member.kind,
+                "pooling": member.model.config.pooling if member.kind == "cnn" else None,
+                "weight": w,
+                "label": classifier.label_names[int(p.argmax())],
+                "probabilities": dict(zip(classifier.label_names, p.tolist(), strict=True)),
+                "logit": float(logits[c]),
+                "token_parts": (parts * w).tolist(),
+            }
+        )
+    cnns = [m.model.config for m in members if isinstance(m.model, TextCNN)]
     return {
         "text": text,
         "tokens": tokens,
@@ -221,12 +300,28 @@ def explain_text(classifier: Classifier, text: str, top: int = 5) -> dict:
         "filter_bias": filter_bias,
         "token_parts": token_parts.tolist(),
         "residual": logit - output_bias - filter_bias - float(token_parts.sum()),
-        "exact": get_pooling(config.pooling).exact,
-        "attribution": _attribution(config)
-        + (f" The mean of {K} members' logits." if classifier.is_ensemble else ""),
+        "exact": all(get_pooling(config.pooling).exact for config in cnns),
+        "attribution": _combined_attribution(classifier, members, cnns),
         "for": sorted(sides["for"], key=lambda g: -g["contribution"])[:top],
         "against": sorted(sides["against"], key=lambda g: g["contribution"])[:top],
+        "members": verdicts if classifier.is_ensemble else None,
     }
+
+
+def _combined_attribution(classifier: Classifier, members: list[Member], cnns: list[ModelConfig]) -> str:
+    parts = list(dict.fromkeys(_attribution(config) for config in cnns))
+    linear = [m for m in members if not isinstance(m.model, TextCNN)]
+    if linear:
+        parts.append(
+            f"the {linear[0].kind} member: each n-gram's value times its weight, exact by construction."
+        )
+    text = " ".join(parts)
+    if not classifier.is_ensemble:
+        return text
+    weights = {round(m.weight, 12) for m in members}
+    if len(weights) == 1:
+        return text + f" The mean of {len(members)} members' logits."
+    return text + f" The mean of {len(members)} members' logits, weighted as the bundle combines them."
 
 
 def _attribution(config: ModelConfig) -> str:

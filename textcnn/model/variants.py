@@ -1,5 +1,10 @@
-"""Kim (2014)'s four embedding variants (section 3.2), importable without torch so that `textcnn
---help` answers at once: rand (random vectors, trained), static (pretrained, frozen), non-static
-(pretrained, tuned) and multichannel (a frozen and a tuned copy, each filter applied to both)."""
+"""The model's named choices, importable without torch so that `textcnn --help` answers at once.
+
+Kim (2014)'s four embedding variants (section 3.2): rand (random vectors, trained), static
+(pretrained, frozen), non-static (pretrained, tuned) and multichannel (a frozen and a tuned copy,
+each filter applied to both). An ensemble's linear member (`textcnn.model.linear_member`) and how
+a mixed ensemble combines its members (`textcnn.model.mixed`)."""
 
 VARIANTS = ("rand", "static", "non-static", "multichannel")
+LINEAR_KINDS = ("nbsvm", "tfidf-lr")
+COMBINE_METHODS = ("mean", "dev")

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from textcnn.model.cnn import TextCNN
 from textcnn.model.group import ModelGroup
+from textcnn.model.mixed import MixedEnsemble
 from textcnn.train.batches import EncodedSplit, StackedSplits
 
 
@@ -24,7 +25,7 @@ def evaluate_split(model: TextCNN, split: EncodedSplit, batch_size: int = 1000) 
     lengths_cpu = split.lengths.cpu()
     predictions = torch.empty(len(split), dtype=torch.long)
     loss_sum = torch.zeros((), device=split.ids.device)
-    widest = max(model.config.filter_widths)
+    widest = model.min_length if isinstance(model, MixedEnsemble) else max(model.config.filter_widths)
     for chunk in order.split(batch_size):
         width = max(int(lengths_cpu[chunk].max()), widest)
         index = chunk.to(split.ids.device)

@@ -3,7 +3,8 @@
 `train_folds` runs every fold of a protocol, one at a time (with checkpoints) or together as one
 batched computation, and writes each fold's bundle: a single fold's straight to `out`, several
 folds' to `out/fold-K/` with `out/cv.json` beside them. `ensemble=K` makes each fold's bundle an
-ensemble of K runs (`textcnn.train.runs.member_settings`, `finish_ensemble`). What this adds to
+ensemble of K runs (`textcnn.train.runs.member_settings`, `finish_ensemble`), and a `Mixture` a mixed
+one (`finish_mixed`: members that pool differently, a linear member). What this adds to
 a single run (`textcnn.train.runs`) is the folders: where each fold's bundle goes, which folds a
 `--resume` keeps (a bundle that finished) and which it trains again, and the summary over folds.
 """
@@ -22,10 +23,12 @@ from textcnn.runtime import atomic_write_bytes
 from textcnn.train.checkpoint import CHECKPOINT_FILE
 from textcnn.train.loop import LOG_FILE, FitResult
 from textcnn.train.runs import (
+    Mixture,
     PreparedRun,
     RunSettings,
     TrainOutcome,
     finish_ensemble,
+    finish_mixed,
     headline,
     member_settings,
     prepare_run,
@@ -52,6 +55,7 @@ def train_folds(
     on_fold: Callable[[Fold, TrainOutcome], None] | None = None,
     together: bool = False,
     ensemble: int = 1,
+    mixture: Mixture | None = None,
 ) -> ProtocolRun:
     """Train one bundle per fold and summarise; a single fold writes its bundle straight to `out`.
 
@@ -65,7 +69,9 @@ def train_folds(
     trained as one group, all folds' members in one group with `together`. Ensembles keep no
     per-epoch checkpoints: Ctrl-C writes each fold's members at their best epoch so far (marked
     interrupted), and `resume` keeps the folds whose ensembles finished and trains the others again
-    from the start.
+    from the start. A `mixture` that asks for more than K seeds of one shape (several poolings, a
+    linear member, dev weights) makes each fold's ensemble a mixed one; `ensemble=0` with a linear
+    member: the linear member alone, as a bundle.
     """
     from textcnn.inference.metrics import summarize_folds
 
@@ -94,8 +100,10 @@ def train_folds(
     def info(position: int) -> dict:
         return _data_info(corpus, folds[position], settings.train.seed)
 
-    if ensemble != 1:
-        _train_ensembles(corpus, folds, settings, pending, ensemble, together, progress, info, keep)
+    mixture = mixture or Mixture()
+    mixture.check(ensemble)
+    if ensemble != 1 or mixture.mixed:
+        _train_ensembles(corpus, folds, settings, pending, ensemble, together, progress, info, keep, mixture)
     elif together and len(pending) > 1:
         prepared = [
             prepare_run(folds[p], corpus.label_names, settings, corpus.lowercase, info(p)) for p in pending
@@ -140,18 +148,30 @@ def _train_ensembles(
     progress: bool,
     info: Callable[[int], dict],
     keep: Callable[[int, TrainOutcome], None],
+    mixture: Mixture,
 ) -> None:
     """`train_folds`' ensembles: the pending folds' members, as one group (`together`) or fold by
     fold; `keep(position, outcome)` as soon as a fold's last member has stopped."""
-    if size < 1:
+    if size < 0 or (size == 0 and mixture.linear is None):
         raise ConfigError(f"an ensemble needs at least one member, got {size}")
     for positions in [list(pending)] if together else [[p] for p in pending]:
         keys = [(p, k) for p in positions for k in range(size)]
         prepared = [
-            prepare_run(folds[p], corpus.label_names, member_settings(settings, k), corpus.lowercase, info(p))
+            prepare_run(
+                folds[p],
+                corpus.label_names,
+                member_settings(settings, k, mixture.poolings),
+                corpus.lowercase,
+                info(p),
+            )
             for p, k in keys
         ]
-        if not _train_members(keys, prepared, size, progress, keep):
+        if size == 0:  # the linear member alone: a run prepared for its vocabulary and encoded splits
+            for p in positions:
+                base = prepare_run(folds[p], corpus.label_names, settings, corpus.lowercase, info(p))
+                keep(p, finish_mixed([], [], mixture, base))
+            continue
+        if not _train_members(keys, prepared, size, progress, keep, mixture):
             return  # Ctrl-C: the folds not yet trained stay untrained
 
 
@@ -161,6 +181,7 @@ def _train_members(
     size: int,
     progress: bool,
     keep: Callable[[int, TrainOutcome], None],
+    mixture: Mixture,
 ) -> bool:
     """Members `keys` ((fold position, member) pairs) as one group; False if interrupted."""
     members: dict[int, dict[int, TrainOutcome]] = {p: {} for p, _ in keys}
@@ -170,7 +191,11 @@ def _train_members(
         members[p][k] = outcome
         if len(members[p]) == size:
             runs = [prepared[keys.index((p, j))] for j in range(size)]
-            keep(p, finish_ensemble(runs, [members[p][j] for j in range(size)]))
+            outcomes = [members[p][j] for j in range(size)]
+            if mixture.mixed:
+                keep(p, finish_mixed(runs, outcomes, mixture, runs[0]))
+            else:
+                keep(p, finish_ensemble(runs, outcomes))
 
     outcomes = train_together(prepared, progress, on_outcome=finished)
     return len(outcomes) == len(prepared) and not any(o.fit.interrupted for o in outcomes)

@@ -7,7 +7,9 @@ its dev and test metrics. `train_together` trains several prepared runs as one b
 
 An ensemble of K (`train_folds(..., ensemble=K)`) is K runs of one fold that differ only in their
 seed (seed, seed + 1, ...: `member_settings`), trained together by `fit_group` and joined by
-`finish_ensemble`; a single model and an ensemble end the same way (`_outcome`). The protocol over
+`finish_ensemble`; a single model and an ensemble end the same way (`_outcome`). A `Mixture` asks
+for members that differ (member k pools with `poolings[k % n]`) and a linear n-gram member,
+combined by the mean of probabilities or by weights chosen on dev: `finish_mixed` joins those. The protocol over
 a dataset's folds (bundle folders, resume, cv.json) is `textcnn.train.protocol`.
 """
 
@@ -27,7 +29,10 @@ from textcnn.inference.bundle import Classifier
 from textcnn.inference.metrics import classification_metrics
 from textcnn.model.cnn import ModelConfig, TextCNN
 from textcnn.model.ensemble import Ensemble
-from textcnn.model.pooling import SLOT_POOLINGS
+from textcnn.model.linear_member import LinearMember
+from textcnn.model.mixed import MixedEnsemble, dev_weights
+from textcnn.model.pooling import POOLINGS, SLOT_POOLINGS
+from textcnn.model.variants import COMBINE_METHODS, LINEAR_KINDS
 from textcnn.runtime import package_versions
 from textcnn.train.batches import EncodedSplit
 from textcnn.train.config import TrainConfig
@@ -237,11 +242,59 @@ def train_together(
     return [outcomes[k] for k in sorted(outcomes)]
 
 
-def member_settings(settings: RunSettings, member: int) -> RunSettings:
+@dataclass(frozen=True)
+class Mixture:
+    """What makes an ensemble mixed: members that pool differently, a linear member, a combination.
+
+    `poolings`: member k pools with poolings[k % n] (empty: the settings' own pooling for all);
+    `linear`: a linear n-gram member's kind (`textcnn.model.linear_member.LINEAR_KINDS`), fitted on
+    the fold's training texts, its C and scale chosen on dev; `combine`: "mean" of the members'
+    probabilities, or "dev": weights per part (each pooling's members, the linear member) from a
+    grid, the lowest dev log loss (`textcnn.model.mixed.dev_weights`). Test texts are never seen."""
+
+    poolings: tuple[str, ...] = ()
+    linear: str | None = None
+    combine: str = "mean"
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.poolings if p not in POOLINGS]
+        if unknown:
+            raise ConfigError(f"unknown pooling {unknown[0]!r}; choose from {', '.join(POOLINGS)}")
+        if self.linear is not None and self.linear not in LINEAR_KINDS:
+            raise ConfigError(
+                f"unknown linear member {self.linear!r}; choose one of {', '.join(LINEAR_KINDS)}"
+            )
+        if self.combine not in COMBINE_METHODS:
+            raise ConfigError(
+                f"unknown combination {self.combine!r}; choose one of {', '.join(COMBINE_METHODS)}"
+            )
+
+    def check(self, members: int) -> None:
+        """Refuse, in one line, a mixture that `members` CNN members cannot make."""
+        if len(set(self.poolings)) > members:
+            raise ConfigError(
+                f"{len(set(self.poolings))} poolings for {members} CNN member(s): ask for at least as many"
+            )
+        if members < 1 and self.linear is None:
+            raise ConfigError("an ensemble of 0 CNN members needs a linear member")
+
+    @property
+    def mixed(self) -> bool:
+        """Whether the bundle needs a mixed ensemble (else a plain one of one shape does)."""
+        return len(set(self.poolings)) > 1 or self.linear is not None or self.combine != "mean"
+
+
+def member_settings(settings: RunSettings, member: int, poolings: Sequence[str] = ()) -> RunSettings:
     """Member k of an ensemble: the run's settings with seed + k (initial weights, data order,
-    dropout masks, random vectors for words the pretrained table lacks)."""
+    dropout masks, random vectors for words the pretrained table lacks), and, given `poolings`,
+    pooling poolings[k % len(poolings)]."""
+    options = settings.model_options
+    if poolings:
+        options = options | {"pooling": poolings[member % len(poolings)]}
     return dataclasses.replace(
-        settings, train=dataclasses.replace(settings.train, seed=settings.train.seed + member)
+        settings,
+        model_options=options,
+        train=dataclasses.replace(settings.train, seed=settings.train.seed + member),
     )
 
 
@@ -278,8 +331,103 @@ def finish_ensemble(runs: Sequence[PreparedRun], members: Sequence[TrainOutcome]
     return outcome
 
 
+def finish_mixed(
+    runs: Sequence[PreparedRun], members: Sequence[TrainOutcome], mixture: Mixture, base: PreparedRun
+) -> TrainOutcome:
+    """A `MixedEnsemble` from one fold's trained CNN members (maybe none) and, if asked, a linear
+    member fitted now on `base`'s training split (`base`: the fold's run, for its data): the CNN
+    members grouped by shape (first seen first), weights by `mixture.combine`, and the bundle's
+    `ensemble` section recording every member, the linear one included, and the combination."""
+    shapes: dict[ModelConfig, list[int]] = {}
+    for k, outcome in enumerate(members):
+        shapes.setdefault(outcome.classifier.model.config, []).append(k)
+    order = [k for ks in shapes.values() for k in ks]
+    groups = [Ensemble.of([members[k].classifier.model for k in ks]) for ks in shapes.values()]
+    records = [
+        {
+            "seed": runs[k].settings.train.seed,
+            "best_epoch": members[k].fit.best_epoch,
+            "epochs_run": members[k].fit.epochs_run,
+            "stopped_early": members[k].fit.stopped_early,
+            "dev_accuracy": members[k].dev_metrics["accuracy"],
+            "test_accuracy": members[k].test_metrics["accuracy"] if members[k].test_metrics else None,
+        }
+        for k in order
+    ]
+    linear = None
+    if mixture.linear is not None:
+        train, dev = base.train, base.dev
+        linear = LinearMember.fit(
+            mixture.linear,
+            (train.ids, train.lengths, train.labels.tolist()),
+            (dev.ids, dev.lengths, dev.labels.tolist()),
+            len(base.encoder.vocab),
+            len(base.label_names),
+        )
+        records.append(
+            {
+                "kind": mixture.linear,
+                "C": linear.config.C,
+                "scale": linear.config.scale,
+                "dev_accuracy": _accuracy(linear, dev),
+                "test_accuracy": _accuracy(linear, base.test) if base.test is not None else None,
+            }
+        )
+    model = MixedEnsemble(groups, linear).eval()
+    combine: dict = {"combine": "mean of the members' probabilities"}
+    if mixture.combine == "dev":
+        with torch.inference_mode():
+            probabilities = torch.cat(
+                [model.member_probabilities(ids, lengths) for ids, lengths in _chunks(base.dev)], dim=1
+            )
+        weights, chosen = dev_weights(probabilities, base.dev.labels, model.parts())
+        model.set_weights(weights)
+        combine = {
+            "combine": "weighted mean of the members' probabilities; each part's share (its members "
+            "evenly) from a grid of steps of 0.1, the lowest log loss on dev",
+            "parts": [_part_name(model, i) for i in range(len(model.parts()))],
+            **chosen,
+        }
+    fits = [m.fit for m in members]
+    fit = FitResult(
+        best_epoch=max((f.best_epoch for f in fits), default=1),
+        best_dev_accuracy=float("nan"),
+        epochs_run=max((f.epochs_run for f in fits), default=0),
+        history=[{"member": order.index(k), **epoch} for k, f in enumerate(fits) for epoch in f.history],
+        interrupted=any(f.interrupted for f in fits),
+        stopped_early=all(f.stopped_early for f in fits),
+        seconds=max((f.seconds for f in fits), default=0.0),
+    )
+    outcome = _outcome(base, model, fit, {"ensemble": {**combine, "members": records}})
+    fit.best_dev_accuracy = outcome.dev_metrics["accuracy"]
+    return outcome
+
+
+def _part_name(model: MixedEnsemble, i: int) -> str:
+    if i < len(model.groups):
+        config = model.groups[i].config
+        return f"{config.pooling} ({','.join(map(str, config.filter_widths))} x {config.num_filters}, {config.variant})"
+    return model.linear.config.kind
+
+
+def _chunks(split: EncodedSplit, size: int = 1000):
+    """A split's rows in order, in chunks cut to their own longest row."""
+    for start in range(0, len(split), size):
+        lengths = split.lengths[start : start + size]
+        yield split.ids[start : start + size, : max(int(lengths.max()), 1)], lengths
+
+
+@torch.inference_mode()
+def _accuracy(model: torch.nn.Module, split: EncodedSplit) -> float:
+    predicted = torch.cat([model(ids, lengths).argmax(dim=1) for ids, lengths in _chunks(split)])
+    return float((predicted == split.labels).double().mean())
+
+
 def _outcome(
-    run: PreparedRun, model: TextCNN | Ensemble, result: FitResult, sections: dict | None = None
+    run: PreparedRun,
+    model: TextCNN | Ensemble | MixedEnsemble,
+    result: FitResult,
+    sections: dict | None = None,
 ) -> TrainOutcome:
     """How every training ends, one model's (`finish_run`) or an ensemble's (`finish_ensemble`):
     `model`'s metrics on the run's dev (and test) split, and the classifier with the bundle's

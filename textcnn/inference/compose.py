@@ -1,0 +1,148 @@
+"""One bundle from several trained on the same data: `textcnn ensemble MEMBER_BUNDLE... --out DIR`.
+
+Members trained apart (a max model today, an average-pooling one tomorrow, a linear baseline)
+can be averaged only if they read a text the same way and answer the same question: the same
+labels in the same order, the same tokenizer settings, the same vocabulary (so the ids are encoded
+once), and the same training data and split (a member that saw another member's test texts would
+make the bundle's test figures a lie). `compose` refuses anything else in one line, naming the
+bundle and what differs.
+
+Every member of every bundle becomes a member of the result (an ensemble's members, a mixed
+bundle's groups and linear member), regrouped by shape so each shape is one grouped forward. The
+result is a plain `Ensemble` (format version 1) when the members share one shape, have no linear
+member and are combined by the mean; else a `MixedEnsemble`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from textcnn.errors import BundleError
+from textcnn.inference.bundle import Classifier
+from textcnn.model.cnn import ModelConfig, TextCNN
+from textcnn.model.ensemble import Ensemble
+from textcnn.model.linear_member import LinearMember
+from textcnn.model.mixed import MixedEnsemble, dev_weights
+
+# The parts of a bundle's `data` section that say which texts it was trained and tested on.
+SPLIT_KEYS = ("dataset", "files", "fold", "fold_index", "folds", "split_seed", "dev", "rows")
+
+
+def check_compatible(bundles: Sequence[Classifier], names: Sequence[str]) -> None:
+    """Raise BundleError, one line, at the first member that differs from the first one."""
+    first, first_name = bundles[0], names[0]
+    first_split = _split(first)
+    for bundle, name in zip(bundles[1:], names[1:], strict=True):
+        if bundle.label_names != first.label_names:
+            raise BundleError(
+                f"{name}: labels {bundle.label_names} differ from {first_name}'s {first.label_names}"
+            )
+        if bundle.encoder.to_json() != first.encoder.to_json():
+            raise BundleError(
+                f"{name}: tokenizer settings {bundle.encoder.to_json()} differ from {first_name}'s "
+                f"{first.encoder.to_json()}"
+            )
+        split = _split(bundle)
+        if split != first_split:
+            differing = sorted(k for k in SPLIT_KEYS if split.get(k) != first_split.get(k))
+            raise BundleError(
+                f"{name}: trained on another split than {first_name} (differs in {', '.join(differing)})"
+            )
+        if bundle.encoder.vocab.to_json() != first.encoder.vocab.to_json():
+            raise BundleError(
+                f"{name}: its vocabulary ({len(bundle.encoder.vocab)} words) differs from {first_name}'s "
+                f"({len(first.encoder.vocab)}): members must be trained on the same texts with the same "
+                "vocabulary settings"
+            )
+    linear = [name for bundle, name in zip(bundles, names, strict=True) if _linear(bundle) is not None]
+    if len(linear) > 1:
+        raise BundleError(f"at most one linear member per bundle; {', '.join(linear)} each hold one")
+
+
+def _split(bundle: Classifier) -> dict:
+    data = bundle.info.get("data") or {}
+    return {k: data.get(k) for k in SPLIT_KEYS}
+
+
+def _linear(bundle: Classifier) -> LinearMember | None:
+    return bundle.model.linear if isinstance(bundle.model, MixedEnsemble) else None
+
+
+def _records(bundle: Classifier, name: str) -> list[dict]:
+    """What each of a bundle's members did in training, as its `ensemble` section (or its own
+    training summary, for a single model) records it, with the bundle it came from."""
+    members = bundle.member_list()
+    section = bundle.info.get("ensemble") or {}
+    records = list(section.get("members") or [])
+    if len(records) != len(members):
+        training, metrics = bundle.info.get("training") or {}, bundle.info.get("metrics") or {}
+        seed = (training.get("config") or {}).get("seed")
+        records = [
+            {
+                "seed": seed,
+                "best_epoch": training.get("best_epoch"),
+                "dev_accuracy": (metrics.get("dev") or {}).get("accuracy"),
+                "test_accuracy": (metrics.get("test") or {}).get("accuracy"),
+            }
+            for _ in members
+        ]
+    return [{**record, "bundle": name} for record in records]
+
+
+def compose(
+    bundles: Sequence[Classifier],
+    names: Sequence[str],
+    combine: str = "mean",
+    dev: tuple[Sequence[str], Sequence[str]] | None = None,
+) -> Classifier:
+    """The members of `bundles` as one classifier. `combine` "dev" chooses weights on `dev`
+    (texts, labels) as `textcnn train --combine dev` does; "mean" needs no data."""
+    if not bundles:
+        raise BundleError("no member bundles given")
+    check_compatible(bundles, names)
+    cnns: list[tuple[TextCNN, dict]] = []
+    linear, linear_record = None, None
+    for bundle, name in zip(bundles, names, strict=True):
+        for member, record in zip(bundle.member_list(), _records(bundle, name), strict=True):
+            if isinstance(member.model, TextCNN):
+                cnns.append((member.model, record | {"kind": "cnn", "pooling": member.model.config.pooling}))
+            else:
+                linear, linear_record = member.model, record | {"kind": member.kind}
+    shapes: dict[ModelConfig, list[int]] = {}
+    for k, (model, _) in enumerate(cnns):
+        shapes.setdefault(model.config, []).append(k)
+    order = [k for ks in shapes.values() for k in ks]
+    groups = [Ensemble.of([cnns[k][0] for k in ks]).eval() for ks in shapes.values()]
+    records = [cnns[k][1] for k in order] + ([linear_record] if linear is not None else [])
+    first = bundles[0]
+    info = {k: v for k, v in first.info.items() if k in ("data", "vectors", "text")}
+    sources = {"composed_from": list(names)}
+    if len(groups) == 1 and linear is None and combine == "mean" and len(cnns) > 1:
+        section = {"combine": "mean of the members' probabilities", "members": records, **sources}
+        return Classifier(groups[0], first.encoder, first.label_names, info | {"ensemble": section})
+    if len(cnns) == 1 and linear is None:
+        return Classifier(
+            cnns[0][0], first.encoder, first.label_names, info | {"training": first.info.get("training")}
+        )
+    model = MixedEnsemble(groups, linear).eval()
+    section: dict = {"combine": "mean of the members' probabilities", "members": records, **sources}
+    composed = Classifier(model, first.encoder, first.label_names, info | {"ensemble": section})
+    if combine == "dev":
+        if dev is None:
+            raise BundleError("weights chosen on dev need the dev texts (the members' data)")
+        labels = torch.as_tensor([first.label_names.index(y) for y in dev[1]])
+        encoded = first.encoder.encode_many(dev[0])
+        probabilities = torch.empty(model.size, len(encoded), len(first.label_names))
+        with torch.inference_mode():
+            for rows, batch in composed.batches(encoded, 512):
+                probabilities[:, rows] = model.member_probabilities(batch.ids, batch.lengths)
+        weights, chosen = dev_weights(probabilities, labels, model.parts())
+        model.set_weights(weights)
+        section |= {
+            "combine": "weighted mean of the members' probabilities; each part's share (its members evenly) "
+            "from a grid of steps of 0.1, the lowest log loss on dev",
+            **chosen,
+        }
+    return composed

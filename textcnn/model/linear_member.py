@@ -1,0 +1,255 @@
+"""A linear n-gram model (NBSVM or TF-IDF + LR) as a bundle member: ids in, logits out, no pickle.
+
+A linear model over word 1-2-grams errs differently from a CNN (it sees every n-gram at once and
+no word vector), and averaging the two beats either (Mesnil et al. 2015 combined NBSVM with neural
+models). To sit in a bundle beside CNN members it must read what they read, the bundle's token
+ids, and be stored as plain tensors: so its features are defined on ids, not strings.
+
+- A unigram is its word's id `a`; a bigram (a, b) is `V * (a + 1) + b` (V the vocabulary size):
+  one int64 key per n-gram, kept sorted in `keys`, so a text's features are found with one
+  `searchsorted`. Built from the bundle's vocabulary of the training texts, every training n-gram
+  has a key; a word unseen in training is `<unk>`, whose n-grams were never seen either, so they
+  are not features, as a CountVectorizer ignores unseen n-grams: the member predicts what the
+  scikit-learn baseline (`textcnn.model.linear`) fitted on the same tokens would.
+- Its score for class c is `Σ_f value_f · weight[f, c] + bias[c]`: NBSVM's value is 1 for an
+  n-gram present (binarized), with the log-count ratio folded into the weight (r ⊙ w); TF-IDF's is
+  (1 + log count) · idf, the row then scaled to unit length. A binary model's one score s is
+  stored as two columns (−s/2, +s/2), whose softmax is sigmoid(s), so every model has C columns.
+- `scale` (a temperature fitted on dev, Guo et al. 2017) turns the scores into calibrated logits:
+  an SVM's margins are not probabilities, and averaging them with a CNN's probabilities needs both
+  on one footing.
+
+A text's logit is then a sum over its n-grams: each n-gram's part is exact by construction, which
+is what `textcnn.inference.explain` shows for this member.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from textcnn.data.text import PAD_ID
+from textcnn.errors import ConfigError
+from textcnn.model.variants import LINEAR_KINDS
+
+C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # as the baselines, chosen on dev
+
+
+@dataclass(frozen=True)
+class LinearConfig:
+    kind: str  # nbsvm | tfidf-lr
+    vocab_size: int
+    num_classes: int
+    features: int
+    C: float = 1.0  # the regularization dev chose
+    scale: float = 1.0  # the temperature's inverse, fitted on dev
+
+    def __post_init__(self) -> None:
+        if self.kind not in LINEAR_KINDS:
+            raise ConfigError(f"unknown linear member {self.kind!r}; choose one of {', '.join(LINEAR_KINDS)}")
+        for name in ("vocab_size", "num_classes", "features"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"linear member: {name} must be a positive integer, got {value!r}")
+        if not (isinstance(self.scale, int | float) and self.scale > 0):
+            raise ConfigError(f"linear member: scale must be positive, got {self.scale!r}")
+
+    @property
+    def tfidf(self) -> bool:
+        return self.kind == "tfidf-lr"
+
+    def to_json(self) -> dict:
+        return {
+            "kind": self.kind,
+            "vocab_size": self.vocab_size,
+            "num_classes": self.num_classes,
+            "features": self.features,
+            "C": self.C,
+            "scale": self.scale,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> LinearConfig:
+        known = {"kind", "vocab_size", "num_classes", "features", "C", "scale"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown linear member keys: {', '.join(unknown)}")
+        return cls(**data)
+
+
+def ngram_keys(
+    ids: torch.Tensor, lengths: torch.Tensor, vocab_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every n-gram occurrence of a batch (B, T): (row of each, key of each), unigrams first."""
+    T = ids.shape[1]
+    real = torch.arange(T, device=ids.device)[None, :] < lengths[:, None]
+    real &= ids != PAD_ID
+    rows = torch.arange(ids.shape[0], device=ids.device)[:, None].expand_as(ids)
+    pairs = real[:, :-1] & real[:, 1:]
+    bigrams = vocab_size * (ids[:, :-1] + 1) + ids[:, 1:]
+    return (
+        torch.cat([rows[real], rows[:, 1:][pairs]]),
+        torch.cat([ids[real], bigrams[pairs]]),
+    )
+
+
+def key_tokens(key: int, vocab_size: int) -> tuple[int, ...]:
+    """The ids of an n-gram key: (a,) or (a, b)."""
+    return (key,) if key < vocab_size else (key // vocab_size - 1, key % vocab_size)
+
+
+class LinearMember(nn.Module):
+    """A fitted linear n-gram model over the bundle's ids; `forward(ids, lengths)` gives logits (B, C)."""
+
+    def __init__(self, config: LinearConfig):
+        super().__init__()
+        self.config = config
+        F, C = config.features, config.num_classes
+        self.register_buffer("keys", torch.zeros(F, dtype=torch.long))
+        self.register_buffer("weight", torch.zeros(F, C))
+        self.register_buffer("bias", torch.zeros(C))
+        self.register_buffer("idf", torch.ones(F if config.tfidf else 0))
+
+    def features(
+        self, ids: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The batch's features as (row, feature index, value) triples, one per distinct n-gram of a row."""
+        rows, keys = ngram_keys(ids, lengths, self.config.vocab_size)
+        F = self.config.features
+        where = torch.searchsorted(self.keys, keys).clamp_max(F - 1)
+        found = self.keys[where] == keys
+        flat, counts = torch.unique(rows[found] * F + where[found], return_counts=True)
+        rows, index = flat // F, flat % F
+        if not self.config.tfidf:
+            return rows, index, torch.ones(len(index), dtype=self.weight.dtype, device=ids.device)
+        values = (1.0 + torch.log(counts.to(self.weight.dtype))) * self.idf[index]
+        norms = torch.zeros(ids.shape[0], dtype=values.dtype, device=ids.device).index_add_(
+            0, rows, values**2
+        )
+        return rows, index, values / norms.sqrt()[rows]
+
+    def scores(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The fitted model's own decision values (B, C), before `scale`."""
+        rows, index, values = self.features(ids, lengths)
+        out = self.bias.expand(ids.shape[0], -1).clone()
+        return out.index_add_(0, rows, values[:, None] * self.weight[index])
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.config.scale * self.scores(ids, lengths)
+
+    # -- fitting ----------------------------------------------------------------------------
+
+    @classmethod
+    def fit(
+        cls,
+        kind: str,
+        train: tuple[torch.Tensor, torch.Tensor, Sequence[int]],
+        dev: tuple[torch.Tensor, torch.Tensor, Sequence[int]],
+        vocab_size: int,
+        num_classes: int,
+        grid: Sequence[float] = C_GRID,
+    ) -> LinearMember:
+        """Fit on `train` (ids, lengths, labels) for each C of `grid`, keep the best on dev
+        accuracy (ties: the smaller C), then fit `scale` on dev's log loss."""
+        if kind not in LINEAR_KINDS:
+            raise ConfigError(f"unknown linear member {kind!r}; choose one of {', '.join(LINEAR_KINDS)}")
+        keys = torch.unique(ngram_keys(train[0], train[1], vocab_size)[1])  # sorted
+        X_train = _count_matrix(train[0], train[1], keys, vocab_size)
+        y_train, y_dev = np.asarray(train[2]), np.asarray(dev[2])
+        best = None
+        for C in grid:
+            weight, bias = _fit_weights(kind, X_train, y_train, C, num_classes)
+            member = cls._of(kind, keys, weight, bias, X_train, vocab_size, num_classes, C)
+            with torch.no_grad():
+                dev_scores = member.scores(dev[0], dev[1])
+            accuracy = float((dev_scores.argmax(dim=1).numpy() == y_dev).mean())
+            if best is None or accuracy > best[0]:
+                best = (accuracy, member, dev_scores)
+        _, member, dev_scores = best
+        scale = fit_scale(dev_scores, torch.as_tensor(y_dev))
+        member.config = LinearConfig(kind, vocab_size, num_classes, len(keys), member.config.C, scale)
+        return member.eval()
+
+    @classmethod
+    def _of(cls, kind, keys, weight, bias, X_train, vocab_size, num_classes, C) -> LinearMember:
+        member = cls(LinearConfig(kind, vocab_size, num_classes, len(keys), C))
+        with torch.no_grad():
+            member.keys.copy_(keys)
+            member.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
+            member.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+            if member.config.tfidf:
+                member.idf.copy_(torch.as_tensor(_idf(X_train), dtype=torch.float32))
+        return member
+
+
+def _count_matrix(ids: torch.Tensor, lengths: torch.Tensor, keys: torch.Tensor, vocab_size: int):
+    """Rows x features counts (scipy CSR) of the n-grams found in `keys`."""
+    from scipy.sparse import csr_matrix
+
+    rows, found_keys = ngram_keys(ids, lengths, vocab_size)
+    where = torch.searchsorted(keys, found_keys).clamp_max(len(keys) - 1)
+    found = keys[where] == found_keys
+    data = np.ones(int(found.sum()))
+    matrix = csr_matrix((data, (rows[found].numpy(), where[found].numpy())), shape=(ids.shape[0], len(keys)))
+    matrix.sum_duplicates()
+    return matrix
+
+
+def _idf(X_counts) -> np.ndarray:
+    """scikit-learn's smooth idf: ln((1 + n) / (1 + df)) + 1."""
+    n = X_counts.shape[0]
+    df = np.bincount(X_counts.indices, minlength=X_counts.shape[1])
+    return np.log((1 + n) / (1 + df)) + 1
+
+
+def _fit_weights(kind: str, X, y: np.ndarray, C: float, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(weight (F, C), bias (C,)) of the fitted model's decision function over X's columns."""
+    if kind == "nbsvm":
+        from textcnn.model.linear import NBSVM
+
+        model = NBSVM(C=C).fit(X, y)
+        columns = [r * w for r, w in zip(model.ratios_, model.weights_, strict=True)]
+        weight, bias = np.column_stack(columns), np.asarray(model.biases_)
+        classes = model.classes_
+    else:
+        from sklearn.feature_extraction.text import TfidfTransformer
+        from sklearn.linear_model import LogisticRegression
+
+        features = TfidfTransformer(sublinear_tf=True).fit_transform(X)
+        model = LogisticRegression(C=C, max_iter=2000).fit(features, y)
+        weight, bias, classes = model.coef_.T, model.intercept_, model.classes_
+    if weight.shape[1] == 1:  # binary: one score s for the second class -> (−s/2, +s/2)
+        weight, bias = np.hstack([-weight / 2, weight / 2]), np.array([-bias[0] / 2, bias[0] / 2])
+        classes = np.arange(2)
+    full_weight = np.zeros((X.shape[1], num_classes))
+    full_bias = np.full(num_classes, -1e4)  # a class missing from the training texts is never predicted
+    full_weight[:, classes], full_bias[classes] = weight, bias
+    return full_weight, full_bias
+
+
+def fit_scale(scores: torch.Tensor, labels: torch.Tensor, steps: int = 60) -> float:
+    """The positive factor a minimizing the log loss of softmax(a · scores) (a convex problem in
+    log a is not guaranteed, so a bracketed golden-section search over log a in [e^-6, e^6])."""
+    scores = scores.double()
+
+    def loss(log_scale: float) -> float:
+        return float(torch.nn.functional.cross_entropy(scores * np.exp(log_scale), labels))
+
+    low, high = -6.0, 6.0
+    ratio = (np.sqrt(5) - 1) / 2
+    a, b = high - ratio * (high - low), low + ratio * (high - low)
+    fa, fb = loss(a), loss(b)
+    for _ in range(steps):
+        if fa < fb:
+            high, b, fb = b, a, fa
+            a = high - ratio * (high - low)
+            fa = loss(a)
+        else:
+            low, a, fa = a, b, fb
+            b = low + ratio * (high - low)
+            fb = loss(b)
+    return float(np.exp((low + high) / 2))
