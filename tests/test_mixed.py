@@ -215,28 +215,54 @@ def test_a_linear_member_whose_keys_are_tampered_with_is_refused(mixed, tmp_path
         Classifier.load(bundle)
 
 
-@pytest.mark.parametrize(("name", "members"), [("default", 5), ("single", 1)])
-def test_the_shipped_bundles_predict_and_explain_exactly_as_before(name, members):
-    """Logits recorded with the code before mixed ensembles existed (commit 88f15c4)."""
-    recorded = {
-        "default": [
-            [-2.8083088397979736, -0.062201954424381256],
-            [-0.964043915271759, -0.4802117943763733],
-            [-0.551849365234375, -0.8577477931976318],
-        ],
-        "single": [
-            [-1.4943833351135254, 1.4612456560134888],
-            [-0.617569625377655, 0.4314609169960022],
-            [0.07020244002342224, -0.05545583367347717],
-        ],
-    }
-    texts = ["a gripping, beautifully acted film", "not funny, not moving, just long", "it is what it is"]
-    classifier = Classifier.load(REPO / "models" / name, device="cpu")
-    assert not classifier.is_mixed and len(classifier.member_list()) == members
-    assert classifier.logits(texts).tolist() == recorded[name]
-    explanation = explain_text(classifier, texts[1], top=3)
-    assert abs(explanation["residual"]) < 1e-5
-    assert (explanation["members"] is None) == (members == 1)
+RECORDED = {  # logits of three texts, recorded with the code before mixed ensembles (commit 88f15c4)
+    # models/default as it was then: 5 max members, format 1; today's default holds them unchanged
+    "max x5": [
+        [-2.8083088397979736, -0.062201954424381256],
+        [-0.964043915271759, -0.4802117943763733],
+        [-0.551849365234375, -0.8577477931976318],
+    ],
+    "single": [
+        [-1.4943833351135254, 1.4612456560134888],
+        [-0.617569625377655, 0.4314609169960022],
+        [0.07020244002342224, -0.05545583367347717],
+    ],
+}
+RECORDED_TEXTS = [
+    "a gripping, beautifully acted film",
+    "not funny, not moving, just long",
+    "it is what it is",
+]
+
+
+def test_format_1_bundles_predict_exactly_as_before(tmp_path):
+    """models/single (a format-1 single model) as shipped, and the 5-member ensemble shipped as the
+    default before (its members are today's default's CNN group, bit for bit), saved as a format-1
+    ensemble and loaded back: the same logits, to the last bit, as the code before mixed ensembles."""
+    single = Classifier.load(REPO / "models" / "single", device="cpu")
+    assert not single.is_mixed and len(single.member_list()) == 1
+    assert single.logits(RECORDED_TEXTS).tolist() == RECORDED["single"]
+    assert explain_text(single, RECORDED_TEXTS[1], top=3)["members"] is None
+    default = Classifier.load(REPO / "models" / "default", device="cpu")
+    (group,) = default.model.groups
+    old = Classifier(group, default.encoder, default.label_names, {"ensemble": {"members": [{}] * 5}})
+    old.save(tmp_path / "max5", half=True)
+    assert json.loads((tmp_path / "max5" / "config.json").read_text())["format_version"] == 1
+    reloaded = Classifier.load(tmp_path / "max5", device="cpu")
+    assert isinstance(reloaded.model, Ensemble) and not reloaded.is_mixed
+    assert reloaded.logits(RECORDED_TEXTS).tolist() == RECORDED["max x5"]
+    explanation = explain_text(reloaded, RECORDED_TEXTS[1], top=3)
+    assert abs(explanation["residual"]) < 1e-5 and len(explanation["members"]) == 5
+
+
+def test_the_shipped_default_is_the_old_ensemble_and_nbsvm_weighed_on_dev():
+    default = Classifier.load(REPO / "models" / "default", device="cpu")
+    assert [m.kind for m in default.member_list()] == ["cnn"] * 5 + ["nbsvm"]
+    shares = default.info["ensemble"]["shares"]
+    assert sum(shares) == pytest.approx(1) and len(shares) == 2
+    assert default.info["metrics"]["test"]["accuracy"] > 0.79
+    explanation = explain_text(default, RECORDED_TEXTS[1], top=5)
+    assert abs(explanation["residual"]) < 1e-5 and explanation["members"][5]["kind"] == "nbsvm"
 
 
 def test_a_mixed_explanation_adds_up_and_shows_every_members_part(mixed):

@@ -400,10 +400,10 @@ def test_setup_sets_the_workers_torch_threads_on_the_cpu_only(tiny_bundle):
         torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize(("name", "limit", "members"), [("default", 10_000_000, 5), ("single", 2_500_000, 1)])
+@pytest.mark.parametrize(("name", "limit", "members"), [("default", 12_000_000, 5), ("single", 2_500_000, 1)])
 def test_shipped_bundles_are_small_half_precision_and_predict(name, limit, members):
-    """models/default (a 5-ensemble) is what a fresh clone serves, models/single the cheaper single
-    model: each must load, stay within a few MB, and make sense."""
+    """models/default (5 CNN members and an NBSVM member) is what a fresh clone serves, models/single
+    the cheaper single model: each must load, stay within a few MB, and make sense."""
     bundle = REPO / "models" / name
     size = sum(f.stat().st_size for f in bundle.iterdir())
     assert size < limit, size
