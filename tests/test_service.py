@@ -624,7 +624,7 @@ def test_app_explains_each_text_and_the_parts_sum_to_the_logit(client, classifie
         expected = explain_text(classifier, text, top=3)
         for side in ("for", "against"):
             for ngram in explanation[side]:
-                assert ngram.pop("part") is None and ngram.pop("member") is None
+                assert ngram.pop("part") is None and ngram.pop("member") is None and ngram.pop("kind") is None
         assert explanation == expected  # JSON round-trips floats exactly
     one = client.post("/explain", json={"text": texts[0]}).json()["explanations"]
     assert len(one) == 1 and len(one[0]["for"]) <= 5

@@ -438,22 +438,8 @@ def _positive(value) -> int:
 
 def _read_linear(path: Path, section: dict, member: LinearMember) -> dict[str, torch.Tensor]:
     """The linear member's tensors, checked against its sha256 and its config."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
     linear_path = path / LINEAR_FILE
-    try:
-        data = linear_path.read_bytes()
-    except FileNotFoundError:
-        raise BundleError(f"{path}: {LINEAR_FILE} (the linear member) is missing") from None
-    if hashlib.sha256(data).hexdigest() != section.get("sha256"):
-        raise BundleError(
-            f"{linear_path}: does not match the sha256 in {CONFIG_FILE} (truncated, replaced or half-written)"
-        )
-    try:
-        state = load(data)
-    except (SafetensorError, ValueError, RuntimeError) as exc:
-        raise BundleError(f"{linear_path}: unreadable safetensors file ({exc})") from None
+    state = _checked_tensors(linear_path, "the linear member", section.get("sha256") or "required")
     expected = member.state_dict()
     if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
         raise BundleError(f"{linear_path}: tensors do not fit the linear member's config")
@@ -502,23 +488,9 @@ def _size(path: Path, config: dict) -> int:
 def _read_weights(
     path: Path, config: dict, model: TextCNN | Ensemble | MixedEnsemble
 ) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
     weights_path = path / WEIGHTS_FILE
-    try:
-        data = weights_path.read_bytes()
-    except FileNotFoundError:
-        raise BundleError(f"{path}: {WEIGHTS_FILE} is missing") from None
     expected_digest = config["weights"].get("sha256") if isinstance(config["weights"], dict) else None
-    if expected_digest and hashlib.sha256(data).hexdigest() != expected_digest:
-        raise BundleError(
-            f"{weights_path}: does not match the sha256 in {CONFIG_FILE} (truncated, replaced or half-written)"
-        )
-    try:
-        state = load(data)
-    except (SafetensorError, ValueError, RuntimeError) as exc:
-        raise BundleError(f"{weights_path}: unreadable safetensors file ({exc})") from None
+    state = _checked_tensors(weights_path, None, expected_digest)
     expected = {k: v for k, v in model.state_dict().items() if not k.startswith("linear.")}
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -537,6 +509,25 @@ def _read_weights(
                 f"{weights_path}: {name} holds NaN or infinite values{_which_member(model, state[name])}"
             )
     return state
+
+
+def _checked_tensors(file: Path, what: str | None, digest: str | None) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors, its sha256 checked when `digest` is given; one line if not."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise BundleError(f"{file.parent}: {file.name}{f' ({what})' if what else ''} is missing") from None
+    if digest and hashlib.sha256(data).hexdigest() != digest:
+        raise BundleError(
+            f"{file}: does not match the sha256 in {CONFIG_FILE} (truncated, replaced or half-written)"
+        )
+    try:
+        return load(data)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise BundleError(f"{file}: unreadable safetensors file ({exc})") from None
 
 
 def _which_member(model: TextCNN | Ensemble | MixedEnsemble, tensor: torch.Tensor) -> str:
