@@ -177,6 +177,9 @@ def test_a_mixed_bundle_round_trips_and_reports_its_members(mixed, tmp_path, fol
     assert [m.get("pooling") for m in card.members[:5]] == ["max", "max", "avg", "avg", "avg"]
     assert card.pooling["name"] == "max+avg" and card.pooling["exact"]
     assert sum(m["weight"] for m in card.members) == pytest.approx(1)
+    # a plain model saved over the mixed bundle leaves no stale linear member behind
+    Classifier(mixed.members[0], mixed.encoder, mixed.label_names).save(tmp_path / "mixed")
+    assert not (tmp_path / "mixed" / "linear.safetensors").exists()
     half = Classifier.load(mixed.save(tmp_path / "half", half=True), device="cpu")
     assert torch.allclose(half.logits(texts), mixed.logits(texts), atol=2e-2)
 
@@ -375,6 +378,8 @@ def test_the_cli_trains_composes_and_refuses_mismatched_members_in_one_line(tmp_
     assert bundle.info["ensemble"]["composed_from"] == [str(tmp_path / p) for p in ("max", "avg", "lin")]
     explained = textcnn("explain", tmp_path / "all", "a warm and funny film")
     assert explained.returncode == 0 and "(nbsvm, weight 0.250)" in explained.stdout
+    into_a_member = textcnn("ensemble", tmp_path / "max", tmp_path / "avg", "--out", tmp_path / "avg")
+    assert into_a_member.returncode == 1 and "is one of the member bundles" in into_a_member.stderr
     # the same shape twice: a plain ensemble, format 1
     same = textcnn("ensemble", tmp_path / "max", tmp_path / "max", "--out", tmp_path / "same")
     assert (
@@ -394,6 +399,7 @@ def test_the_cli_trains_composes_and_refuses_mismatched_members_in_one_line(tmp_
         ((tmp_path / "max", tmp_path / "fold2"), "trained on another split"),
         ((tmp_path / "lin", tmp_path / "lin"), "at most one linear member"),
         ((tmp_path / "max", tmp_path / "swapped"), "labels ['positive', 'negative'] differ from"),
+        ((tmp_path / "max", tmp_path / "nowhere"), "no model bundle here"),
     ]:
         refused = textcnn("ensemble", *members, "--out", tmp_path / "bad")
         assert refused.returncode == 1 and fragment in refused.stderr, refused.stderr

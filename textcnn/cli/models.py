@@ -152,6 +152,10 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     from textcnn.inference.metrics import classification_metrics
 
     names = [str(path) for path in args.bundles]
+    if any(Path(path).resolve() == Path(args.out).resolve() for path in args.bundles):
+        raise TextCNNError(
+            f"--out {args.out} is one of the member bundles; write the composed bundle elsewhere"
+        )
     bundles = [Classifier.load(path, device="cpu") for path in args.bundles]
     check_compatible(bundles, names)  # before any data loads
     args.bundle = names[0]

@@ -301,6 +301,8 @@ class Classifier:
             path / VOCAB_FILE, json.dumps(self.encoder.vocab.to_json(), ensure_ascii=False).encode()
         )
         atomic_write_bytes(path / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False).encode())
+        if linear is None:  # a mixed bundle's linear member, from an earlier save to this folder
+            (path / LINEAR_FILE).unlink(missing_ok=True)
         self._card = self._card_for(path, config)
         return path
 
