@@ -24,7 +24,7 @@ from textcnn.inference.bundle import Classifier
 from textcnn.model.cnn import ModelConfig, TextCNN
 from textcnn.model.ensemble import Ensemble
 from textcnn.model.linear_member import LinearMember
-from textcnn.model.mixed import MixedEnsemble, dev_weights
+from textcnn.model.mixed import MixedEnsemble, weigh_on_dev
 
 # The parts of a bundle's `data` section that say which texts it was trained and tested on.
 SPLIT_KEYS = ("dataset", "files", "fold", "fold_index", "folds", "split_seed", "dev", "rows")
@@ -134,15 +134,12 @@ def compose(
             raise BundleError("weights chosen on dev need the dev texts (the members' data)")
         labels = torch.as_tensor([first.label_names.index(y) for y in dev[1]])
         encoded = first.encoder.encode_many(dev[0])
-        probabilities = torch.empty(model.size, len(encoded), len(first.label_names))
-        with torch.inference_mode():
-            for rows, batch in composed.batches(encoded, 512):
-                probabilities[:, rows] = model.member_probabilities(batch.ids, batch.lengths)
-        weights, chosen = dev_weights(probabilities, labels, model.parts())
-        model.set_weights(weights)
-        section |= {
-            "combine": "weighted mean of the members' probabilities; each part's share (its members evenly) "
-            "from a grid of steps of 0.1, the lowest log loss on dev",
-            **chosen,
-        }
+        batches = (
+            (batch.ids, batch.lengths)
+            for batch in (
+                first.encoder.pad(encoded[start : start + 512], composed.min_length)
+                for start in range(0, len(encoded), 512)
+            )
+        )
+        section |= weigh_on_dev(model, batches, labels)
     return composed

@@ -154,3 +154,21 @@ def dev_weights(
             best = (loss, weights.tolist(), shares, accuracy)
     loss, weights, shares, accuracy = best
     return weights, {"shares": [round(s, 6) for s in shares], "dev_log_loss": loss, "dev_accuracy": accuracy}
+
+
+DEV_COMBINE = (
+    "weighted mean of the members' probabilities; each part's share (its members evenly) from a grid "
+    "of steps of 0.1, the lowest log loss on dev"
+)
+
+
+def weigh_on_dev(model: MixedEnsemble, batches, labels: torch.Tensor) -> dict:
+    """Set `model`'s weights by `dev_weights` from its members' probabilities on the dev `batches`
+    ((ids, lengths) pairs, in the order of `labels`); what was chosen, for the bundle's config."""
+    with torch.inference_mode():
+        probabilities = torch.cat(
+            [model.member_probabilities(ids, lengths) for ids, lengths in batches], dim=1
+        )
+    weights, chosen = dev_weights(probabilities, labels, model.parts())
+    model.set_weights(weights)
+    return {"combine": DEV_COMBINE, **chosen}

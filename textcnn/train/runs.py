@@ -30,7 +30,7 @@ from textcnn.inference.metrics import classification_metrics
 from textcnn.model.cnn import ModelConfig, TextCNN
 from textcnn.model.ensemble import Ensemble
 from textcnn.model.linear_member import LinearMember
-from textcnn.model.mixed import MixedEnsemble, dev_weights
+from textcnn.model.mixed import MixedEnsemble, weigh_on_dev
 from textcnn.model.pooling import POOLINGS, SLOT_POOLINGS
 from textcnn.model.variants import COMBINE_METHODS, LINEAR_KINDS
 from textcnn.runtime import package_versions
@@ -303,27 +303,8 @@ def finish_ensemble(runs: Sequence[PreparedRun], members: Sequence[TrainOutcome]
     stacked as an `Ensemble`, its own dev and test metrics, and what each member did, in the
     bundle's `ensemble` section. Its `fit`: the latest best epoch of any member, the ensemble's
     dev accuracy, interrupted if any member was."""
-    fits = [m.fit for m in members]
-    fit = FitResult(
-        best_epoch=max(f.best_epoch for f in fits),
-        best_dev_accuracy=float("nan"),  # the ensemble's own: known once `_outcome` has evaluated it
-        epochs_run=max(f.epochs_run for f in fits),
-        history=[{"member": k, **epoch} for k, f in enumerate(fits) for epoch in f.history],
-        interrupted=any(f.interrupted for f in fits),
-        stopped_early=all(f.stopped_early for f in fits),
-        seconds=max(f.seconds for f in fits),
-    )
-    records = [
-        {
-            "seed": run.settings.train.seed,
-            "best_epoch": m.fit.best_epoch,
-            "epochs_run": m.fit.epochs_run,
-            "stopped_early": m.fit.stopped_early,
-            "dev_accuracy": m.dev_metrics["accuracy"],
-            "test_accuracy": m.test_metrics["accuracy"] if m.test_metrics else None,
-        }
-        for run, m in zip(runs, members, strict=True)
-    ]
+    fit = _members_fit(members, list(range(len(members))))
+    records = [_member_record(run, m) for run, m in zip(runs, members, strict=True)]
     ensemble = Ensemble.of([m.classifier.model for m in members]).eval()
     section = {"combine": "mean of the members' probabilities", "members": records}
     outcome = _outcome(runs[0], ensemble, fit, {"ensemble": section})
@@ -343,17 +324,7 @@ def finish_mixed(
         shapes.setdefault(outcome.classifier.model.config, []).append(k)
     order = [k for ks in shapes.values() for k in ks]
     groups = [Ensemble.of([members[k].classifier.model for k in ks]) for ks in shapes.values()]
-    records = [
-        {
-            "seed": runs[k].settings.train.seed,
-            "best_epoch": members[k].fit.best_epoch,
-            "epochs_run": members[k].fit.epochs_run,
-            "stopped_early": members[k].fit.stopped_early,
-            "dev_accuracy": members[k].dev_metrics["accuracy"],
-            "test_accuracy": members[k].test_metrics["accuracy"] if members[k].test_metrics else None,
-        }
-        for k in order
-    ]
+    records = [_member_record(runs[k], members[k]) for k in order]
     linear = None
     if mixture.linear is not None:
         train, dev = base.train, base.dev
@@ -376,20 +347,32 @@ def finish_mixed(
     model = MixedEnsemble(groups, linear).eval()
     combine: dict = {"combine": "mean of the members' probabilities"}
     if mixture.combine == "dev":
-        with torch.inference_mode():
-            probabilities = torch.cat(
-                [model.member_probabilities(ids, lengths) for ids, lengths in _chunks(base.dev)], dim=1
-            )
-        weights, chosen = dev_weights(probabilities, base.dev.labels, model.parts())
-        model.set_weights(weights)
-        combine = {
-            "combine": "weighted mean of the members' probabilities; each part's share (its members "
-            "evenly) from a grid of steps of 0.1, the lowest log loss on dev",
-            "parts": [_part_name(model, i) for i in range(len(model.parts()))],
-            **chosen,
-        }
+        combine = weigh_on_dev(model, _chunks(base.dev), base.dev.labels)
+        combine["parts"] = [_part_name(model, i) for i in range(len(model.parts()))]
+    fit = _members_fit(members, order)
+    outcome = _outcome(base, model, fit, {"ensemble": {**combine, "members": records}})
+    fit.best_dev_accuracy = outcome.dev_metrics["accuracy"]
+    return outcome
+
+
+def _member_record(run: PreparedRun, member: TrainOutcome) -> dict:
+    """What an ensemble's `ensemble` section records of a trained member."""
+    return {
+        "seed": run.settings.train.seed,
+        "best_epoch": member.fit.best_epoch,
+        "epochs_run": member.fit.epochs_run,
+        "stopped_early": member.fit.stopped_early,
+        "dev_accuracy": member.dev_metrics["accuracy"],
+        "test_accuracy": member.test_metrics["accuracy"] if member.test_metrics else None,
+    }
+
+
+def _members_fit(members: Sequence[TrainOutcome], order: Sequence[int]) -> FitResult:
+    """An ensemble's `fit`: the latest best epoch of any member (1 for none: a linear bundle), every
+    member's epochs in the history (as member `order.index(k)`, its place in the bundle), interrupted
+    if any member was; the ensemble's own dev accuracy is set once `_outcome` has evaluated it."""
     fits = [m.fit for m in members]
-    fit = FitResult(
+    return FitResult(
         best_epoch=max((f.best_epoch for f in fits), default=1),
         best_dev_accuracy=float("nan"),
         epochs_run=max((f.epochs_run for f in fits), default=0),
@@ -398,9 +381,6 @@ def finish_mixed(
         stopped_early=all(f.stopped_early for f in fits),
         seconds=max((f.seconds for f in fits), default=0.0),
     )
-    outcome = _outcome(base, model, fit, {"ensemble": {**combine, "members": records}})
-    fit.best_dev_accuracy = outcome.dev_metrics["accuracy"]
-    return outcome
 
 
 def _part_name(model: MixedEnsemble, i: int) -> str:
