@@ -297,6 +297,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(torch.get_num_threads())
-    np.set_printoptions(precision=4)
     sys.exit(main())

@@ -546,13 +546,17 @@ def test_textcnn_serve_help_lists_every_flag():
     assert json.loads(dockerfile_instruction("CMD"))[0] == "serve"
 
 
+def predicts_as_the_library(url: str, classifier: Classifier, texts: list[str]) -> None:
+    body = httpx.post(f"{url}/predict", json={"texts": texts, "probabilities": True}).json()
+    for got, expected in zip(body["predictions"], classifier.predict(texts), strict=True):
+        assert got["label"] == expected.label and got["score"] == pytest.approx(expected.score, abs=1e-5)
+
+
 def test_an_ensemble_bundle_serves_predictions_explanations_and_its_members(tiny_ensemble):
     ensemble = Classifier.load(tiny_ensemble, device="cpu")
     texts = ["a wonderful film", "dull and lifeless", "fine"]
     with serving("--model", str(tiny_ensemble), "--num-api-servers", "1") as (process, url):
-        body = httpx.post(f"{url}/predict", json={"texts": texts, "probabilities": True}).json()
-        for got, expected in zip(body["predictions"], ensemble.predict(texts), strict=True):
-            assert got["label"] == expected.label and got["score"] == pytest.approx(expected.score, abs=1e-5)
+        predicts_as_the_library(url, ensemble, texts)
         explained = httpx.post(f"{url}/explain", json={"text": texts[0]}).json()["explanations"][0]
         assert explained["label"] == ensemble.predict(texts[:1])[0].label
         assert {entry["member"] for entry in explained["for"] + explained["against"]} <= {0, 1, 2}
@@ -569,9 +573,7 @@ def test_a_mixed_bundle_serves_and_explains_every_members_part(tiny_mixed):
     mixed = Classifier.load(tiny_mixed, device="cpu")
     texts = ["a warm , funny and surprisingly moving film .", "dull and lifeless", "not bad at all"]
     with serving("--model", str(tiny_mixed), "--num-api-servers", "1") as (process, url):
-        body = httpx.post(f"{url}/predict", json={"texts": texts, "probabilities": True}).json()
-        for got, expected in zip(body["predictions"], mixed.predict(texts), strict=True):
-            assert got["label"] == expected.label and got["score"] == pytest.approx(expected.score, abs=1e-5)
+        predicts_as_the_library(url, mixed, texts)
         explained = httpx.post(f"{url}/explain", json={"text": texts[0], "top": 20}).json()["explanations"][0]
         members = explained["members"]
         assert [m["kind"] for m in members] == ["cnn", "cnn", "cnn", "nbsvm"]

@@ -340,8 +340,8 @@ def finish_mixed(
                 "kind": mixture.linear,
                 "C": linear.config.C,
                 "scale": linear.config.scale,
-                "dev_accuracy": _accuracy(linear, dev),
-                "test_accuracy": _accuracy(linear, base.test) if base.test is not None else None,
+                "dev_accuracy": _alone_accuracy(linear, dev),
+                "test_accuracy": _alone_accuracy(linear, base.test) if base.test is not None else None,
             }
         )
     model = MixedEnsemble(groups, linear).eval()
@@ -397,10 +397,10 @@ def _chunks(split: EncodedSplit, size: int = 1000):
         yield split.ids[start : start + size, : max(int(lengths.max()), 1)], lengths
 
 
-@torch.inference_mode()
-def _accuracy(model: torch.nn.Module, split: EncodedSplit) -> float:
-    predicted = torch.cat([model(ids, lengths).argmax(dim=1) for ids, lengths in _chunks(split)])
-    return float((predicted == split.labels).double().mean())
+def _alone_accuracy(linear: LinearMember, split: EncodedSplit) -> float:
+    """The linear member's accuracy on a split, evaluated as every model is (`evaluate_split`)."""
+    predicted, _ = evaluate_split(MixedEnsemble([], linear), split)
+    return float((predicted == split.labels.cpu()).double().mean())
 
 
 def _outcome(
