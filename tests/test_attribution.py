@@ -27,8 +27,10 @@ from textcnn.model.cnn import (
     pad_ids,
     pool_maps,
     width_maps,
+    width_parameters,
 )
 from textcnn.model.pooling import POOLINGS, SLOT_POOLINGS
+from textcnn.model.pooling.functions import learned_pool
 from textcnn.train.config import TrainConfig
 from textcnn.train.runs import RunSettings, texts_fold, train_classifier
 
@@ -67,6 +69,15 @@ def random_classifier(pooling: str, variant: str, wide: bool, convolution: bool,
     return Classifier(model, TextEncoder(Vocabulary(LETTERS)), ["x", "y", "z"])
 
 
+def _pooled(model, i: int, maps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Width i's pooled values; a learned pooling's softmax weights held fixed: the weighted mean is
+    then linear in the activations, the map its explanation splits (its weights, not their motion)."""
+    learned = width_parameters(model, i)
+    if learned is None:
+        return pool_maps(maps, mask, model.config).values
+    return learned_pool(maps, mask, learned.detach(), hold_weights=True).values
+
+
 def gradient_x_input(classifier: Classifier, text: str, label: int) -> torch.Tensor:
     """(L,) d logit / d x_t · x_t per token, through the model's own forward functions (float32).
 
@@ -83,7 +94,7 @@ def gradient_x_input(classifier: Classifier, text: str, label: int) -> torch.Ten
     else:
         x0 = model.embed(pad_ids(ids, config)).detach().requires_grad_()  # (1, D, T)
         per_width = [width_maps(pad_for_windows(x0, config), lengths, config, 1)]
-    pooled = torch.cat([pool_maps(maps, mask, config).values for maps, mask in per_width], dim=1)
+    pooled = torch.cat([_pooled(model, i, maps, mask) for i, (maps, mask) in enumerate(per_width)], dim=1)
     model.classifier(pooled)[0, label].backward()
     vector_axis = 1 if config.convolution else 0  # sum each token's part over its vector
     return (x0.grad * x0)[0].sum(dim=vector_axis)[: ids.shape[1]].detach()

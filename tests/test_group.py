@@ -37,6 +37,10 @@ def test_a_group_computes_what_each_of_its_models_computes(pooling, shape, conv_
         TextCNN(ModelConfig(vocab_size=v, pooling=pooling, **BASE, **shape, **local)).eval()
         for v in (20, 31, 25)
     ]
+    for model in models:  # each model its own sharpness per map: a mixed-up model order shows
+        for log_sharpness in model.pooling_sharpness or ():
+            with torch.no_grad():
+                log_sharpness.normal_(0.0, 2.0)
     if shape.get("variant") == "multichannel":
         for model in models:
             with torch.no_grad():

@@ -14,6 +14,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from textcnn.model.pooling import POOLINGS
     from textcnn.study.arms import arm_grammar, arm_options
     from textcnn.study.baselines import baseline_section, baselines_summary, run_baselines
+    from textcnn.study.learned import learned_section
     from textcnn.study.plan import StudyConfig
     from textcnn.study.probe_study import load_probes, probe_sections, run_probes
     from textcnn.study.report import write_report
@@ -74,6 +75,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     command = "textcnn " + " ".join(words) if words[:1] == ["compare"] else ""
     sections = ["\n".join(baseline_section(rows, baseline_rows, config))]
     sections += probe_sections(load_probes(args.out))
+    sections += (
+        ["\n".join(learned_section(rows, args.out))] if any(r.get("learned_maps") for r in rows) else []
+    )
     report = write_report(summary, rows, config, args.out, command, sections)
     print(f"{len(rows)} runs -> {report}")
     return 0

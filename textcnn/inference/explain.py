@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 
 from textcnn.inference.bundle import Classifier
-from textcnn.model.cnn import ModelConfig, TextCNN
+from textcnn.model.cnn import ModelConfig, TextCNN, width_parameters
 from textcnn.model.linear_member import LinearMember
 from textcnn.model.mixed import Member
 from textcnn.model.pooling import get_pooling
@@ -93,13 +93,16 @@ def _windows(model: TextCNN, x: torch.Tensor) -> list[_Windows]:
 
 
 def _coefficients(
-    config: ModelConfig, group: _Windows, pooled: Pooled
+    config: ModelConfig, group: _Windows, pooled: Pooled, learned: torch.Tensor | None
 ) -> list[tuple[str | None, torch.Tensor]]:
     """Per part of the pooled vector: (name, α (F, m, n)), by the pooling's registered rule
     (`textcnn.model.pooling.attribution`); column f * m + s of the part is (f, s). Positions are
-    the model's own choice, -1 for an empty slot."""
+    the model's own choice, -1 for an empty slot; `learned`: the width's learned pooling parameters."""
     positions = pooled.positions[0].cpu() if pooled.positions is not None else None  # (F, m)
-    return get_pooling(config.pooling).attribution(config, group.activations, positions)
+    pooling = get_pooling(config.pooling)
+    if pooling.learned:
+        return pooling.attribution(config, group.activations, positions, learned)
+    return pooling.attribution(config, group.activations, positions)
 
 
 def _ngram(group, tokens, entry, weights, alpha, shares) -> dict:
@@ -160,8 +163,8 @@ def _member_split(model: TextCNN, tokens: list[str], ids: list[int], pooled: lis
     filter_bias, token_parts = 0.0, torch.zeros(len(tokens), dtype=torch.float64)
     sides: dict[str, list[dict]] = {"for": [], "against": []}
     column = 0
-    for group, part in zip(_windows(model, _word_vectors(model, ids)), pooled, strict=True):
-        for name, alpha in _coefficients(config, group, part):
+    for i, (group, part) in enumerate(zip(_windows(model, _word_vectors(model, ids)), pooled, strict=True)):
+        for name, alpha in _coefficients(config, group, part, width_parameters(model, i)):
             maps, slots, _ = alpha.shape
             weights = row[column : column + maps * slots].view(maps, slots)
             column += maps * slots

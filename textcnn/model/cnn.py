@@ -264,8 +264,33 @@ def cached_filter_bank(module: nn.Module, models: int = 1) -> tuple[torch.Tensor
     return cached[1]
 
 
-def pool_maps(maps: torch.Tensor, mask: torch.Tensor, config: ModelConfig) -> Pooled:
-    return get_pooling(config.pooling).forward(maps, mask, config)
+def pool_maps(
+    maps: torch.Tensor, mask: torch.Tensor, config: ModelConfig, learned: torch.Tensor | None = None
+) -> Pooled:
+    """One width's maps pooled by the config's pooling; a learned pooling needs that width's
+    parameters `learned` (`TextCNN.pooling_sharpness[i]`, (F,) or a group's (K * F,))."""
+    pooling = get_pooling(config.pooling)
+    if not pooling.learned:
+        return pooling.forward(maps, mask, config)
+    if learned is None:
+        raise ConfigError(f"{config.pooling} pooling needs the model's learned parameters")
+    return pooling.forward(maps, mask, config, learned)
+
+
+def pooling_parameters(config: ModelConfig, models: int = 1) -> nn.ParameterList | None:
+    """A learned pooling's parameters: per map width, one log-sharpness per feature map (of each of
+    `models` models, model-major), starting at 0 (sharpness 1); None for every other pooling."""
+    if not get_pooling(config.pooling).learned:
+        return None
+    return nn.ParameterList(
+        nn.Parameter(torch.zeros(models * config.maps_per_width)) for _ in config.map_widths
+    )
+
+
+def width_parameters(module: nn.Module, i: int) -> torch.Tensor | None:
+    """Map width i's learned pooling parameters of a model or group, None without them."""
+    learned = module.pooling_sharpness
+    return None if learned is None else learned[i]
 
 
 def dropout_pooled(pooled: torch.Tensor, keep: torch.Tensor, p: float) -> torch.Tensor:
@@ -302,6 +327,7 @@ class TextCNN(nn.Module):
             nn.Conv1d(config.embedding_dim, config.num_filters, kernel_size=w)
             for w in (config.filter_widths if config.convolution else ())
         )
+        self.pooling_sharpness = pooling_parameters(config)  # the learned pooling's only
         self.classifier = nn.Linear(config.pooled_size, config.num_classes)
 
     def load_pretrained(self, vectors: torch.Tensor) -> None:
@@ -354,7 +380,10 @@ class TextCNN(nn.Module):
 
     def features(self, ids: torch.Tensor, lengths: torch.Tensor) -> list[Pooled]:
         """Pooled feature maps per filter width, with the positions they came from where defined."""
-        return [pool_maps(maps, mask, self.config) for maps, mask in self.feature_maps(ids, lengths)]
+        return [
+            pool_maps(maps, mask, self.config, width_parameters(self, i))
+            for i, (maps, mask) in enumerate(self.feature_maps(ids, lengths))
+        ]
 
     def pooled(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The pooled vector (B, pooled_size), from `features` (banked without gradients)."""

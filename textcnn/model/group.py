@@ -47,7 +47,9 @@ from textcnn.model.cnn import (
     pad_for_windows,
     pad_ids,
     pool_maps,
+    pooling_parameters,
     width_maps,
+    width_parameters,
 )
 
 CONV_MODES = ("grouped", "looped")
@@ -110,6 +112,7 @@ class ModelGroup(nn.Module):
             nn.Conv1d(K * D, K * config.num_filters, kernel_size=w, groups=K)
             for w in (config.filter_widths if config.convolution else ())
         )
+        self.pooling_sharpness = pooling_parameters(config, K)  # the learned pooling's only
         self.classifier = GroupedLinear(K, config.pooled_size, config.num_classes)
 
     # -- from single models and back ---------------------------------------------------------
@@ -187,16 +190,24 @@ class ModelGroup(nn.Module):
         ids = pad_ids(ids, cfg)
         if cfg.convolution and not torch.is_grad_enabled():  # evaluation, prediction: one product
             maps = banked_maps(self._embed(ids), lengths, cfg, *cached_filter_bank(self, K))
-            return torch.cat([pool_maps(m, mask, cfg).values for m, mask in maps], dim=1).view(K, B, -1)
+            pooled = [
+                pool_maps(m, mask, cfg, width_parameters(self, i)).values for i, (m, mask) in enumerate(maps)
+            ]
+            return torch.cat(pooled, dim=1).view(K, B, -1)
         if not cfg.convolution:  # the word vectors themselves
             x = self._embed(ids).reshape(K * B, ids.shape[2], -1).transpose(1, 2)  # (K * B, D, T)
-            return pool_maps(*width_maps(x, lengths.reshape(K * B), cfg, 1), cfg).values.view(K, B, -1)
+            maps = width_maps(x, lengths.reshape(K * B), cfg, 1)
+            return pool_maps(*maps, cfg, width_parameters(self, 0)).values.view(K, B, -1)
         if self.conv_mode == "grouped":
             x = self._embed(ids).permute(1, 0, 3, 2).reshape(B, K * cfg.embedding_dim, -1)  # (B, K * D, T)
             x, flat_lengths = pad_for_windows(x, cfg), lengths.reshape(K * B)
             parts = [
-                pool_maps(*width_maps(x, flat_lengths, cfg, w, conv.weight, conv.bias, groups=K), cfg)
-                for conv, w in zip(self.convs, cfg.filter_widths, strict=True)
+                pool_maps(
+                    *width_maps(x, flat_lengths, cfg, w, conv.weight, conv.bias, groups=K),
+                    cfg,
+                    width_parameters(self, i),
+                )
+                for i, (conv, w) in enumerate(zip(self.convs, cfg.filter_widths, strict=True))
             ]
             return torch.cat([p.values for p in parts], dim=1).view(K, B, -1)
         # Looped: each model's convolutions in turn, each at its own batch's width. The weights are
@@ -207,6 +218,8 @@ class ModelGroup(nn.Module):
         n, V, T, widest = cfg.num_filters, cfg.vocab_size, ids.shape[2], max(cfg.map_widths)
         weights = [conv.weight.view(K, n, *conv.weight.shape[1:]).unbind(0) for conv in self.convs]
         biases = [conv.bias.view(K, n).unbind(0) for conv in self.convs]
+        learned = [width_parameters(self, i) for i in range(len(self.convs))]
+        learned = [None if p is None else p.view(K, n).unbind(0) for p in learned]
         own = [T if widths is None else min(T, max(w, widest)) for w in widths or [T] * K]
         model_ids = [ids[k, :, : own[k]] for k in range(K)]
         vectors = self._lookup(
@@ -217,7 +230,11 @@ class ModelGroup(nn.Module):
         for k, x in enumerate(vectors.split([B * w for w in own])):
             x = pad_for_windows(x.view(B, own[k], -1).transpose(1, 2), cfg)  # (B, D, own width + padding)
             parts = [
-                pool_maps(*width_maps(x, lengths[k], cfg, w, weights[i][k], biases[i][k]), cfg)
+                pool_maps(
+                    *width_maps(x, lengths[k], cfg, w, weights[i][k], biases[i][k]),
+                    cfg,
+                    None if learned[i] is None else learned[i][k],
+                )
                 for i, w in enumerate(cfg.filter_widths)
             ]
             pooled.append(torch.cat([p.values for p in parts], dim=1))

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from textcnn.data.text import similar_length_chunks
 from textcnn.inference.bundle import Classifier
 from textcnn.inference.explain import explain_text, model_tokens
-from textcnn.model.cnn import pool_maps
+from textcnn.model.cnn import pool_maps, width_parameters
 from textcnn.model.pooling.functions import max_pool
 
 
@@ -167,10 +167,12 @@ def pooled_vectors(
     pooled_rows, logit_rows, order = [], [], []
     for chunk, per_width in _maps_by_batch(classifier, texts, batch_size):
         parts = []
-        for maps, mask in per_width:
+        for i, (maps, mask) in enumerate(per_width):
             if shift:
                 maps, mask = F.pad(maps, (shift, 0)), F.pad(mask, (shift, 0), value=False)
-            parts.append(pool_maps(maps, mask, config).values)
+            learned = width_parameters(classifier.model, i)
+            learned = None if learned is None else learned.detach().float().cpu()
+            parts.append(pool_maps(maps, mask, config, learned).values)
         pooled = torch.cat(parts, dim=1)
         with torch.inference_mode():
             head = classifier.model.classifier

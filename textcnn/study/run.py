@@ -49,6 +49,18 @@ def train_model(run: Run, fold: Fold, label_names: Sequence[str], config: StudyC
     )
 
 
+def _learned(outcome, fold: Fold) -> dict:
+    """A learned pooling's record: where its maps sit between average and max on the test
+    sentences (`textcnn.study.learned`); nothing for any other pooling."""
+    from textcnn.model.pooling import get_pooling
+
+    if not get_pooling(outcome.classifier.model.config.pooling).learned or fold.test is None:
+        return {}
+    from textcnn.study.learned import learned_record
+
+    return {"learned_maps": learned_record(outcome.classifier, fold.test.texts)}
+
+
 def _row(run: Run, fold: Fold, label_names: Sequence[str], outcome, seconds: float, **extra) -> dict:
     label_index = {name: i for i, name in enumerate(label_names)}
     return {
@@ -65,6 +77,7 @@ def _row(run: Run, fold: Fold, label_names: Sequence[str], outcome, seconds: flo
         # A single split's predictions and labels, for McNemar's test between poolings.
         "test_predictions": outcome.test_predictions if run.fold is None else None,
         "test_labels": [label_index[y] for y in fold.test.labels] if run.fold is None else None,
+        **_learned(outcome, fold),
         **extra,
     }
 

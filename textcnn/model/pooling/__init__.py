@@ -67,14 +67,20 @@ def pool(
     temperature: float = 1.0,
     region: int = 3,
     slots: int = 0,
+    log_sharpness: torch.Tensor | None = None,
 ) -> Pooled:
-    """Pool maps x (B, C, T) with a boolean mask (B, T) of real windows by the pooling `name`."""
+    """Pool maps x (B, C, T) with a boolean mask (B, T) of real windows by the pooling `name`;
+    a learned pooling takes its per-map parameters as `log_sharpness` (C,) (None: 0 for every map)."""
     pooling = get_pooling(name)
     if pooling.slots is not None and slots < 1:
         raise ConfigError(f"{name} pooling needs region_slots >= 1, got {slots}")
     params = PoolingParams(
         kmax_k=k, chunks=chunks, temperature=temperature, region=region, region_slots=slots
     )
+    if pooling.learned:
+        if log_sharpness is None:
+            log_sharpness = x.new_zeros(x.shape[1])
+        return pooling.forward(x, mask, params, log_sharpness)
     return pooling.forward(x, mask, params)
 
 

@@ -28,6 +28,10 @@ The rules, per pooling (the n-grams `explain` names follow from them):
   padding taking the rest of the weight (it adds 0).
 - max+avg: both halves: the max winner (entries with "part": "max") and every window at 1/n
   ("part": "avg").
+- learned: a weighted mean, α_p = softmax(β·a)_p over the real windows with the map's own learned
+  sharpness β (`TextCNN.pooling_sharpness`): the pooled value is exactly Σ_p α_p a_p, so the split is
+  exact; it is not gradient × input (the weights move with the activations), but gradient × input
+  with the weights held fixed. Entries are (filter, window) pairs as for avg.
 - logsumexp: τ·log(mean_p exp(a_p/τ)) is not a weighted sum of the a_p, so it has no exact split.
   It is attributed by the softmax weights α_p = softmax(a/τ)_p over the real windows (the
   derivative of the pooled value in a_p): Σ_p α_p a_p = pooled - τ(H(α) - log n) >= pooled, and the
@@ -43,6 +47,8 @@ leave out of the logit is reported as the explanation's residual.
 from __future__ import annotations
 
 import torch
+
+from textcnn.model.pooling.functions import sharpness
 
 Part = tuple[str | None, torch.Tensor]  # (name of a part of the pooled vector, α (F, m, n))
 
@@ -78,3 +84,10 @@ def softmax_weights(activations: torch.Tensor, temperature: float) -> torch.Tens
     """α (F, 1, n) = softmax(a / τ) over the real windows: the derivative of logsumexp's pooled value
     in each a_p. Σ_p α_p a_p = pooled - τ(H(α) - log n) >= pooled, so the split is not exact."""
     return torch.softmax(activations / temperature, dim=1)[:, None, :]
+
+
+def sharpened_weights(activations: torch.Tensor, log_sharpness: torch.Tensor) -> torch.Tensor:
+    """α (F, 1, n) = softmax(β_f · a_f) over the real windows, β = `sharpness(θ)` per map (learned pooling):
+    the weights `learned_pool` averages with, so Σ_p α_p a_p is the pooled value exactly."""
+    beta = sharpness(log_sharpness.detach().cpu().double())[:, None]  # (F, 1)
+    return torch.softmax(activations * beta, dim=1)[:, None, :]

@@ -25,8 +25,6 @@ from typing import TYPE_CHECKING, Any
 from textcnn.errors import ConfigError
 
 if TYPE_CHECKING:
-    import torch
-
     from textcnn.model.pooling.attribution import Part
     from textcnn.model.pooling.functions import Pooled
 
@@ -91,17 +89,21 @@ class Pooling:
 
     name: str
     summary: str  # one line: --help, the page's /info, the study report
-    forward: Callable[[torch.Tensor, torch.Tensor, Any], Pooled]  # (maps (B, C, T), mask (B, T), config)
+    # (maps (B, C, T), mask (B, T), config[, the width's learned parameters when `learned`])
+    forward: Callable[..., Pooled]
     # The explanation's α (`textcnn.model.pooling.attribution`): (config, activations (F, n), the
     # model's selected positions (F, m)) -> [(part name or None, α (F, m, n))]; `explained` says it
     # in words, `exact` False when the α do not sum to the pooled value (a residual is reported).
-    attribution: Callable[[Any, torch.Tensor, torch.Tensor], list[Part]]
+    attribution: Callable[..., list[Part]]  # (config, activations, positions[, learned parameters])
     explained: str
     exact: bool = True
     reads: tuple[str, ...] = ()  # fields of `PARAMETERS`
     width: Callable[[Any], int] = lambda config: 1  # values per feature map in the pooled vector
     number: str | None = None  # the field a study arm `NAME:N` sets (kmax:5 -> kmax_k = 5)
     slots: Slots | None = None
+    # One learned parameter per feature map (`TextCNN.pooling_sharpness`, one (maps,) tensor per map
+    # width): the forward and the attribution rule then take that width's tensor as a last argument.
+    learned: bool = False
 
     def __post_init__(self) -> None:
         unknown = [f for f in (*self.reads, *([self.number] if self.number else [])) if f not in PARAMETERS]
