@@ -5,14 +5,19 @@ Ray is an optional extra: without it these tests skip, except the two that check
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -37,6 +42,9 @@ def cluster():
     this variable makes it believe on Linux too; its workers and the CLI's drivers inherit it."""
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     ray = pytest.importorskip("ray")
+    auth_mode = os.environ.get("RAY_AUTH_MODE")
+    # Ray >= token auth: this starts the cluster with it on, sets RAY_AUTH_MODE=token in this process
+    # (so the CLI's drivers below, its children, send the token) and writes ~/.ray/auth_token if absent.
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         assert ray.util.get_node_ip_address() == "127.0.0.1"
@@ -44,6 +52,10 @@ def cluster():
     finally:
         ray.shutdown()
         os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+        if auth_mode is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = auth_mode
 
 
 def keys(rows):
@@ -134,8 +146,11 @@ def test_a_worker_killed_mid_study_is_retried_and_every_run_is_recorded_once(
     )
 
 
-def python(code: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # on 2 shared cores, 2 threads of tiny tensors crawl
+def python(
+    code: str, *args: str, timeout: float = 240, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """`python -c code args` in the repository; `env`: its whole environment (default: this one's)."""
+    env = {**(os.environ if env is None else env), "OMP_NUM_THREADS": "1"}  # 2 threads of tiny tensors crawl
     return subprocess.run(
         [sys.executable, "-c", code, *args],
         capture_output=True,
@@ -202,3 +217,136 @@ def test_a_relative_vectors_path_is_sent_absolute_and_a_named_source_as_it_is(tm
     assert config.vectors == "vectors/glove.txt"  # study.json keeps what was typed
     named = StudyConfig(**TWO_BY_TWO, variant="static", vectors="glove-6b-50d")
     assert _portable(named) is named
+
+
+def _stop_session(leader: int) -> None:
+    """Stop every process of the session `leader` began (Ray's daemons stay in it), by pid, never by
+    name: other Ray clusters may run on this machine. SIGTERM, then SIGKILL what is left after 3 s."""
+    import psutil  # ray ships it
+
+    def alive() -> list[psutil.Process]:
+        found = []
+        for process in psutil.process_iter():
+            with contextlib.suppress(psutil.Error, OSError):
+                if os.getsid(process.pid) == leader and process.status() != psutil.STATUS_ZOMBIE:
+                    found.append(process)
+        return found
+
+    for sig, grace in ((signal.SIGTERM, 3), (signal.SIGKILL, 2), (signal.SIGKILL, 2)):
+        processes = alive()
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                process.send_signal(sig)
+        psutil.wait_procs(processes, timeout=grace)
+
+
+@pytest.fixture(scope="module")
+def token_cluster():
+    """A 1-CPU head started as a user starts one, by `ray start --head`, which turns Ray's token
+    authentication on where it finds a token: here a new one in a file named by RAY_AUTH_TOKEN_PATH
+    (the user's ~/.ray/auth_token untouched). Yields its address and the environment of a driver on
+    the head's machine: loopback only, the same token file, no RAY_AUTH_MODE.
+
+    Its processes live in a session of their own, stopped by pid (`_stop_session`) after the module;
+    its --temp-dir keeps its address out of /tmp/ray, where other drivers of this machine look."""
+    pytest.importorskip("ray")
+    folder = Path(tempfile.mkdtemp(prefix="textcnn-ray-", dir="/tmp" if Path("/tmp").is_dir() else None))
+    token = folder / "auth_token"  # a short folder: Ray's socket paths under it must fit in 107 bytes
+    token.write_text(secrets.token_hex(32))
+    env = {name: value for name, value in os.environ.items() if not name.startswith("RAY_AUTH_")}
+    env |= {"RAY_AUTH_TOKEN_PATH": str(token), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    start = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--port", "0", "--num-cpus", "1",
+         "--include-dashboard=false", "--disable-usage-stats", "--temp-dir", str(folder / "ray")],
+        env=env, cwd=REPO, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        output, _ = start.communicate(timeout=120)
+        assert start.returncode == 0, output
+        assert "Token authentication is enabled for this Ray cluster" in output, output
+        yield (folder / "ray" / "ray_current_cluster").read_text().strip(), env
+    finally:
+        _stop_session(start.pid)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# Ray retries a refused connection once a second for 20 s before it gives up; 2 tries say the same.
+FEW_TRIES = {"RAY_gcs_server_port_wait_time_s": "2"}
+HEADS_TOKEN = (
+    "the head's token (`ray get-auth-token` on the head prints it) "
+    "in ~/.ray/auth_token, in a file named by RAY_AUTH_TOKEN_PATH, or in RAY_AUTH_TOKEN"
+)
+
+
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+    """The command's error, which must be its last line on stderr (Ray's own log lines come before)."""
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("textcnn: error: ")]
+    assert errors == result.stderr.strip().splitlines()[-1:], result.stderr
+    return errors
+
+
+def test_compare_on_a_token_cluster_without_ray_auth_mode_says_so_in_one_line(
+    token_cluster, data_dir, tmp_path
+):
+    address, env = token_cluster
+    result = python(
+        COMPARE + "sys.exit(code)", *QUICK_COMPARE, "--data-dir", str(data_dir), "--ray", address,
+        "--out", str(tmp_path / "out"), env={**env, **FEW_TRIES},
+    )  # fmt: skip
+    assert error_lines(result) == [
+        f"textcnn: error: --ray {address}: the Ray cluster asks for an authentication token and "
+        "RAY_AUTH_MODE is not set, so Ray sends none: set RAY_AUTH_MODE=token in this shell, and Ray sends "
+        f"the token from {env['RAY_AUTH_TOKEN_PATH']} (RAY_AUTH_TOKEN_PATH), which must be the head's; "
+        "or, on the head's machine, pass --ray auto"
+    ]
+
+
+CONNECT = """import sys
+from textcnn.errors import TextCNNError
+from textcnn.study.ray_cluster import connect
+try:
+    connect(sys.argv[1], flag="--ray")
+except TextCNNError as exc:
+    sys.exit(f"textcnn: error: {exc}")
+"""
+
+
+def test_a_token_missing_or_refused_is_said_in_one_line_with_where_the_token_goes(token_cluster, tmp_path):
+    address, env = token_cluster
+    (tmp_path / "home").mkdir()  # another machine: no ~/.ray/auth_token there
+    elsewhere = {name: value for name, value in env.items() if name != "RAY_AUTH_TOKEN_PATH"}
+    elsewhere |= {"HOME": str(tmp_path / "home"), **FEW_TRIES}
+    cases = {
+        "no RAY_AUTH_MODE, no token": (
+            elsewhere,
+            "the Ray cluster asks for an authentication token and RAY_AUTH_MODE is not set, so Ray sends "
+            f"none: set RAY_AUTH_MODE=token in this shell and give this machine {HEADS_TOKEN}; "
+            "or, on the head's machine, pass --ray auto",
+        ),
+        "RAY_AUTH_MODE=token, no token": (
+            {**elsewhere, "RAY_AUTH_MODE": "token"},
+            f"RAY_AUTH_MODE=token, but Ray found no authentication token here: give this machine {HEADS_TOKEN}",
+        ),
+        "RAY_AUTH_MODE=token, another token": (
+            {**elsewhere, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)},
+            f"the Ray cluster refused the token from RAY_AUTH_TOKEN: give this machine {HEADS_TOKEN}",
+        ),
+    }
+    with ThreadPoolExecutor(len(cases)) as pool:  # side by side: each waits on Ray, not on a core
+        results = {
+            case: pool.submit(python, CONNECT, address, env=its_env) for case, (its_env, _) in cases.items()
+        }
+    for case, (_, said) in cases.items():
+        assert error_lines(results[case].result()) == [f"textcnn: error: --ray {address}: {said}"], case
+
+
+def test_compare_on_a_token_cluster_with_ray_auth_mode_token_joins_it(token_cluster, data_dir, tmp_path):
+    address, env = token_cluster
+    result = python(
+        COMPARE + "sys.exit(code)", *QUICK_COMPARE, "--data-dir", str(data_dir), "--ray", address,
+        "--out", str(tmp_path / "out"), env={**env, "RAY_AUTH_MODE": "token"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "2 runs -> " in result.stdout and (tmp_path / "out" / "REPORT.md").exists()
+    assert len(load_results(tmp_path / "out" / "results.jsonl")) == 2

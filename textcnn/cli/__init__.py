@@ -25,6 +25,7 @@ from textcnn.cli.models import (
     cmd_train,
 )
 from textcnn.cli.parser import build_parser
+from textcnn.cli.tune import cmd_tune
 from textcnn.errors import DataWarning, TextCNNError
 
 EXIT_ERROR = 1
@@ -38,6 +39,7 @@ COMMANDS = {
     "predict": cmd_predict,
     "explain": cmd_explain,
     "compare": cmd_compare,
+    "tune": cmd_tune,
     "datasets": cmd_datasets,
 }
 

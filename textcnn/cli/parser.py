@@ -255,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
         "with GPUs, a task asks for one GPU",
     )
 
+    _add_tune(commands, VARIANTS, OPTIMIZERS, COMBINE_METHODS)
+
     datasets = commands.add_parser("datasets", help="list the registered datasets and where they resolve")
     datasets.add_argument("--data-dir", help="folder holding the datasets (default: $TEXTCNN_DATA_DIR)")
     datasets.add_argument("--json", action="store_true", help="print JSON")
@@ -263,6 +265,89 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 PLUGIN_GROUP = "textcnn.commands"
+
+
+def _add_tune(commands, variants, optimizers, combine_methods) -> None:
+    tune = commands.add_parser(
+        "tune",
+        help="search pooling, widths, maps, dropout, variant and rate on Ray Tune; a bundle of the best",
+        description="Search the model's shape on your data with Ray Tune (the tune extra): single widths "
+        "first, then Zhang & Wallace's combinations around the best; ASHA stops weak trials early; "
+        "trials are compared on dev only. Writes OUT/trials.jsonl, OUT/REPORT.md with a plot, and "
+        "OUT/best/, a servable bundle of the chosen configuration. Ctrl-C stops it; the same command resumes.",
+    )
+    add_data_arguments(tune)
+    tune.add_argument("--out", required=True, help="folder for the trials, the report and best/")
+    tune.add_argument(
+        "--vectors",
+        help="pretrained vectors (a file or glove-6b-50d): the space then searches the pretrained variants",
+    )
+    tune.add_argument(
+        "--space",
+        metavar="FILE",
+        help="a YAML or JSON search space replacing the default's keys (pooling, widths, maps, dropout, lr, "
+        "variant, combinations; docs/tune.md)",
+    )
+    budget = tune.add_argument_group("budget")
+    budget.add_argument("--trials", type=positive_int, default=20, help="trials in all (default 20)")
+    budget.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="SECONDS",
+        help="stop starting trials after this long (both stages)",
+    )
+    budget.add_argument("--epochs", type=positive_int, default=25, help="most epochs per trial (default 25)")
+    budget.add_argument(
+        "--grace", type=positive_int, default=2, help="epochs before ASHA may stop a trial (default 2)"
+    )
+    budget.add_argument(
+        "--patience", type=int, default=5, help="early stopping patience per trial; 0: never (default 5)"
+    )
+    budget.add_argument(
+        "--searcher",
+        choices=("auto", "optuna", "random"),
+        default="auto",
+        help="Optuna's TPE (when optuna is installed) or random search (default auto)",
+    )
+    budget.add_argument(
+        "--cpus-per-trial", type=float, default=1.0, help="CPUs (torch threads) per trial (default 1)"
+    )
+    budget.add_argument(
+        "--gpus-per-trial", type=float, default=0.0, help="GPU share per trial, e.g. 0.25 (default 0)"
+    )
+    budget.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="join the Ray cluster at ADDRESS (HOST:PORT, or auto), as compare --ray does (docs/ray.md); "
+        "default: a local Ray on this machine",
+    )
+    fitting = tune.add_argument_group("training and the bundle")
+    fitting.add_argument(
+        "--optimizer", choices=optimizers, default="adadelta", help="the rate searched is its rate"
+    )
+    fitting.add_argument("--batch-size", type=positive_int, help="sentences per batch (default 50)")
+    fitting.add_argument(
+        "--seed", type=int, default=0, help="seed of the splits, the trials and the searcher"
+    )
+    fitting.add_argument("--device", help="auto (CUDA when present), cpu or cuda")
+    fitting.add_argument(
+        "--ensemble",
+        type=positive_int,
+        default=5,
+        metavar="K",
+        help="best/ is the chosen configuration as K seeds (default 5)",
+    )
+    fitting.add_argument(
+        "--top",
+        type=positive_int,
+        default=1,
+        metavar="K",
+        help="best/ mixes the K best distinct configurations, each as --ensemble seeds (default 1)",
+    )
+    fitting.add_argument(
+        "--combine", choices=combine_methods, default="mean", help="how --top K's members combine"
+    )
+    fitting.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _add_plugin_commands(commands) -> None:

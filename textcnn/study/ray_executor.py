@@ -8,8 +8,9 @@ returns its rows, through `run_study`'s own `record`. A task's rows come back on
 task ends, so a worker killed half-way records nothing and Ray's retry trains the group again:
 every run is recorded once. Resuming, growing and the report are those of an in-process study.
 
-Ray is an optional extra; this module is imported only for `--ray`, and imports ray at once so
-that a missing extra is one readable error before any work.
+Ray is an optional extra; this module is imported only for `--ray`, and imports ray at once (through
+`ray_cluster`, which also joins the cluster) so that a missing extra is one readable error before
+any work.
 """
 
 from __future__ import annotations
@@ -22,13 +23,8 @@ from pathlib import Path
 from textcnn.data.splits import Fold
 from textcnn.errors import TextCNNError
 from textcnn.study.plan import Run, StudyConfig
+from textcnn.study.ray_cluster import connect, ray  # ray, or the one-line error: how to install it
 from textcnn.study.run import GroupRunner, train_run, train_runs_together
-
-try:
-    import ray
-except ImportError as exc:  # the extra is missing (or ray itself fails to import)
-    cause = "" if exc.name == "ray" else f" (importing ray failed: {exc})"
-    raise TextCNNError(f"--ray needs the ray extra: pip install 'textcnn[ray]'{cause}") from exc
 
 # A worker process lost (killed, out of memory, its node gone) is retried: it says nothing about the
 # group. An exception raised by the training itself is not: it would fail again, every time.
@@ -57,18 +53,6 @@ def train_group(
     rows: list[dict] = []
     train_runs_together(runs, [fold_of[run.fold] for run in runs], label_names, config, rows.append)
     return rows
-
-
-def connect(address: str | None = None) -> None:
-    """Join the cluster at `address` (`auto`: the one running on this machine); None: start or join
-    a local one. A process that is connected already (a test, a notebook) keeps its connection."""
-    if ray.is_initialized():
-        return
-    try:
-        ray.init(address=address or None)
-    except ConnectionError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TextCNNError(f"--ray {address}: cannot reach the Ray cluster ({first_line})") from exc
 
 
 def _portable(config: StudyConfig) -> StudyConfig:

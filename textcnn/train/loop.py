@@ -55,14 +55,19 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     fingerprint: dict | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> FitResult:
     """Train `model` in place; on return it holds the weights of the best dev epoch.
 
     A group of one (`fit_group`). With `run_dir`, every epoch appends a line to train_log.jsonl
     and rewrites checkpoint.safetensors atomically; `resume=True` continues from that checkpoint
-    (which must come from the same settings and data).
+    (which must come from the same settings and data). `on_epoch(record)` is called after each
+    epoch (and its checkpoint) with the epoch's log record: how `textcnn tune` reports a trial's curve.
     """
-    return fit_group([model], [train], [dev], [config], run_dir, resume, progress, fingerprint)[0]
+    on_epoch_records = None if on_epoch is None else (lambda records: on_epoch(records[0]))
+    return fit_group(
+        [model], [train], [dev], [config], run_dir, resume, progress, fingerprint, on_epoch=on_epoch_records
+    )[0]
 
 
 def fit_group(
@@ -75,6 +80,7 @@ def fit_group(
     progress: bool = True,
     fingerprint: dict | None = None,
     on_finished: Callable[[int, FitResult], None] | None = None,
+    on_epoch: Callable[[list[dict]], None] | None = None,
 ) -> list[FitResult]:
     """Train K models of one shape in lock-step, as one computation (`ModelGroup`); each in place.
 
@@ -85,8 +91,10 @@ def fit_group(
     multiple of the batch size) sits the missing steps out with a zero gradient, so Adadelta's
     running averages decay once more per missing step, while its weights do not move.
 
-    `on_finished(k, result)` is called as model k stops, after it holds its best weights. The
-    configs may differ only in their seeds. Checkpoints (`run_dir`) are for a group of one.
+    `on_finished(k, result)` is called as model k stops, after it holds its best weights;
+    `on_epoch(records)` after each epoch's checkpoint, with the epoch records of the models that
+    trained it, in the group's order. The configs may differ only in their seeds. Checkpoints
+    (`run_dir`) are for a group of one.
     """
     config = _group_config(models, trains, devs, configs, run_dir)
     device = resolve_device(config.device)
@@ -121,7 +129,7 @@ def fit_group(
             train_seconds = time.perf_counter() - epoch_started
             dev_predictions, dev_loss_tensor = evaluate_group(group, dev)
             dev_accuracies, dev_losses = dev.accuracies(dev_predictions), dev_loss_tensor.tolist()
-            stopping = []
+            stopping, epoch_records = [], []
             for position, record in enumerate(active):
                 epoch_record = {
                     "epoch": epoch + 1,
@@ -134,6 +142,7 @@ def fit_group(
                     "sentences_per_second": round(train.sizes[position] / train_seconds, 1),
                     "group_size": len(active),
                 }
+                epoch_records.append(epoch_record)
                 if record.observe(epoch_record, group.model_state(position)):
                     stopping.append(position)
             epochs.set_postfix(
@@ -142,6 +151,8 @@ def fit_group(
                 training=len(active),
             )
             _save(run_dir, group, optimizer, records, fingerprint, epoch + 1)
+            if on_epoch is not None:
+                on_epoch(epoch_records)
             for position in stopping:
                 _finish(active[position], models, group, position, False, True, started, on_finished)
             keep = [position for position in range(len(active)) if position not in stopping]
