@@ -113,10 +113,8 @@ def test_the_study_records_where_the_maps_sit_between_average_and_max(tmp_path):
     for position in positions.tolist():
         expected[min(int(position * BINS), BINS - 1)] += 1
     assert record["position_histogram"] == expected and expected[0] >= 1 and expected[-1] == 1
-    rows = [
-        {"dataset": "toy", "pooling": "learned", "learned_maps": record},
-        {"dataset": "toy", "pooling": "max"},
-    ]
+    run = {"dataset": "toy", "fold": None, "seed": 0, "test_accuracy": 0.5}
+    rows = [run | {"pooling": "learned", "learned_maps": record}, run | {"pooling": "max"}]
     section = learned_section(rows, tmp_path)
     assert (tmp_path / "plots" / "learned-positions.png").stat().st_size > 1000
     assert any(line.startswith("| toy | 1 | 3 |") for line in section)
@@ -128,3 +126,26 @@ def test_the_study_records_where_the_maps_sit_between_average_and_max(tmp_path):
             ),
             texts,
         )
+
+
+def test_the_report_says_whether_the_learned_pooling_beats_both_ends(tmp_path):
+    record = {"position_histogram": [1] + [0] * (BINS - 1), "position_median": 0.0, "position_mean": 0.0,
+              "maps": 1, "sharpness_median": 1.0, "sharpness_range": [1.0, 1.0]}  # fmt: skip
+    rows = []
+    for seed, (learned, top, mean) in enumerate([(0.82, 0.80, 0.79), (0.83, 0.80, 0.81), (0.81, 0.78, 0.79)]):
+        for arm, accuracy in (("learned", learned), ("max", top), ("avg", mean)):
+            extra = {"learned_maps": record} if arm == "learned" else {}
+            rows.append(
+                {
+                    "dataset": "toy",
+                    "fold": None,
+                    "seed": seed,
+                    "pooling": arm,
+                    "test_accuracy": accuracy,
+                    **extra,
+                }
+            )
+    section = "\n".join(learned_section(rows, tmp_path))
+    assert "| toy | 3 | 82.00 | 79.33 | 79.67 | +2.67" in section and "| beats both |" in section
+    rows[0]["test_accuracy"] = 0.70  # seed 0's learned run now loses to both
+    assert "| beats both |" not in "\n".join(learned_section(rows, tmp_path))

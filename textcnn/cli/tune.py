@@ -72,6 +72,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         gpus_per_trial=args.gpus_per_trial,
         seed=args.seed,
         searcher=args.searcher,
+        patience=base.train.patience,
     )
     job = tune_run.TuneJob(space, budget, settings, base, args.ensemble, args.top, args.combine)
     recorded = {

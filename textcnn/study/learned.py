@@ -140,4 +140,50 @@ def learned_section(rows: Sequence[dict], out: str | Path) -> list[str]:
             f"{sum(means) / len(means):.2f} | {100.0 * sum(counts[BINS // 2 :]) / total:.0f}% | "
             f"{betas[len(betas) // 2]:.2f} |"
         )
+    return [*lines, "", *_versus_ends(rows)]
+
+
+def _versus_ends(rows: Sequence[dict]) -> list[str]:
+    """Does the learned pooling beat both ends? learned minus max and minus avg, paired over the
+    (fold, seed) runs all three arms ran (`textcnn.study.stats.paired_comparison`)."""
+    from textcnn.study.stats import paired_comparison
+
+    by_arm: dict[tuple[str, str], dict] = {}
+    for row in rows:
+        if row.get("pooling") in (STUDY_ARM, "max", "avg"):
+            by_arm.setdefault((row["dataset"], row["pooling"]), {})[(row["fold"], row["seed"])] = row[
+                "test_accuracy"
+            ]
+    lines = [
+        "Against both ends, paired over the runs all three arms ran (test accuracy, %; 95% t-intervals):",
+        "",
+        "| dataset | pairs | learned | max | avg | learned − max | learned − avg | verdict |",
+        "|---|---:|---:|---:|---:|---|---|---|",
+    ]
+    for dataset in dict.fromkeys(d for d, arm in by_arm if arm == STUDY_ARM):
+        runs = [by_arm.get((dataset, arm), {}) for arm in (STUDY_ARM, "max", "avg")]
+        keys = sorted(set(runs[0]) & set(runs[1]) & set(runs[2]), key=str)
+        if len(keys) < 2:
+            continue
+        learned, top, mean = ([100 * r[k] for k in keys] for r in runs)
+        versus = [paired_comparison(learned, other) for other in (top, mean)]
+        cells = [f"{c.mean_difference:+.2f} ({c.ci_low:+.2f} to {c.ci_high:+.2f})" for c in versus]
+        lines.append(
+            f"| {dataset} | {len(keys)} | {sum(learned) / len(keys):.2f} | {sum(top) / len(keys):.2f} | "
+            f"{sum(mean) / len(keys):.2f} | {cells[0]} | {cells[1]} | {_verdict(versus)} |"
+        )
     return [*lines, ""]
+
+
+def _verdict(versus) -> str:
+    above = [c.mean_difference > 0 for c in versus]
+    holds = [c.ci_low > 0 for c in versus]
+    below = [c.ci_high < 0 for c in versus]
+    if all(holds):
+        return "beats both"
+    if all(above):
+        return "above both, not holding"
+    names = ("max", "avg")
+    said = [f"{'beats' if h else 'under' if b else 'above' if a else 'below'} {n}"
+            for n, a, h, b in zip(names, above, holds, below, strict=True)]  # fmt: skip
+    return ", ".join(said) + (" (not holding)" if not any(holds) and not any(below) else "")

@@ -66,6 +66,7 @@ class SearchSettings:
     seed: int = 0  # the searcher's seed (trials train with the command's --seed)
     searcher: str = "auto"  # auto: optuna when installed, else random
     max_failures: int = 2  # retries of a trial whose worker was lost
+    patience: int | None = 5  # the trials' early stopping, to tell its stop from ASHA's
 
 
 def tuning_fold(fold: Fold) -> Fold:
@@ -255,7 +256,7 @@ def _record(stage: str, result, settings: SearchSettings) -> dict:
         status = "error"
     elif len(curve) >= settings.epochs:
         status = "completed"
-    elif curve and len(curve) - (curve.index(max(curve)) + 1) >= 5:
+    elif curve and settings.patience and len(curve) - (curve.index(max(curve)) + 1) >= settings.patience:
         status = "stopped early (patience)"
     else:
         status = "cut by ASHA" if curve else "not started"
