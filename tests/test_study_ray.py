@@ -350,3 +350,33 @@ def test_compare_on_a_token_cluster_with_ray_auth_mode_token_joins_it(token_clus
     assert result.returncode == 0, result.stderr
     assert "2 runs -> " in result.stdout and (tmp_path / "out" / "REPORT.md").exists()
     assert len(load_results(tmp_path / "out" / "results.jsonl")) == 2
+
+
+TUNE = [
+    "tune", "--dataset", "trec", "--trials", "2", "--epochs", "1", "--ensemble", "1", "--optimizer", "adam",
+    "--quiet", "--space",
+]  # fmt: skip
+
+
+def test_tune_joins_a_token_cluster_as_compare_does(token_cluster, data_dir, tmp_path):
+    """`textcnn tune --ray ADDRESS` goes through the same `connect`: the same one line without the
+    token, and its trials on the cluster with it."""
+    address, env = token_cluster
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"pooling": ["max"], "widths": [2, 3], "maps": [8], "combinations": False}))
+    flags = [*TUNE, str(space), "--data-dir", str(data_dir), "--ray", address]
+    refused = python(
+        COMPARE + "sys.exit(code)", *flags, "--out", str(tmp_path / "no"), env={**env, **FEW_TRIES}
+    )
+    assert error_lines(refused)[0].startswith(
+        f"textcnn: error: --ray {address}: the Ray cluster asks for an authentication token and "
+        "RAY_AUTH_MODE is not set"
+    )
+    out = tmp_path / "tuned"
+    joined = python(
+        COMPARE + "sys.exit(code)", *flags, "--out", str(out), env={**env, "RAY_AUTH_MODE": "token"}
+    )
+    assert joined.returncode == 0, joined.stderr[-3000:]
+    trials = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
+    assert len(trials) == 2 and all(t["epochs"] == 1 for t in trials)
+    assert (out / "best" / "config.json").exists()
