@@ -295,6 +295,7 @@ def test_output_multiplier_values():
         5,
         5,
         1,
+        1,
     ]
 
 

@@ -86,24 +86,6 @@ register(
 )
 register(
     Pooling(
-        name="learned",
-        summary=(
-            "a mean weighted by softmax(β·a) with one learned sharpness β per map: the average at β = 0, "
-            "the max as β grows (training picks each map's place between them)"
-        ),
-        forward=lambda x, mask, config, log_sharpness: _functions().learned_pool(x, mask, log_sharpness),
-        attribution=lambda config, activations, positions, log_sharpness: [
-            (None, _rules().sharpened_weights(activations, log_sharpness))
-        ],
-        explained=(
-            "each pooled value is a weighted mean of its map's real windows, window p at weight "
-            "softmax(β·a)_p with the map's learned sharpness β"
-        ),
-        learned=True,
-    )
-)
-register(
-    Pooling(
         name="max+avg",
         summary="both summaries side by side: [max | mean] (twice the features)",
         forward=lambda x, mask, config: _functions().max_avg_pool(x, mask),
@@ -164,5 +146,23 @@ register(
         ),
         reads=("region_slots",),
         slots=Slots("windows", lambda config: 1),
+    )
+)
+register(
+    Pooling(
+        name="learned",
+        summary=(
+            "a mean weighted by softmax(β·a) with one learned sharpness β per map: the average at β = 0, "
+            "the max as β grows (training picks each map's place between them)"
+        ),
+        forward=lambda x, mask, config, log_sharpness: _functions().learned_pool(x, mask, log_sharpness),
+        attribution=lambda config, activations, positions, log_sharpness: [
+            (None, _rules().sharpened_weights(activations, log_sharpness))
+        ],
+        explained=(
+            "each pooled value is a weighted mean of its map's real windows, window p at weight "
+            "softmax(β·a)_p with the map's learned sharpness β"
+        ),
+        learned=True,
     )
 )
