@@ -103,6 +103,32 @@ def test_trials_never_see_the_test_part():
     assert tuning_fold(Fold("fold-0", 0, part, part, part, "given")).test is None
 
 
+def test_the_trials_split_between_the_stages_and_the_ranking_keeps_distinct_configurations(monkeypatch):
+    pytest.importorskip("ray.tune")
+    from textcnn.tune import search
+
+    single, combined = check_space({}, vectors=False), check_space({"widths": ["3,4,5"]}, vectors=False)
+    assert search.stage_trials(single, search.Budget(10)) == {"widths": 6, "combinations": 4}
+    assert search.stage_trials(single, search.Budget(1)) == {"widths": 1}
+    assert search.stage_trials(combined, search.Budget(10)) == {"widths": 10}  # combinations given: one stage
+    assert search.stage_trials(check_space({"combinations": False}, vectors=False), search.Budget(5)) == {
+        "widths": 5
+    }
+    config = {"pooling": "max", "widths": "3", "maps": 100, "dropout": 0.5, "lr": 1.0, "variant": "rand"}
+    records = [
+        {"config": config, "best_dev_accuracy": 0.80},
+        {"config": config | {"lr": 1.0000001}, "best_dev_accuracy": 0.82},  # the same configuration, rounded
+        {"config": config | {"pooling": "avg"}, "best_dev_accuracy": 0.81},
+        {"config": config | {"widths": "4"}, "best_dev_accuracy": None},  # never finished an epoch
+    ]
+    assert [r["best_dev_accuracy"] for r in search.ranked(records)] == [0.82, 0.81]
+    assert search.best_single_width(records) == 3
+    monkeypatch.setitem(sys.modules, "optuna", None)  # optuna not installed: random search
+    assert search.searcher_name("auto") == "random"
+    with pytest.raises(Exception, match="--searcher optuna needs optuna"):
+        search.searcher_name("optuna")
+
+
 # -- the command on a real local Ray -----------------------------------------------------------
 
 SMALL_SPACE = {"pooling": ["max", "avg", "learned"], "widths": ["2", "3"], "maps": [8, 12], "dropout": [0.3]}
