@@ -117,23 +117,43 @@ def stage_trials(space: Space, budget: Budget) -> dict[str, int]:
     return {"widths": first, "combinations": budget.trials - first}
 
 
-class _Progress(tune.Callback):
-    """A tqdm bar per stage: trials finished, the best dev accuracy so far, trials running."""
+class _Bar:
+    """A stage's progress bar: trials finished, the best dev accuracy so far, trials running."""
 
     def __init__(self, stage: str, total: int, show: bool):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total, desc=f"tune {stage}", unit="trial", disable=not show)
+        self.tqdm = tqdm(total=total, desc=f"tune {stage}", unit="trial", disable=not show)
         self.best = 0.0
         self.running: set[str] = set()
 
+    def show(self) -> None:
+        self.tqdm.set_postfix(best_dev=f"{self.best:.3f}", running=len(self.running))
+
+
+# The bars live here, not in the callback: Tune pickles its callbacks with the experiment and a
+# restored tune gets the pickled one back, which then finds this run's bar by its stage.
+_BARS: dict[str, _Bar] = {}
+
+
+class _Progress(tune.Callback):
+    """Ray Tune's events to the stage's bar (in the driver's process)."""
+
+    def __init__(self, stage: str):
+        self.stage = stage
+
+    def _bar(self) -> _Bar | None:
+        return _BARS.get(self.stage)
+
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.running.add(trial.trial_id)
-        self._show()
+        if bar := self._bar():
+            bar.running.add(trial.trial_id)
+            bar.show()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        self.best = max(self.best, float(result.get("best_dev_accuracy", 0.0)))
-        self._show()
+        if bar := self._bar():
+            bar.best = max(bar.best, float(result.get("best_dev_accuracy", 0.0)))
+            bar.show()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._done(trial)
@@ -142,15 +162,10 @@ class _Progress(tune.Callback):
         self._done(trial)
 
     def _done(self, trial) -> None:
-        self.running.discard(trial.trial_id)
-        self.bar.update()
-        self._show()
-
-    def _show(self) -> None:
-        self.bar.set_postfix(best_dev=f"{self.best:.3f}", running=len(self.running))
-
-    def close(self) -> None:
-        self.bar.close()
+        if bar := self._bar():
+            bar.running.discard(trial.trial_id)
+            bar.tqdm.update()
+            bar.show()
 
 
 def _scheduler(settings: SearchSettings) -> ASHAScheduler:
@@ -210,7 +225,7 @@ def run_stage(
     """One stage's Tuner, new or restored; (its trial records, interrupted)."""
     storage = (out / "ray").resolve()
     path = storage / stage
-    bar = _Progress(stage, trials, progress)
+    _BARS[stage] = _Bar(stage, trials, progress)
     trainable = _trainable(data_ref, settings)
     try:
         if tune.Tuner.can_restore(str(path)):
@@ -233,14 +248,14 @@ def run_stage(
                     name=stage,
                     storage_path=str(storage),
                     verbose=0,
-                    callbacks=[bar],
+                    callbacks=[_Progress(stage)],
                     failure_config=tune.FailureConfig(max_failures=settings.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 ),
             )
         grid, interrupted = _fit(tuner)
     finally:
-        bar.close()
+        _BARS.pop(stage).tqdm.close()
     # An interrupted stage may hold trials the searcher had not yet given a configuration: not trials yet.
     return [_record(stage, result, settings) for result in grid if result.config], interrupted
 
@@ -337,6 +352,9 @@ def search(
 
     # Ray Tune would otherwise copy the driver's working directory into each trial's.
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    # A trial checkpoints every epoch, on purpose (resume, retries): Tune's warning about frequent
+    # experiment snapshots is then three lines per epoch for nothing.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     plan = stage_trials(space, budget)
     state_path = out / "ray" / "stages.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
