@@ -5,7 +5,7 @@ The protocol, which `REPORT.md` states:
 - a fixed split (a dataset with a test split, or --train/--dev/--test files): trials train on the
   training part and are compared on the dev part; the chosen configuration is trained as a K-seed
   ensemble on the same parts and scored once on the test part;
-- a cross-validated dataset (MR, Subj, or --folds): trials train on fold 1's training part and are
+- a cross-validated dataset (MR, Subj, or --folds): trials train on the first fold's training part and are
   compared on its dev part (held out of the training part); the chosen configuration is then
   trained on every fold and scored on each fold's test part.
 
