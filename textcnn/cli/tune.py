@@ -124,9 +124,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     for i, record in enumerate(chosen):
         log(f"chosen {i + 1}: {tune_run.describe(record['config'])} (dev {record['best_dev_accuracy']:.1%})")
-    summary = tune_run.train_choice(corpus, folds, chosen, job, out, not args.quiet, log)
+    summary, stopped = tune_run.train_choice(corpus, folds, chosen, job, out, not args.quiet, log)
     from textcnn.tune.report import write_report
 
+    if stopped:
+        write_report(out, records, chosen, None, protocol, header)
+        log("textcnn: interrupted while training best/; the same command resumes it")
+        return EXIT_INTERRUPTED
     report = write_report(out, records, chosen, summary, protocol, header)
     if "test" in summary:
         test = summary["test"]["accuracy"]

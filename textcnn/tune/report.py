@@ -104,7 +104,7 @@ def write_report(
         lines.append(f"- {describe(record['config'])} (dev {100 * record['best_dev_accuracy']:.2f})")
     lines.append("")
     if summary is None:
-        lines += ["The tune was interrupted before `best/` was trained: run the same command again.", ""]
+        lines += ["The tune was interrupted before `best/` was finished: run the same command again.", ""]
     else:
         lines += [f"`best/`: {header['bundle']}.", ""]
         lines += _figures(summary)

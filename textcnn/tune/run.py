@@ -88,10 +88,11 @@ def train_choice(
     out: Path,
     progress: bool,
     log: Callable[[str], None],
-) -> dict:
+) -> tuple[dict, bool]:
     """OUT/best/: the chosen configuration as a K-seed ensemble per fold; with --top K, the K best
     configurations' ensembles composed into one bundle (`textcnn.inference.compose`). Returns the
-    summary (per fold metrics, and their mean over folds)."""
+    summary (per fold metrics, and their mean over folds) and whether Ctrl-C interrupted it (the
+    folds that finished are kept; the same call trains the rest)."""
     from textcnn.train.protocol import train_folds
     from textcnn.tune.trial import trial_settings
 
@@ -113,7 +114,7 @@ def train_choice(
     for i, record in enumerate(chosen):
         member_dir = out / "members" / f"config-{i + 1}"
         log(f"member {i + 1}/{len(chosen)}: {describe(record['config'])}")
-        train_folds(
+        run = train_folds(
             corpus,
             folds,
             member_dir,
@@ -123,8 +124,10 @@ def train_choice(
             ensemble=job.ensemble,
             together=True,
         )
+        if any(outcome.fit.interrupted for outcome in run.outcomes):
+            return run.summary, True
         member_dirs.append(member_dir)
-    return _compose_folds(corpus, folds, member_dirs, best_dir, job.combine)
+    return _compose_folds(corpus, folds, member_dirs, best_dir, job.combine), False
 
 
 def _compose_folds(corpus, folds, member_dirs: Sequence[Path], best_dir: Path, combine: str) -> dict:
