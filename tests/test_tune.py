@@ -94,6 +94,20 @@ def test_a_space_file_is_yaml_or_json_and_a_bad_one_is_one_line_from_the_cli(tmp
     assert not (tmp_path / "o").exists()  # refused before anything was written
 
 
+def test_tune_without_the_extra_is_one_error_line(tmp_path):
+    code = "import sys\nsys.modules['ray'] = None  # as if the extra were not installed\nfrom textcnn.cli import main\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code + "sys.exit(main(sys.argv[1:]))", "tune",
+         "--train", str(REPO / "data/samples/tiny.csv"), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "textcnn: error: textcnn tune needs Ray Tune: pip install 'textcnn[tune]'"
+    ]
+    assert not (tmp_path / "out").exists()  # stopped before any work
+
+
 def test_trials_never_see_the_test_part():
     pytest.importorskip("ray.tune")
     from textcnn.data.splits import Fold, LabeledTexts
