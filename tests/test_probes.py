@@ -6,7 +6,7 @@ import torch
 from textcnn.data.text import PAD, UNK, TextEncoder, Vocabulary
 from textcnn.inference.bundle import Classifier
 from textcnn.model.cnn import ModelConfig, TextCNN
-from textcnn.model.pooling import POOLINGS, SLOT_POOLINGS
+from textcnn.model.pooling import POOLINGS, SLOT_POOLINGS, get_pooling
 from textcnn.study.probes import (
     compare_texts,
     explain,
@@ -104,7 +104,9 @@ def test_every_masked_pooling_is_exactly_invariant_to_a_pure_shift(pooling, wide
     classifier = bigram_classifier(wide=wide, pooling=pooling)
     texts = ["the good movie", "good movie", "bad movie the good movie", "the"]
     result = pure_shift(classifier, texts, shift=3)
-    assert result.max_abs_change == 0.0
+    # The learned pooling's softmax reduces over the padded length, in SIMD lanes laid out by that
+    # length: the masked columns weigh exactly 0, but the sum of the rest may round differently.
+    assert result.max_abs_change <= (1e-6 if get_pooling(pooling).learned else 0.0)
     assert result.unchanged_predictions == 1.0
 
 
