@@ -294,7 +294,7 @@ def _add_tune(commands, variants, optimizers, combine_methods) -> None:
         "--time-budget",
         type=float,
         metavar="SECONDS",
-        help="stop starting trials after this long (both stages)",
+        help="end the search after this long, running trials included (both stages; best/ trains after it)",
     )
     budget.add_argument("--epochs", type=positive_int, default=25, help="most epochs per trial (default 25)")
     budget.add_argument(

@@ -48,6 +48,9 @@ DIMENSIONS = ("pooling", "widths", "maps", "dropout", "lr", "variant")
 STAGES = ("widths", "combinations")
 FIRST_STAGE_SHARE = 0.6  # of the trials and of the time budget
 TRIALS_FILE = "trials.jsonl"
+# A trial that stopped before its last epoch and not by its patience: ASHA cut it at a rung, or the
+# time budget ran out while it trained (Tune stops every running trial then; the two look alike).
+STOPPED = "stopped by ASHA or the time budget"
 
 
 @dataclass(frozen=True)
@@ -274,7 +277,7 @@ def _record(stage: str, result, settings: SearchSettings) -> dict:
     elif curve and settings.patience and len(curve) - (curve.index(max(curve)) + 1) >= settings.patience:
         status = "stopped early (patience)"
     else:
-        status = "cut by ASHA" if curve else "not started"
+        status = STOPPED if curve else "not started"
     said = str(result.error).strip().splitlines() if result.error is not None else []
     return {
         "stage": stage,
