@@ -109,7 +109,7 @@ def train_choice(
             ensemble=job.ensemble,
             together=True,
         )
-        return run.summary
+        return run.summary, any(outcome.fit.interrupted for outcome in run.outcomes)
     member_dirs = []
     for i, record in enumerate(chosen):
         member_dir = out / "members" / f"config-{i + 1}"
