@@ -22,6 +22,7 @@ Selection reads dev accuracy only: the fold the trials see has no test part (`tu
 from __future__ import annotations
 
 import json
+import logging
 import math
 import signal
 import threading
@@ -183,8 +184,10 @@ def _scheduler(settings: SearchSettings) -> ASHAScheduler:
 def _search_algorithm(settings: SearchSettings):
     if searcher_name(settings.searcher) == "random":
         return None  # Tune's random sampling of the space
+    import optuna
     from ray.tune.search.optuna import OptunaSearch
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study and trial: the bar says it
     return OptunaSearch(seed=settings.seed)
 
 
@@ -358,6 +361,11 @@ def search(
     # A trial checkpoints every epoch, on purpose (resume, retries): Tune's warning about frequent
     # experiment snapshots is then three lines per epoch for nothing.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune's newer console output prints a box per experiment whatever `verbose` says; the older
+    # one honours verbose=0, and the progress bars here say what is going on.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Tune's default loggers warn once per stage that TensorboardX is missing; only its warning goes.
+    logging.getLogger("ray.tune.utils.callback").setLevel(logging.ERROR)
     plan = stage_trials(space, budget)
     state_path = out / "ray" / "stages.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
