@@ -51,14 +51,15 @@ def machine() -> dict:
 
 
 def run_tune(dataset: str, arm: str, args: argparse.Namespace) -> dict | None:
-    out = RESULTS / "tune" / f"{dataset}-{arm}"
+    one_fold = dataset in CV and args.fold is not None
+    out = RESULTS / "tune" / (f"{dataset}-fold{args.fold}-{arm}" if one_fold else f"{dataset}-{arm}")
     command = [
         sys.executable, "-m", "textcnn", "tune", "--dataset", dataset, "--data-dir", args.data_dir,
         "--vectors", "glove-6b-50d", "--out", str(out), "--trials", str(args.trials),
         "--time-budget", str(args.time_budget), "--ensemble", "5", "--epochs", "25", "--quiet",
     ]  # fmt: skip
     if dataset in CV:
-        command += ["--folds", "10"]
+        command += ["--folds", "10", *(["--fold", str(args.fold)] if one_fold else [])]
     if arm == "zw":
         space = out.parent / "zw-space.json"
         space.parent.mkdir(parents=True, exist_ok=True)
@@ -155,6 +156,11 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--time-budget", type=float, default=900.0, help="seconds of search per dataset")
     parser.add_argument("--zw", action="store_true", help="also run Zhang & Wallace's procedure")
+    parser.add_argument(
+        "--fold",
+        type=int,
+        help="MR and Subj: tune and score this fold only (the table then compares fold 0..)",
+    )
     parser.add_argument("--table-only", action="store_true", help="rebuild the table from the finished tunes")
     args = parser.parse_args()
     path = RESULTS / "tune_datasets.json"
