@@ -13,6 +13,12 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+# Every Ray these tests start listens on loopback only. Ray turns 127.0.0.1 into the machine's
+# network address, except where it believes clusters unsupported, which this variable makes it
+# believe on Linux too. Ray reads it once, when it is imported, and any test module may import it
+# first (textcnn.tune imports ray), so it is set before any test module loads; Ray's workers and
+# the CLI's drivers inherit it.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 
 def benchmark_data_dir() -> Path | None:
@@ -46,6 +52,25 @@ def torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def ray_on_loopback():
+    """Ray in this process, 2 CPUs, on loopback (above); shut down and its settings put back at the
+    end. Its workers inherit this process's environment, PYTHONPATH included, so they import this
+    checkout's textcnn. `ray.init()` turns token authentication on and sets RAY_AUTH_MODE=token
+    here (so the CLI's drivers, its children, send the token); that is undone at the end."""
+    ray = pytest.importorskip("ray")
+    auth_mode = os.environ.get("RAY_AUTH_MODE")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        if auth_mode is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = auth_mode
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from conftest import ray_on_loopback
 
 from textcnn.study.plan import StudyConfig
 from textcnn.study.results import load_results
@@ -34,28 +35,11 @@ TASK_TITLE = "ray::train_group"  # a Ray worker's process title while it runs st
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A 2-CPU Ray cluster of this process, its address for other drivers; shut down after the module.
-
-    Its workers inherit this process's environment, PYTHONPATH included, so they import this
-    checkout's textcnn. It listens on loopback only: Ray turns 127.0.0.1 into the machine's network
-    address, except where it believes clusters unsupported (read once, when ray is imported), which
-    this variable makes it believe on Linux too; its workers and the CLI's drivers inherit it."""
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    ray = pytest.importorskip("ray")
-    auth_mode = os.environ.get("RAY_AUTH_MODE")
-    # Ray >= token auth: this starts the cluster with it on, sets RAY_AUTH_MODE=token in this process
-    # (so the CLI's drivers below, its children, send the token) and writes ~/.ray/auth_token if absent.
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
+    """A 2-CPU Ray cluster of this process (`conftest.ray_on_loopback`), its address for other
+    drivers; shut down after the module."""
+    with ray_on_loopback() as ray:
         assert ray.util.get_node_ip_address() == "127.0.0.1"
         yield ray.get_runtime_context().gcs_address
-    finally:
-        ray.shutdown()
-        os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
-        if auth_mode is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = auth_mode
 
 
 def keys(rows):

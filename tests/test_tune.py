@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ray_on_loopback
 
 from textcnn.cli import main
 from textcnn.errors import ConfigError
@@ -164,20 +165,9 @@ def reviews(data_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def local_ray():
     """Ray in this process, 2 CPUs on loopback (see test_study_ray.py's cluster); the CLI reuses it."""
-    ray = pytest.importorskip("ray")
     pytest.importorskip("ray.tune")
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    auth_mode = os.environ.get("RAY_AUTH_MODE")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
+    with ray_on_loopback() as ray:
         yield ray
-    finally:
-        ray.shutdown()
-        os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
-        if auth_mode is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = auth_mode
 
 
 def tune_args(reviews: Path, out: Path, space: Path, *extra: str) -> list[str]:
@@ -231,13 +221,13 @@ def test_tune_on_a_csv_writes_trials_a_report_and_a_mixed_bundle_and_a_killed_wo
 
     killer = threading.Thread(target=kill_the_first_worker, daemon=True)
     killer.start()
-    code = main(tune_args(reviews, out, space, "--trials", "4", "--top", "2", "--ensemble", "2"))
+    code = main(tune_args(reviews, out, space, "--trials", "3", "--top", "2", "--ensemble", "2"))
     killer.join(timeout=5)
     captured = capsys.readouterr()
     assert code == 0 and killed, captured.err[-2000:]
     trials = read_trials(out)
-    assert len(trials) == 4 and {t["stage"] for t in trials} == {"widths", "combinations"}
-    assert sorted(t["retries"] for t in trials) == [0, 0, 0, 1]
+    assert len(trials) == 3 and {t["stage"] for t in trials} == {"widths", "combinations"}
+    assert sorted(t["retries"] for t in trials) == [0, 0, 1]
     for trial in trials:
         assert trial["status"] != "error" and set(trial["config"]) == set(SMALL_SPACE) | {"lr", "variant"}
         assert 1 <= trial["epochs"] == len(trial["dev_curve"]) <= 3
@@ -273,7 +263,7 @@ def test_ctrl_c_stops_the_tune_and_the_same_command_resumes_it_and_its_bundle_se
         sys.executable,
         "-m",
         "textcnn",
-        *tune_args(reviews, out, space, "--trials", "4", "--ensemble", "2"),
+        *tune_args(reviews, out, space, "--trials", "3", "--ensemble", "2"),
     ]
     env = os.environ | {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONPATH": str(REPO)}
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -292,7 +282,7 @@ def test_ctrl_c_stops_the_tune_and_the_same_command_resumes_it_and_its_bundle_se
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     trials = read_trials(out)
-    assert len(trials) == 4 and len({t["trial"] for t in trials}) == 4
+    assert len(trials) == 3 and len({t["trial"] for t in trials}) == 3
     assert before <= {
         f.name for f in trial_folders(out)
     }  # the trials started before were resumed, not redone
