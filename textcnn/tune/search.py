@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -354,8 +355,6 @@ def search(
 ) -> tuple[list[dict], bool]:
     """Both stages (each skipped when finished before); (every trial's record, interrupted).
     `trials.jsonl` is rewritten after each stage."""
-    import os
-
     # Ray Tune would otherwise copy the driver's working directory into each trial's.
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     # A trial checkpoints every epoch, on purpose (resume, retries): Tune's warning about frequent
