@@ -148,8 +148,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_ensemble(args: argparse.Namespace) -> int:
     """Compose member bundles into one (`textcnn.inference.compose`), measured on their data when it is here."""
     from textcnn.inference.bundle import Classifier
-    from textcnn.inference.compose import check_compatible, compose
-    from textcnn.inference.metrics import classification_metrics
+    from textcnn.inference.compose import check_compatible, compose, split_metrics
 
     names = [str(path) for path in args.bundles]
     if any(Path(path).resolve() == Path(args.out).resolve() for path in args.bundles):
@@ -169,15 +168,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     dev = (fold.dev.texts, fold.dev.labels) if fold is not None else None
     composed = compose(bundles, names, args.combine, dev)
     if fold is not None:
-        index = {name: i for i, name in enumerate(composed.label_names)}
-        metrics = {}
-        for split_name, split in (("dev", fold.dev), ("test", fold.test)):
-            if split is None or not len(split):
-                continue
-            predicted = composed.logits(split.texts).argmax(dim=1).tolist()
-            scores = classification_metrics([index[y] for y in split.labels], predicted, composed.label_names)
-            metrics[split_name] = {k: scores[k] for k in ("n", "accuracy", "macro_f1")}
-        composed.info["metrics"] = metrics
+        composed.info["metrics"] = split_metrics(composed, fold)
     composed.save(args.out, half=args.half)
     kinds: dict[str, int] = {}
     for member in composed.member_list():

@@ -132,8 +132,8 @@ def train_choice(
 
 def _compose_folds(corpus, folds, member_dirs: Sequence[Path], best_dir: Path, combine: str) -> dict:
     from textcnn.inference.bundle import Classifier
-    from textcnn.inference.compose import compose
-    from textcnn.inference.metrics import classification_metrics, summarize_folds
+    from textcnn.inference.compose import compose, split_metrics
+    from textcnn.inference.metrics import summarize_folds
 
     def where(folder: Path, fold: Fold) -> Path:
         return folder if len(folds) == 1 else folder / fold.name
@@ -143,14 +143,7 @@ def _compose_folds(corpus, folds, member_dirs: Sequence[Path], best_dir: Path, c
         names = [str(where(d, fold)) for d in member_dirs]
         bundles = [Classifier.load(name, device="cpu") for name in names]
         composed = compose(bundles, names, combine, (fold.dev.texts, fold.dev.labels))
-        index = {name: i for i, name in enumerate(composed.label_names)}
-        metrics = {}
-        for split_name, split in (("dev", fold.dev), ("test", fold.test)):
-            if split is None or not len(split):
-                continue
-            predicted = composed.logits(list(split.texts)).argmax(dim=1).tolist()
-            scores = classification_metrics([index[y] for y in split.labels], predicted, composed.label_names)
-            metrics[split_name] = {k: scores[k] for k in ("n", "accuracy", "macro_f1")}
+        metrics = split_metrics(composed, fold)
         composed.info["metrics"] = metrics
         composed.save(where(best_dir, fold))
         rows.append({"fold": fold.name, "bundle": str(where(best_dir, fold)), **metrics})
