@@ -198,28 +198,68 @@ def reported(folder: Path) -> bool:
     return any(folder.glob("checkpoint_*"))
 
 
+def holding_after_the_first_epoch(gate: Path):
+    """`run_trial` whose workers, after reporting an epoch, wait until `gate/release` exists.
+
+    Tune hands a report to the driver before `tune.report` returns, so a worker killed while it
+    waits here is killed mid-trial with its first epoch's checkpoint known: without the wait, a
+    tiny trial can finish its last epoch between the checkpoint showing up and the kill, and the
+    kill then hits an idle worker. Defined inside a function so that Ray ships it by value.
+    """
+    release, folder = gate / "release", str(gate)
+
+    def run_trial(config, data):
+        import os
+        import time
+
+        from ray import tune
+
+        from textcnn.tune import trial
+
+        report = tune.report
+
+        def report_then_wait(metrics, checkpoint=None):
+            report(metrics, checkpoint=checkpoint)
+            Path(folder, f"{os.getpid()}.held").touch()
+            deadline = time.monotonic() + 120  # never hang the suite: a lost killer lets it go on
+            while not release.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+        tune.report = report_then_wait
+        try:
+            trial.run_trial(config, data)
+        finally:
+            tune.report = report
+
+    return run_trial
+
+
 @pytest.mark.slow
 def test_tune_on_a_csv_writes_trials_a_report_and_a_mixed_bundle_and_a_killed_worker_costs_one_retry(
-    local_ray, reviews, tmp_path, capsys
+    local_ray, reviews, tmp_path, capsys, monkeypatch
 ):
     """The whole command in this process on a real local Ray; one trial's worker is killed by pid
     after its first epoch: that trial is retried from its checkpoint, and nothing else changes."""
     from textcnn.inference.bundle import Classifier
+    from textcnn.tune import search
 
     space = tmp_path / "space.json"
     space.write_text(json.dumps(SMALL_SPACE))
-    out = tmp_path / "tuned"
+    out, gate = tmp_path / "tuned", tmp_path / "gate"
+    gate.mkdir()
+    monkeypatch.setattr(search, "run_trial", holding_after_the_first_epoch(gate))
     killed: list[int] = []
 
-    def kill_the_first_worker() -> None:
-        folder = wait_for(
-            lambda: next((f for f in trial_folders(out) if reported(f)), None), 240, "a trial's epoch"
-        )
-        pid = int((folder / "worker.pid").read_text().split()[-1])
-        os.kill(pid, signal.SIGKILL)
-        killed.append(pid)
+    def kill_the_first_waiting_worker() -> None:
+        try:
+            held = wait_for(lambda: next(iter(gate.glob("*.held")), None), 240, "a trial's first epoch")
+            pid = int(held.stem)
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        finally:
+            (gate / "release").touch()
 
-    killer = threading.Thread(target=kill_the_first_worker, daemon=True)
+    killer = threading.Thread(target=kill_the_first_waiting_worker, daemon=True)
     killer.start()
     code = main(tune_args(reviews, out, space, "--trials", "3", "--top", "2", "--ensemble", "2"))
     killer.join(timeout=5)
