@@ -344,3 +344,29 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     check_settings(tmp_path, {"trials": 4, "space": {"maps": [8]}})  # the same: resumes
     with pytest.raises(ConfigError, match=r"other settings \(space, trials\); use another --out"):
         check_settings(tmp_path, {"trials": 5, "space": {"maps": [9]}})
+
+
+@pytest.mark.parametrize(
+    ("interrupted", "code", "said"),
+    [
+        (True, 130, "textcnn: interrupted after 1 trials; the same command resumes the tune"),
+        (False, 1, "textcnn: error: no trial finished an epoch: nothing to choose (see OUT/trials.jsonl)"),
+    ],
+)
+def test_a_tune_with_no_finished_epoch_is_an_interrupt_if_ctrl_c_ended_it(
+    interrupted, code, said, reviews, tmp_path, capsys, monkeypatch
+):
+    """Ctrl-C before any trial's first epoch (Ray's workers are slow to start on a busy machine)
+    still leaves a resumable tune and exit 130; only a search that ran out is an error."""
+    pytest.importorskip("ray.tune")
+    from textcnn.tune import search
+
+    not_started = {"stage": "widths", "trial": "t1", "config": {"pooling": "max", "widths": "3"},
+                   "dev_curve": [], "best_dev_accuracy": None, "best_epoch": None, "epochs": 0,
+                   "status": "not started", "retries": 0, "seconds_per_epoch": None}  # fmt: skip
+    monkeypatch.setattr(search, "start_ray", lambda address, cpus: None)
+    monkeypatch.setattr(search, "search", lambda *args: ([not_started], interrupted))
+    out = tmp_path / "tuned"
+    assert main(["tune", "--train", str(reviews), "--out", str(out), "--quiet"]) == code
+    assert capsys.readouterr().err.strip().splitlines()[-1] == said
+    assert (out / "REPORT.md").exists()
