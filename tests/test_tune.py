@@ -350,7 +350,12 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     ("interrupted", "code", "said"),
     [
         (True, 130, "textcnn: interrupted after 1 trials; the same command resumes the tune"),
-        (False, 1, "textcnn: error: no trial finished an epoch: nothing to choose (see OUT/trials.jsonl)"),
+        (
+            False,
+            1,
+            "textcnn: error: no trial finished an epoch: nothing to choose (a tight --time-budget ends trials"
+            " before their first epoch; errors are in OUT/trials.jsonl)",
+        ),
     ],
 )
 def test_a_tune_with_no_finished_epoch_is_an_interrupt_if_ctrl_c_ended_it(

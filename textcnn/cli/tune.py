@@ -121,7 +121,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         if interrupted:  # also before any trial's first epoch: the restored stage starts them again
             log(f"textcnn: interrupted after {len(records)} trials; the same command resumes the tune")
             return EXIT_INTERRUPTED
-        raise TextCNNError("no trial finished an epoch: nothing to choose (see OUT/trials.jsonl)")
+        raise TextCNNError(
+            "no trial finished an epoch: nothing to choose"
+            " (a tight --time-budget ends trials before their first epoch; errors are in OUT/trials.jsonl)"
+        )
     for i, record in enumerate(chosen):
         log(f"chosen {i + 1}: {tune_run.describe(record['config'])} (dev {record['best_dev_accuracy']:.1%})")
     summary, stopped = tune_run.train_choice(corpus, folds, chosen, job, out, not args.quiet, log)

@@ -302,7 +302,10 @@ def best_single_width(records: Sequence[dict]) -> int:
     """The width of stage 1's best single-width trial (by dev accuracy)."""
     scored = [r for r in records if r["best_dev_accuracy"] is not None and "," not in r["config"]["widths"]]
     if not scored:
-        raise TextCNNError("no trial of stage 1 finished an epoch: nothing to choose combinations from")
+        raise TextCNNError(
+            "no trial of stage 1 finished an epoch: nothing to choose combinations from"
+            " (a tight --time-budget ends trials before their first epoch; errors are in OUT/trials.jsonl)"
+        )
     return parse_widths(max(scored, key=lambda r: r["best_dev_accuracy"])["config"]["widths"])[0]
 
 
