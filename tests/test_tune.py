@@ -193,11 +193,6 @@ def trial_folders(out: Path) -> list[Path]:
     return sorted(p for p in (out / "ray").glob("*/run_trial_*") if p.is_dir())
 
 
-def reported(folder: Path) -> bool:
-    """A trial folder whose trial has reported at least one epoch (Tune kept its checkpoint)."""
-    return any(folder.glob("checkpoint_*"))
-
-
 def holding_after_the_first_epoch(gate: Path):
     """`run_trial` whose workers, after reporting an epoch, wait until `gate/release` exists.
 
@@ -287,6 +282,17 @@ def test_tune_on_a_csv_writes_trials_a_report_and_a_mixed_bundle_and_a_killed_wo
     assert bundle.logits(["a fine film"]).shape == (1, 2)
 
 
+HOLDING = """import sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from test_tune import holding_after_the_first_epoch
+from textcnn.tune import search
+search.run_trial = holding_after_the_first_epoch(Path({gate!r}))
+from textcnn.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_the_tune_and_the_same_command_resumes_it_and_its_bundle_serves(
     data_dir, reviews, tmp_path
@@ -299,17 +305,25 @@ def test_ctrl_c_stops_the_tune_and_the_same_command_resumes_it_and_its_bundle_se
     space = tmp_path / "space.json"
     space.write_text(json.dumps(SMALL_SPACE))
     out = tmp_path / "tuned"
-    command = [
-        sys.executable,
-        "-m",
-        "textcnn",
-        *tune_args(reviews, out, space, "--trials", "3", "--ensemble", "2"),
-    ]
+    flags = tune_args(reviews, out, space, "--trials", "3", "--ensemble", "2")
+    command = [sys.executable, "-m", "textcnn", *flags]
     env = os.environ | {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONPATH": str(REPO)}
-    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The first run's trials wait after their first epoch (see holding_after_the_first_epoch), so
+    # Ctrl-C surely lands in stage 1, not after a search that tiny trials could finish first.
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    holding = HOLDING.format(tests=str(REPO / "tests"), gate=str(gate))
+    first = subprocess.Popen(
+        [sys.executable, "-c", holding, *flags],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        wait_for(lambda: any(reported(f) for f in trial_folders(out)), 240, "the first trial's epoch")
+        wait_for(lambda: next(iter(gate.glob("*.held")), None), 240, "the first trial's epoch")
         first.send_signal(signal.SIGINT)
+        (gate / "release").touch()
         _, stderr = first.communicate(timeout=180)
     finally:
         if first.poll() is None:
