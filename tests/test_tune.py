@@ -144,6 +144,25 @@ def test_the_trials_split_between_the_stages_and_the_ranking_keeps_distinct_conf
         search.searcher_name("optuna")
 
 
+def test_asha_notes_the_trials_it_cuts_so_that_they_are_told_from_the_time_budgets(tmp_path):
+    pytest.importorskip("ray.tune")
+    from types import SimpleNamespace
+
+    from textcnn.tune.search import ASHA_FILE, NotingASHA, asha_stopped
+
+    asha = NotingASHA(tmp_path / ASHA_FILE, time_attr="training_iteration", metric="best_dev_accuracy",
+                      mode="max", max_t=3, grace_period=1, reduction_factor=2)  # fmt: skip
+    ahead, behind = SimpleNamespace(trial_id="ahead"), SimpleNamespace(trial_id="behind")
+    for trial in (ahead, behind):
+        asha.on_trial_add(None, trial)
+    assert (
+        asha.on_trial_result(None, ahead, {"training_iteration": 1, "best_dev_accuracy": 0.9}) == "CONTINUE"
+    )
+    assert asha.on_trial_result(None, behind, {"training_iteration": 1, "best_dev_accuracy": 0.5}) == "STOP"
+    assert asha.on_trial_result(None, ahead, {"training_iteration": 3, "best_dev_accuracy": 0.95}) == "STOP"
+    assert asha_stopped(tmp_path) == ["behind"]  # the last epoch's stop is not a cut
+
+
 # -- the command on a real local Ray -----------------------------------------------------------
 
 SMALL_SPACE = {"pooling": ["max", "avg", "learned"], "widths": ["2", "3"], "maps": [8, 12], "dropout": [0.3]}
@@ -264,7 +283,8 @@ def test_tune_on_a_csv_writes_trials_a_report_and_a_mixed_bundle_and_a_killed_wo
     assert len(trials) == 3 and {t["stage"] for t in trials} == {"widths", "combinations"}
     assert sorted(t["retries"] for t in trials) == [0, 0, 1]
     for trial in trials:
-        assert trial["status"] != "error" and set(trial["config"]) == set(SMALL_SPACE) | {"lr", "variant"}
+        assert trial["status"] in ("completed", "stopped by ASHA")  # no time budget, no Ctrl-C
+        assert set(trial["config"]) == set(SMALL_SPACE) | {"lr", "variant"}
         assert 1 <= trial["epochs"] == len(trial["dev_curve"]) <= 3
         assert trial["best_dev_accuracy"] == max(trial["dev_curve"])
     best_single = max((t for t in trials if t["stage"] == "widths"), key=lambda t: t["best_dev_accuracy"])

@@ -41,7 +41,8 @@ def plot_trials(records: Sequence[dict], path: Path) -> bool:
     figure.text(
         0.5,
         0.01,
-        "blue: trained to the end or stopped by patience; red: stopped by ASHA or the time budget; bar: the best",
+        "blue: trained to the end or stopped by patience; red: stopped by ASHA, the time budget or Ctrl-C; "
+        "bar: the best",
         ha="center",
         fontsize=8,
     )

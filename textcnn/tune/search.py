@@ -50,9 +50,13 @@ DIMENSIONS = ("pooling", "widths", "maps", "dropout", "lr", "variant")
 STAGES = ("widths", "combinations")
 FIRST_STAGE_SHARE = 0.6  # of the trials and of the time budget
 TRIALS_FILE = "trials.jsonl"
-# A trial that stopped before its last epoch and not by its patience: ASHA cut it at a rung, or the
-# time budget ran out while it trained (Tune stops every running trial then; the two look alike).
-STOPPED = "stopped by ASHA or the time budget"
+# A trial that stopped before its last epoch and not by its patience: ASHA cut it at a rung (the
+# scheduler notes those in ASHA_FILE), or Tune stopped it with every running trial when the time
+# budget ran out, or Ctrl-C caught it running (then the restored stage trains it on).
+STOPPED_BY_ASHA = "stopped by ASHA"
+STOPPED_BY_BUDGET = "stopped by the time budget"
+UNFINISHED = "unfinished (interrupted)"
+ASHA_FILE = "asha-stopped.json"  # in the stage's folder: the ids of the trials ASHA stopped
 
 
 @dataclass(frozen=True)
@@ -173,8 +177,34 @@ class _Progress(tune.Callback):
             bar.show()
 
 
-def _scheduler(settings: SearchSettings) -> ASHAScheduler:
-    return ASHAScheduler(
+class NotingASHA(ASHAScheduler):
+    """ASHA that notes in `path` (a JSON list) each trial it stops before its last epoch.
+
+    From a trial's results alone, ASHA's stop and the time budget's look alike: both end a trial
+    early. The note is a file in the stage's folder, so a restored stage adds to it; the driver,
+    where Tune runs its scheduler, is its only writer."""
+
+    def __init__(self, path: Path, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.noted_path = str(path)
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        action = super().on_trial_result(tune_controller, trial, result)
+        if action == self.STOP and result.get("training_iteration", 0) < self._max_t:
+            noted = set(asha_stopped(Path(self.noted_path).parent)) | {trial.trial_id}
+            atomic_write_bytes(Path(self.noted_path), json.dumps(sorted(noted)).encode())
+        return action
+
+
+def asha_stopped(stage_dir: Path) -> list[str]:
+    """The ids of the trials ASHA stopped in the stage whose folder is `stage_dir`."""
+    path = stage_dir / ASHA_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+
+
+def _scheduler(settings: SearchSettings, stage_dir: Path) -> ASHAScheduler:
+    return NotingASHA(
+        stage_dir / ASHA_FILE,
         time_attr="training_iteration",
         max_t=settings.epochs,
         grace_period=min(settings.grace, settings.epochs),
@@ -248,7 +278,7 @@ def run_stage(
                     mode="max",
                     num_samples=trials,
                     time_budget_s=seconds,
-                    scheduler=_scheduler(settings),
+                    scheduler=_scheduler(settings, path),
                     search_alg=_search_algorithm(settings),
                 ),
                 run_config=tune.RunConfig(
@@ -264,11 +294,14 @@ def run_stage(
     finally:
         _BARS.pop(stage).tqdm.close()
     # An interrupted stage may hold trials the searcher had not yet given a configuration: not trials yet.
-    return [_record(stage, result, settings) for result in grid if result.config], interrupted
+    cut = set(asha_stopped(path))
+    early = UNFINISHED if interrupted else STOPPED_BY_BUDGET  # not ASHA's: Tune stopped every trial
+    return [_record(stage, result, settings, cut, early) for result in grid if result.config], interrupted
 
 
-def _record(stage: str, result, settings: SearchSettings) -> dict:
-    """One trial's line of trials.jsonl."""
+def _record(stage: str, result, settings: SearchSettings, cut: set[str], early: str) -> dict:
+    """One trial's line of trials.jsonl; `cut`: the trials ASHA stopped; `early`: the status of a
+    trial stopped early by neither ASHA nor its patience."""
     metrics = result.metrics or {}
     curve = list(metrics.get("dev_curve") or [])
     trial_dir = Path(result.path)
@@ -281,7 +314,7 @@ def _record(stage: str, result, settings: SearchSettings) -> dict:
     elif curve and settings.patience and len(curve) - (curve.index(max(curve)) + 1) >= settings.patience:
         status = "stopped early (patience)"
     else:
-        status = STOPPED if curve else "not started"
+        status = "not started" if not curve else STOPPED_BY_ASHA if metrics.get("trial_id") in cut else early
     said = str(result.error).strip().splitlines() if result.error is not None else []
     return {
         "stage": stage,
