@@ -17,6 +17,7 @@ of the AuthenticationError ("InvalidAuthToken: Authentication token is missing o
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -36,6 +37,22 @@ REFUSED_MARKERS = ("InvalidAuthToken", "AuthenticationError:")
 WHERE_TOKENS_ARE = "in ~/.ray/auth_token, in a file named by RAY_AUTH_TOKEN_PATH, or in RAY_AUTH_TOKEN"
 
 
+class _NoTokenNotice(logging.Filter):
+    """Drops Ray's notice, at every local start where a token exists, that token authentication is
+    on (the secure default, which docs/ray.md explains): a line of noise per command here. Ray's
+    warning that a cluster runs *without* authentication still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled")
+
+
+def quiet_token_notice() -> None:
+    """Install `_NoTokenNotice` on the logger Ray writes the notice with (once)."""
+    notices = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(isinstance(f, _NoTokenNotice) for f in notices.filters):
+        notices.addFilter(_NoTokenNotice())
+
+
 def connect(address: str | None = None, flag: str = "--ray") -> None:
     """Join the cluster at `address` (`auto`: the one running on this machine); None: start or join
     a local one. A process that is connected already (a test, a notebook) keeps its connection.
@@ -47,6 +64,7 @@ def connect(address: str | None = None, flag: str = "--ray") -> None:
         return
     where = f"{flag} {address}" if address else flag
     caught = (ConnectionError,) if AuthenticationError is None else (ConnectionError, AuthenticationError)
+    quiet_token_notice()
     try:
         ray.init(address=address or None)
     except caught as exc:

@@ -366,11 +366,12 @@ def start_ray(address: str | None, cpus: int | None) -> None:
     """Join `address` as `compare --ray` does, or start a quiet local Ray on this machine."""
     if ray.is_initialized():
         return
-    if address:
-        from textcnn.study.ray_cluster import connect
+    from textcnn.study.ray_cluster import connect, quiet_token_notice
 
+    if address:
         connect(address)
         return
+    quiet_token_notice()
     ray.init(
         num_cpus=cpus,
         include_dashboard=False,
