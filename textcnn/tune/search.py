@@ -295,7 +295,8 @@ def run_stage(
         _BARS.pop(stage).tqdm.close()
     # An interrupted stage may hold trials the searcher had not yet given a configuration: not trials yet.
     cut = set(asha_stopped(path))
-    early = UNFINISHED if interrupted else STOPPED_BY_BUDGET  # not ASHA's: Tune stopped every trial
+    # Not ASHA's stop: Ctrl-C's, or the budget's (Tune stops every running trial when it is spent).
+    early = UNFINISHED if interrupted else STOPPED_BY_BUDGET if seconds is not None else "stopped early"
     return [_record(stage, result, settings, cut, early) for result in grid if result.config], interrupted
 
 
