@@ -110,7 +110,7 @@ def _bundle_fold(args: argparse.Namespace, classifier):
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from textcnn.inference.bundle import Classifier
-    from textcnn.inference.metrics import classification_metrics, format_metrics
+    from textcnn.inference.metrics import format_metrics
 
     classifier = Classifier.load(args.bundle, device=args.device)
     corpus, chosen = _bundle_fold(args, classifier)
@@ -122,10 +122,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise TextCNNError(
             f"{split.source}: labels the model does not know: {', '.join(map(repr, unknown[:5]))}"
         )
-    index = {name: i for i, name in enumerate(classifier.label_names)}
-    predicted = classifier.logits(split.texts).argmax(dim=1).tolist()
-    metrics = classification_metrics([index[y] for y in split.labels], predicted, classifier.label_names)
-    metrics |= {"dataset": corpus.name, "split": args.split, "fold": chosen.name, "bundle": str(args.bundle)}
+    metrics = classifier.score(split.texts, split.labels) | {
+        "dataset": corpus.name,
+        "split": args.split,
+        "fold": chosen.name,
+        "bundle": str(args.bundle),
+    }
     # Lines of the split's file left out for empty text (for a fold: of the file it was drawn from).
     metrics["skipped_empty_text"] = {"rows": len(split.skipped), "lines": list(split.skipped)}
     if args.json:

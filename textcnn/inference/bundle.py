@@ -252,6 +252,15 @@ class Classifier:
     def predict(self, texts: Sequence[str], batch_size: int = 256) -> list[Prediction]:
         return self.predictions_from_logits(self.logits(texts, batch_size))
 
+    def score(self, texts: Sequence[str], labels: Sequence[str]) -> dict:
+        """`classification_metrics` of this classifier on labelled texts (label names it knows): what
+        `textcnn evaluate` prints and a composed bundle records for its dev and test parts."""
+        from textcnn.inference.metrics import classification_metrics
+
+        index = {name: i for i, name in enumerate(self.label_names)}
+        predicted = self.logits(list(texts)).argmax(dim=1).tolist()
+        return classification_metrics([index[y] for y in labels], predicted, self.label_names)
+
     # -- bundles ------------------------------------------------------------------------------
 
     def save(self, path: str | Path, half: bool = False) -> Path:

@@ -148,14 +148,10 @@ def compose(
 def split_metrics(classifier: Classifier, fold) -> dict:
     """n, accuracy and macro-F1 of `classifier` on the fold's dev and test parts (those it has): what
     `textcnn ensemble` and `textcnn tune --top K` record in a composed bundle's info."""
-    from textcnn.inference.metrics import classification_metrics
-
-    index = {name: i for i, name in enumerate(classifier.label_names)}
     metrics = {}
     for split_name, split in (("dev", fold.dev), ("test", fold.test)):
         if split is None or not len(split):
             continue
-        predicted = classifier.logits(list(split.texts)).argmax(dim=1).tolist()
-        scores = classification_metrics([index[y] for y in split.labels], predicted, classifier.label_names)
+        scores = classifier.score(split.texts, split.labels)
         metrics[split_name] = {k: scores[k] for k in ("n", "accuracy", "macro_f1")}
     return metrics
