@@ -73,7 +73,7 @@ def run_baseline(dataset: str, name: str, args: argparse.Namespace) -> dict:
     """A linear baseline (textcnn.model.linear) on the same folds as the CNN rows."""
     corpus, folds, protocol = benchmark_folds(dataset, args)
     started = time.perf_counter()
-    results = [fit_baseline(name, fold, corpus.label_names, corpus.lowercase) for fold in folds]
+    results = [fit_baseline(name, fold, corpus.label_names, corpus.tokenizer) for fold in folds]
     accuracies = [r.test_accuracy for r in results]
     return {
         "dataset": dataset,

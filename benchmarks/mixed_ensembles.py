@@ -56,7 +56,9 @@ def train_fold(corpus, fold, args) -> dict:
             {"variant": "non-static", "pooling": pooling}, train_config, vectors=args.vectors
         )
         for k in range(MEMBERS):
-            runs.append(prepare_run(fold, corpus.label_names, member_settings(settings, k), corpus.lowercase))
+            runs.append(
+                prepare_run(fold, corpus.label_names, member_settings(settings.for_corpus(corpus), k))
+            )
             names.append(f"{pooling}:{args.seed + k}")
     started = time.perf_counter()
     outcomes = train_together(runs, progress=not args.quiet)
@@ -117,9 +119,9 @@ ROWS = [
 def linear_members(corpus, fold, record: dict) -> dict[str, dict]:
     """Each linear member's dev and test probabilities, fitted on the fold as `textcnn train --linear`
     fits it: the ids of the bundle's vocabulary (the training texts', min count 1), C and scale on dev."""
-    probe = TextEncoder(Vocabulary(["<pad>", "<unk>"]), corpus.lowercase)
+    probe = TextEncoder(Vocabulary(["<pad>", "<unk>"]), corpus.tokenizer)
     vocab = Vocabulary.build((probe.tokenize(t) for t in fold.train.texts), 1, None)
-    encoder = TextEncoder(vocab, corpus.lowercase)
+    encoder = TextEncoder(vocab, corpus.tokenizer)
     index = {name: i for i, name in enumerate(record["labels"])}
 
     def part(split):

@@ -109,9 +109,9 @@ def main() -> int:
     torch.manual_seed(0)
     corpus = load_registered("mr", args.data_dir)
     (fold,) = make_folds(corpus, seed=0)
-    probe = TextEncoder(Vocabulary(["<pad>", "<unk>"]))
+    probe = TextEncoder(Vocabulary(["<pad>", "<unk>"]), "kim")
     vocab = Vocabulary.build(probe.tokenize(t) for t in fold.train.texts)
-    encoder = TextEncoder(vocab)
+    encoder = TextEncoder(vocab, "kim")
     index = {name: i for i, name in enumerate(corpus.label_names)}
     split = EncodedSplit.encode(encoder, fold.train.texts, [index[y] for y in fold.train.labels], 5)
     config = ModelConfig(vocab_size=len(vocab), num_classes=len(corpus.label_names))

@@ -117,7 +117,10 @@ def main() -> int:
     corpus = load_registered("mr", args.data_dir)
     (fold,) = make_folds(corpus, seed=0)
     encoder = TextEncoder(
-        Vocabulary.build(TextEncoder(Vocabulary(["<pad>", "<unk>"])).tokenize(t) for t in fold.train.texts)
+        Vocabulary.build(
+            TextEncoder(Vocabulary(["<pad>", "<unk>"]), "kim").tokenize(t) for t in fold.train.texts
+        ),
+        "kim",
     )
     index = {name: i for i, name in enumerate(corpus.label_names)}
     chosen = sorted(random.Random(0).sample(range(len(fold.train)), min(args.sentences, len(fold.train))))

@@ -10,6 +10,7 @@ texts, so a batch of requests is a ragged list of token-id sequences: `batch` fl
 
 # No `from __future__ import annotations` here: LitServe reads the annotations of decode_request
 # and encode_response (inspect.signature) to type the FastAPI route, and needs the classes.
+import itertools
 import time
 import warnings
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ class FlatBatch:
 
     chunks: list[tuple[list[int], Batch]]  # (indices among all sequences, their padded rows) each
     sizes: list[int]  # sequences per request, in request order
+    coverages: list[float]  # each sequence's share of known tokens (0: unread)
 
 
 class BundleAPI(ls.LitAPI):
@@ -90,38 +92,53 @@ class TextCNNAPI(BundleAPI):
         super().__init__(model_path, "/predict", max_batch_size, batch_timeout, threads=threads, loop=loop)
         self.max_batch_tokens = max_batch_tokens
 
-    def decode_request(self, request: PredictRequest, context: dict) -> list[list[int]]:
+    def decode_request(self, request: PredictRequest, context: dict) -> list[tuple[list[int], float]]:
         # `request` was validated by FastAPI in the HTTP server (see service.schemas).
         context["top_k"] = request.top_k
         context["probabilities"] = request.probabilities
-        return self.classifier.encoder.encode_many(request.all_texts)
+        encoder = self.classifier.encoder
+        encoded = []
+        for text in request.all_texts:
+            ids = encoder.encode(text)
+            encoded.append((ids, encoder.coverage(text, ids)))  # each text's ids and its coverage
+        return encoded
 
-    def batch(self, inputs: list[list[list[int]]]) -> FlatBatch:
-        sequences = [ids for request in inputs for ids in request]
+    def batch(self, inputs: list[list[tuple[list[int], float]]]) -> FlatBatch:
+        sequences = [ids for request in inputs for ids, _ in request]
+        coverages = [share for request in inputs for _, share in request]
         # max_rows: LitServe's max_batch_size already bounds the requests
         chunks = list(self.classifier.batches(sequences, len(sequences), self.max_batch_tokens))
         metrics.observe_batch(requests=len(inputs), texts=len(sequences))
-        return FlatBatch(chunks, [len(request) for request in inputs])
+        metrics.observe_coverage(coverages)
+        return FlatBatch(chunks, [len(request) for request in inputs], coverages)
 
-    def predict(self, batch: FlatBatch) -> tuple[torch.Tensor, list[int]]:
+    def predict(self, batch: FlatBatch) -> tuple[torch.Tensor, list[int], list[float]]:
         start = time.perf_counter()
         logits = torch.empty(sum(batch.sizes), self.classifier.num_classes)  # (N, C)
         with torch.inference_mode():
             for rows, chunk in batch.chunks:
                 logits[rows] = self.classifier.logits_for_batch(chunk)  # (rows, C)
         metrics.observe_forward(time.perf_counter() - start)
-        return logits, batch.sizes
+        return logits, batch.sizes, batch.coverages
 
-    def unbatch(self, output: tuple[torch.Tensor, list[int]]) -> list[torch.Tensor]:
-        logits, sizes = output
-        return list(torch.split(logits, sizes))  # one (n_texts, C) block per request, in order
+    def unbatch(
+        self, output: tuple[torch.Tensor, list[int], list[float]]
+    ) -> list[tuple[torch.Tensor, list[float]]]:
+        logits, sizes, coverages = output
+        ends = list(itertools.accumulate(sizes))
+        # one (n_texts, C) block per request, in order, with its texts' coverages
+        return [
+            (block, coverages[end - size : end])
+            for block, size, end in zip(torch.split(logits, sizes), sizes, ends, strict=True)
+        ]
 
-    def encode_response(self, logits: torch.Tensor, context: dict) -> PredictResponse:
+    def encode_response(self, output: tuple[torch.Tensor, list[float]], context: dict) -> PredictResponse:
+        logits, coverages = output
         top_k, with_probabilities = context.get("top_k"), context.get("probabilities", False)
         predictions = []
-        for prediction in self.classifier.predictions_from_logits(logits):
+        for prediction in self.classifier.predictions_from_logits(logits, coverages):
             ranked = None
-            if top_k:
+            if top_k and not prediction.unread:
                 # sorted() is stable: equal probabilities keep the labels' order
                 order = sorted(prediction.probabilities.items(), key=lambda item: -item[1])
                 ranked = [LabelScore(label=label, score=score) for label, score in order[:top_k]]
@@ -131,6 +148,8 @@ class TextCNNAPI(BundleAPI):
                     score=prediction.score,
                     probabilities=prediction.probabilities if with_probabilities else None,
                     top_k=ranked,
+                    coverage=prediction.coverage,
+                    unread=prediction.unread,
                 )
             )
         return PredictResponse(model=self.model_id, predictions=predictions)
@@ -158,6 +177,7 @@ class ExplainAPI(BundleAPI):
     def predict(self, batch: list[tuple[list[str], int]]) -> list[list[dict]]:
         start = time.perf_counter()
         answers = [[explain_text(self.classifier, text, top=top) for text in texts] for texts, top in batch]
+        metrics.observe_coverage([a["coverage"] for answer in answers for a in answer], route="explain")
         metrics.observe_explain(
             texts=sum(len(texts) for texts, _ in batch), seconds=time.perf_counter() - start
         )

@@ -98,6 +98,8 @@ def model_card(card: BundleCard, settings: ServeSettings) -> dict:
         "model": card.model,
         "pooling": card.pooling,  # the registry's summary of it: the page shows it
         "text": card.text,
+        "tokenizer": card.tokenizer,  # the registry's word on it: name, options, summary, what it is for
+        "tokens": card.tokens,  # what it made of the training texts: vocabulary, commonest tokens, ...
         "data": card.data,
         "metrics": card.metrics,
         "training": card.training,

@@ -131,6 +131,40 @@ def _explain_family() -> SimpleNamespace:
     )
 
 
+# The share of a text's tokens the model knows: a deployment whose traffic drifts away from its
+# training data (another language, new slang) shows it here before it shows in any accuracy.
+COVERAGE_BUCKETS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0)
+
+
+def _coverage_family() -> SimpleNamespace:
+    from prometheus_client import Counter, Histogram
+
+    return SimpleNamespace(
+        coverage=Histogram(
+            "textcnn_token_coverage",
+            "Share of each text's tokens the model's vocabulary knows (0: unread), by route",
+            ["route"],
+            buckets=COVERAGE_BUCKETS,
+            registry=None,
+        ),
+        unread=Counter(
+            "textcnn_unread_texts",
+            "Texts with no token the model knows, answered as unread (no label), by route",
+            ["route"],
+            registry=None,
+        ),
+    )
+
+
+def observe_coverage(coverages, route: str = "predict") -> None:
+    family = _family("coverage", _coverage_family)
+    histogram, unread = family.coverage.labels(route), family.unread.labels(route)
+    for share in coverages:
+        histogram.observe(share)
+        if share == 0:
+            unread.inc()
+
+
 def observe_explain(texts: int, seconds: float) -> None:
     family = _family("explain", _explain_family)
     family.texts.inc(texts)

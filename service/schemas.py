@@ -208,13 +208,26 @@ class LabelScore(BaseModel):
 
 
 class TextPrediction(BaseModel):
-    label: str = Field(description="The most probable label.")
-    score: float = Field(description="Its probability.")
+    label: str | None = Field(
+        description="The most probable label; null when the text is unread (no token the model knows)."
+    )
+    score: float | None = Field(description="Its probability; null when the text is unread.")
     probabilities: dict[str, float] | None = Field(
-        None, description="Every label's probability; null unless the request asked for `probabilities`."
+        None,
+        description="Every label's probability; null unless the request asked for `probabilities`, and for an "
+        "unread text.",
     )
     top_k: list[LabelScore] | None = Field(
-        None, description="The k most probable labels, most probable first; null unless asked for."
+        None,
+        description="The k most probable labels, most probable first; null unless asked for (or unread).",
+    )
+    coverage: float = Field(
+        description="The share of the text's tokens the model's vocabulary knows, 0 to 1: far below what it "
+        "was trained on, the prediction rests on few words."
+    )
+    unread: bool = Field(
+        description="True when no token of the text is known to the model (another script or language, only "
+        "symbols): it has no label, since the model's output would be its biases alone."
     )
 
 
@@ -225,7 +238,22 @@ class PredictResponse(BaseModel):
                 {
                     "model": "mr@93a03903a534",
                     "predictions": [
-                        {"label": "positive", "score": 0.93, "probabilities": None, "top_k": None}
+                        {
+                            "label": "positive",
+                            "score": 0.93,
+                            "probabilities": None,
+                            "top_k": None,
+                            "coverage": 1.0,
+                            "unread": False,
+                        },
+                        {
+                            "label": None,
+                            "score": None,
+                            "probabilities": None,
+                            "top_k": None,
+                            "coverage": 0.0,
+                            "unread": True,
+                        },
                     ],
                 }
             ]
@@ -299,15 +327,30 @@ class Explanation(BaseModel):
 
     text: str
     tokens: list[str] = Field(description="The text as the model reads it.")
-    label: str = Field(description="The most probable label: the one explained.")
-    probabilities: dict[str, float] = Field(description="Every label's probability.")
-    logit: float = Field(description="The label's logit: the sum of the parts, the biases and the residual.")
-    output_bias: float = Field(description="The output layer's bias for the label.")
-    filter_bias: float = Field(description="What the filters' own biases add to the logit.")
-    token_parts: list[float] = Field(
-        description="Each token's part in the logit, one per token; negative: against the label."
+    spans: list[list[int]] = Field(
+        description="Where each token stands in `text`: [start, end) as Unicode code-point offsets (not UTF-16 "
+        "units), so text[start:end] is its original spelling; [0, 0] for the `<unk>` of a text with no token."
     )
-    residual: float = Field(description="The part of the logit the token parts do not account for.")
+    known: list[bool] = Field(description="For each token, whether the model's vocabulary knows it.")
+    coverage: float = Field(description="The share of the tokens the vocabulary knows, 0 to 1.")
+    unread: bool = Field(
+        description="True when no token is known: the text has no label and nothing is split (the numbers are null)."
+    )
+    label: str | None = Field(description="The most probable label: the one explained; null when unread.")
+    probabilities: dict[str, float] | None = Field(description="Every label's probability; null when unread.")
+    logit: float | None = Field(
+        description="The label's logit: the sum of the parts, the biases and the residual; null when unread."
+    )
+    output_bias: float | None = Field(description="The output layer's bias for the label; null when unread.")
+    filter_bias: float | None = Field(
+        description="What the filters' own biases add to the logit; null when unread."
+    )
+    token_parts: list[float] = Field(
+        description="Each token's part in the logit, one per token; negative: against the label (0 when unread)."
+    )
+    residual: float | None = Field(
+        description="The part of the logit the token parts do not account for; null when unread."
+    )
     exact: bool = Field(description="Whether parts, biases and residual sum to the logit exactly.")
     attribution: str = Field(description="How the logit was split over the tokens.")
     for_: list[NGram] = Field(alias="for", description="The n-grams that pushed hardest for the label.")

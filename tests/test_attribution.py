@@ -66,7 +66,7 @@ def random_classifier(pooling: str, variant: str, wide: bool, convolution: bool,
             model.static_embedding.weight[0].zero_()  # <pad> embeds to zeros, as padding_idx keeps it
         for conv in model.convs:
             conv.bias.uniform_(-0.1, 0.3)  # some windows pass the ReLU, some do not
-    return Classifier(model, TextEncoder(Vocabulary(LETTERS)), ["x", "y", "z"])
+    return Classifier(model, TextEncoder(Vocabulary(LETTERS), "kim"), ["x", "y", "z"])
 
 
 def _pooled(model, i: int, maps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -224,7 +224,7 @@ def bigram_classifier(pooling: str = "max", wide: bool = False, **options) -> Cl
         model.classifier.weight.zero_()
         model.classifier.weight[:, 0] = torch.tensor([-1.0, 2.0])
         model.classifier.bias.copy_(torch.tensor([0.0, 0.25]))
-    return Classifier(model, TextEncoder(Vocabulary(WORDS)), ["negative", "positive"])
+    return Classifier(model, TextEncoder(Vocabulary(WORDS), "kim"), ["negative", "positive"])
 
 
 @pytest.mark.parametrize("wide", [False, True])
@@ -347,7 +347,7 @@ def test_without_convolution_the_parts_are_the_word_vectors():
         )
         model.classifier.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, -1.0]]))
         model.classifier.bias.zero_()
-    classifier = Classifier(model, TextEncoder(Vocabulary(WORDS)), ["negative", "positive"])
+    classifier = Classifier(model, TextEncoder(Vocabulary(WORDS), "kim"), ["negative", "positive"])
     e = check_explanation(classifier, "the good movie")
     # Coordinate 0: max 2 at "good" (weight 1); coordinate 1: max -1 at "good" (weight -1), no bias.
     assert (e["label"], e["logit"], e["filter_bias"]) == ("positive", 3.0, 0.0)

@@ -68,5 +68,5 @@ def test_baselines_on_sst2_are_the_usual_strength(data_dir):
     corpus = load_registered("sst2", data_dir)
     (fold,) = make_folds(corpus)
     for name in BASELINES:
-        result = fit_baseline(name, fold, corpus.label_names, corpus.lowercase, grid=(0.1, 10.0))
+        result = fit_baseline(name, fold, corpus.label_names, corpus.tokenizer, grid=(0.1, 10.0))
         assert 0.77 < result.test_accuracy < 0.86, (name, result.test_accuracy)  # the full grid: 81.8, 82.8

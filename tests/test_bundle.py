@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from textcnn.data.text import TextEncoder, Vocabulary, tokenize
+from textcnn.data.text import TextEncoder, Vocabulary
 from textcnn.errors import BundleError
 from textcnn.inference.bundle import Classifier, Prediction, bundle_id
 from textcnn.model.cnn import ModelConfig, TextCNN
@@ -39,7 +39,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_classifier(seed: int = 0, num_filters: int = 4) -> Classifier:
-    vocab = Vocabulary.build(tokenize(text) for text in CORPUS)
+    vocab = Vocabulary.build(TextEncoder(Vocabulary.build([]), "kim").tokenize(text) for text in CORPUS)
     config = ModelConfig(
         vocab_size=len(vocab),
         num_classes=len(LABELS),
@@ -52,7 +52,7 @@ def make_classifier(seed: int = 0, num_filters: int = 4) -> Classifier:
     model = TextCNN(config)
     with torch.no_grad():
         model.classifier.weight.mul_(20.0)  # spread the probabilities, so rows are told apart
-    return Classifier(model, TextEncoder(vocab, max_length=150), LABELS, INFO)
+    return Classifier(model, TextEncoder(vocab, "kim", max_length=150), LABELS, INFO)
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def test_labels_info_and_text_settings_survive(bundle, classifier):
     assert loaded.info == INFO
     assert loaded.encoder.vocab == classifier.encoder.vocab
     assert loaded.encoder.vocab.counts == classifier.encoder.vocab.counts
-    assert loaded.encoder.to_json() == {"lowercase": True, "max_length": 150}
+    assert loaded.encoder.to_json() == {"tokenizer": {"name": "kim", "lowercase": True}, "max_length": 150}
 
 
 def test_info_cannot_overwrite_reserved_keys(tmp_path, classifier):
@@ -144,11 +144,24 @@ def test_bundle_files_are_readable_by_others(tmp_path, classifier):
 # -- predict -----------------------------------------------------------------------------------
 
 
+UNREAD = {"", "zebra quokka"}  # no token at all; unknown words only
+
+
 def test_predict_returns_label_names_and_probabilities(classifier):
     predictions = classifier.predict(TEXTS)
     assert len(predictions) == len(TEXTS)
-    for prediction in predictions:
+    for text, prediction in zip(TEXTS, predictions, strict=True):
         assert isinstance(prediction, Prediction)
+        if text in UNREAD:  # the model's output would be its biases: no label, said so
+            assert prediction.to_json() == {
+                "label": None,
+                "score": None,
+                "probabilities": None,
+                "coverage": 0.0,
+                "unread": True,
+            }
+            continue
+        assert 0 < prediction.coverage <= 1
         assert list(prediction.probabilities) == LABELS
         assert math.fsum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
         assert prediction.label in LABELS
@@ -158,25 +171,30 @@ def test_predict_returns_label_names_and_probabilities(classifier):
             "label": prediction.label,
             "score": prediction.score,
             "probabilities": prediction.probabilities,
+            "coverage": prediction.coverage,
+            "unread": False,
         }
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 256])
 def test_predict_keeps_input_order(classifier, batch_size):
-    alone = [classifier.predict([text])[0].probabilities for text in TEXTS]
-    together = [p.probabilities for p in classifier.predict(TEXTS, batch_size=batch_size)]
+    alone = [classifier.logits([text])[0] for text in TEXTS]
+    together = classifier.logits(TEXTS, batch_size=batch_size)
     for got, expected in zip(together, alone, strict=True):
-        assert got == pytest.approx(expected, abs=1e-5)
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
     # the texts are told apart, so a shuffled order could not pass
-    distinct = {tuple(round(v, 3) for v in p.values()) for p in alone}
+    distinct = {tuple(round(v, 3) for v in row.tolist()) for row in alone}
     assert len(distinct) == len(TEXTS)
+    read = [p.probabilities for p in classifier.predict(TEXTS, batch_size=batch_size)]
+    assert [p is None for p in read] == [text in UNREAD for text in TEXTS]
 
 
 def test_predict_proba_matches_predict(classifier):
     proba = classifier.predict_proba(TEXTS)
     assert proba.shape == (len(TEXTS), len(LABELS))
-    for row, prediction in zip(proba, classifier.predict(TEXTS), strict=True):
-        assert row.tolist() == pytest.approx(list(prediction.probabilities.values()), abs=1e-6)
+    for text, row, prediction in zip(TEXTS, proba, classifier.predict(TEXTS), strict=True):
+        if text not in UNREAD:
+            assert row.tolist() == pytest.approx(list(prediction.probabilities.values()), abs=1e-6)
 
 
 def test_predict_on_nothing(classifier):
@@ -192,7 +210,7 @@ def test_logits_rejects_a_single_string(classifier):
 def test_classifier_checks_labels_and_vocabulary(classifier):
     with pytest.raises(BundleError, match="2 label names for a model with 3 classes"):
         Classifier(classifier.model, classifier.encoder, LABELS[:2])
-    small = TextEncoder(Vocabulary(["<pad>", "<unk>", "a"]))
+    small = TextEncoder(Vocabulary(["<pad>", "<unk>", "a"]), "kim")
     with pytest.raises(BundleError, match="vocabulary of 3 for a model expecting"):
         Classifier(classifier.model, small, LABELS)
 
@@ -372,7 +390,10 @@ def test_card_tells_which_bundle_and_how_it_was_made(bundle):
     assert card.path == bundle.resolve()
     assert card.labels == tuple(LABELS)
     assert card.vocab_size == config["vocab_size"] == config["model"]["vocab_size"]
-    assert card.model == config["model"] and card.text == {"lowercase": True, "max_length": 150}
+    assert card.model == config["model"] and card.text == {
+        "tokenizer": {"name": "kim", "lowercase": True},
+        "max_length": 150,
+    }
     assert card.created == config["created"] and card.versions == config["versions"]
     assert card.data == INFO["data"] and card.metrics == INFO["metrics"]
     assert card.training == {"best_epoch": None, "epochs_run": None, "stopped_early": None, "config": None}
@@ -435,7 +456,11 @@ def test_shipped_bundles_cards(name, members):
     # a mixed bundle's card shows its first CNN shape (each member's is in `members`)
     model = classifier.members[0].config.to_json()  # with today's defaults for keys added since
     saved = config["mixture"]["groups"][0]["model"] if classifier.is_mixed else config["model"]
-    assert card.model == model and card.model.items() >= saved.items() and card.text == config["text"]
+    assert card.model == model and card.model.items() >= saved.items()
+    # saved before tokenizers were registered: `text` says lowercase, and it loads as Kim's clean_str
+    assert config["text"] == {"lowercase": True, "max_length": None}
+    assert card.text == {"tokenizer": {"name": "kim", "lowercase": True}, "max_length": None}
+    assert card.tokenizer["name"] == "kim" and card.tokens is None
     assert card.created == config["created"] and card.versions == config["versions"]
     assert card.metrics["test"]["accuracy"] > 0.7 and card.data == config["data"]
     assert card.vectors == config["vectors"]

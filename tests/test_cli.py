@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from textcnn.data.registry import REGISTRY
 from textcnn.inference.bundle import Classifier
 
 REPO = Path(__file__).resolve().parents[1]
@@ -244,7 +245,7 @@ def test_train_and_evaluate_a_local_datasets_folder(tmp_path):
     # `textcnn datasets` lists the registry only; a dataset folder in the data dir changes nothing.
     listed = textcnn("datasets", "--json", "--data-dir", tmp_path, env=env)
     assert listed.returncode == 0, listed.stderr
-    assert [r["name"] for r in json.loads(listed.stdout)] == ["mr", "sst1", "sst2", "subj", "trec"]
+    assert [r["name"] for r in json.loads(listed.stdout)] == list(REGISTRY)
     missing = textcnn("train", "--dataset", tmp_path / "nothing", "--out", out, env=env)
     assert_one_line_error(missing, f"{tmp_path / 'nothing'}: no such file or folder")
 
@@ -345,7 +346,7 @@ def test_explain_splits_an_average_pooled_logit(tmp_path):
     with torch.no_grad():
         for conv in model.convs:
             conv.bias.fill_(0.2)  # windows that pass the ReLU
-    Classifier(model, TextEncoder(Vocabulary(words)), ["negative", "positive"]).save(tmp_path / "avg")
+    Classifier(model, TextEncoder(Vocabulary(words), "kim"), ["negative", "positive"]).save(tmp_path / "avg")
     result = textcnn("explain", tmp_path / "avg", "a warm and funny film", "--json")
     assert result.returncode == 0, result.stderr
     e = json.loads(result.stdout)

@@ -45,7 +45,7 @@ def batch(rows: int = 5, width: int = 8, seed: int = 0):
 
 
 def classifier_of(models: list[TextCNN]) -> Classifier:
-    encoder = TextEncoder(Vocabulary(WORDS), lowercase=True)
+    encoder = TextEncoder(Vocabulary(WORDS), "kim")
     return Classifier(Ensemble.of(models).eval(), encoder, ["a", "b", "c"], {"data": {"dataset": "toy"}})
 
 

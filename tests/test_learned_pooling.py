@@ -101,7 +101,7 @@ def test_the_study_records_where_the_maps_sit_between_average_and_max(tmp_path):
     with torch.no_grad():
         model.convs[0].bias.fill_(0.5)  # every window fires: each map has a max above its mean
         model.pooling_sharpness[0].copy_(torch.tensor([-10.0, 0.0, 10.0]))  # avg, between, max
-    classifier = Classifier(model, TextEncoder(Vocabulary(LETTERS)), ["x", "y"])
+    classifier = Classifier(model, TextEncoder(Vocabulary(LETTERS), "kim"), ["x", "y"])
     texts = ["a b c d e", "f g h a", "b d f h a c"]
     positions, beta = map_positions(classifier, texts)
     assert positions[0] == pytest.approx(0.0, abs=1e-4) and positions[2] == pytest.approx(1.0, abs=1e-3)

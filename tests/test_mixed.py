@@ -62,8 +62,8 @@ def fold() -> Fold:
 
 @pytest.fixture(scope="module")
 def encoder(fold) -> TextEncoder:
-    probe = TextEncoder(Vocabulary(["<pad>", "<unk>"]), True)
-    return TextEncoder(Vocabulary.build((probe.tokenize(t) for t in fold.train.texts), 1, None), True)
+    probe = TextEncoder(Vocabulary(["<pad>", "<unk>"]), "kim")
+    return TextEncoder(Vocabulary.build((probe.tokenize(t) for t in fold.train.texts), 1, None), "kim")
 
 
 def encoded(encoder: TextEncoder, part: LabeledTexts, labels=("negative", "positive")):
@@ -71,12 +71,17 @@ def encoded(encoder: TextEncoder, part: LabeledTexts, labels=("negative", "posit
     return batch.ids, batch.lengths, [labels.index(y) for y in part.labels]
 
 
-@pytest.mark.parametrize("kind", ["nbsvm", "tfidf-lr"])
+@pytest.mark.parametrize("kind", ["nbsvm", "tfidf-lr", "char-lr"])
 def test_the_linear_member_predicts_what_the_scikit_learn_baseline_predicts(fold, encoder, kind):
     member = LinearMember.fit(
-        kind, encoded(encoder, fold.train), encoded(encoder, fold.dev), len(encoder.vocab), 2
+        kind,
+        encoded(encoder, fold.train),
+        encoded(encoder, fold.dev),
+        len(encoder.vocab),
+        2,
+        vocab=encoder.vocab.itos,
     )
-    baseline = fit_baseline(kind, fold, ["negative", "positive"])
+    baseline = fit_baseline(kind, fold, ["negative", "positive"], "kim")
     assert member.config.C == baseline.C  # the same choice on dev
     ids, lengths, _ = encoded(encoder, fold.test)
     with torch.no_grad():

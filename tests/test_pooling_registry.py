@@ -95,7 +95,7 @@ def random_classifier(name: str, seed: int = 0) -> Classifier:
             conv.bias.uniform_(0.5, 1.5)  # positive: an unmasked padding window would show up
         for log_sharpness in model.pooling_sharpness or ():  # the learned pooling: away from the mean
             log_sharpness.normal_(0.0, 1.5)
-    return Classifier(model.eval(), TextEncoder(Vocabulary(LETTERS)), ["x", "y", "z"])
+    return Classifier(model.eval(), TextEncoder(Vocabulary(LETTERS), "kim"), ["x", "y", "z"])
 
 
 def test_the_throw_away_pooling_is_in_every_list():

@@ -49,7 +49,7 @@ def bigram_classifier(wide: bool = False, pooling: str = "max") -> Classifier:
         model.classifier.weight.zero_()
         model.classifier.weight[:, 0] = torch.tensor([-1.0, 1.0])  # filter 0's first pooled value
         model.classifier.bias.zero_()
-    return Classifier(model, TextEncoder(Vocabulary(WORDS)), ["negative", "positive"])
+    return Classifier(model, TextEncoder(Vocabulary(WORDS), "kim"), ["negative", "positive"])
 
 
 def test_max_statistics_counts_ties_silence_dead_maps_and_collapse():
@@ -156,7 +156,7 @@ def test_without_convolution_the_winners_are_single_words(tmp_path):
         model.classifier.weight.zero_()
         model.classifier.weight[:, GOOD] = torch.tensor([-1.0, 1.0])  # the "good" dimension votes positive
         model.classifier.bias.zero_()
-    classifier = Classifier(model, TextEncoder(Vocabulary(WORDS)), ["negative", "positive"])
+    classifier = Classifier(model, TextEncoder(Vocabulary(WORDS), "kim"), ["negative", "positive"])
     explanation = explain(classifier, "the good movie")
     assert explanation["label"] == "positive"
     assert [(c["ngram"], c["width"], c["filter"]) for c in explanation["for"]] == [("good", 1, GOOD)]

@@ -347,7 +347,9 @@ def run_hooks(api: TextCNNAPI, requests: list[PredictRequest]) -> list[PredictRe
 def test_decode_request_encodes_with_the_bundles_encoder(api, classifier, limits):
     context: dict = {}
     request = PredictRequest(texts=["A warm, funny film!", "zyzzyva"], top_k=1)
-    assert api.decode_request(request, context) == classifier.encoder.encode_many(request.all_texts)
+    decoded = api.decode_request(request, context)
+    assert [ids for ids, _ in decoded] == classifier.encoder.encode_many(request.all_texts)
+    assert [share for _, share in decoded] == [5 / 6, 0.0]  # "zyzzyva" alone is unknown: unread
     assert context == {"top_k": 1, "probabilities": False}
 
 
@@ -374,18 +376,23 @@ def test_batched_hooks_answer_each_request_as_predict_does(api, classifier):
 
 def test_encode_response_shapes(api, classifier):
     logits = torch.tensor([[0.5, -0.25], [-1.0, 2.0]])  # (2 texts, 2 classes)
-    plain = api.encode_response(logits, {"top_k": None, "probabilities": False})
+    output = (logits, [1.0, 0.5])  # with each text's coverage
+    plain = api.encode_response(output, {"top_k": None, "probabilities": False})
     assert plain.model == model_id(api.model_path) and re.fullmatch(r"tiny@[0-9a-f]{12}", plain.model)
     assert [p.label for p in plain.predictions] == ["negative", "positive"]
     assert all(p.probabilities is None and p.top_k is None for p in plain.predictions)
-    full = api.encode_response(logits, {"top_k": 2, "probabilities": True})
+    assert [(p.coverage, p.unread) for p in plain.predictions] == [(1.0, False), (0.5, False)]
+    full = api.encode_response(output, {"top_k": 2, "probabilities": True})
     first = full.predictions[0]
     probabilities = torch.softmax(logits, dim=1)[0].tolist()
     assert first.probabilities == pytest.approx({"negative": probabilities[0], "positive": probabilities[1]})
     assert [entry.label for entry in first.top_k] == ["negative", "positive"]  # most probable first
     assert first.top_k[0].score == pytest.approx(first.score)
-    assert len(api.encode_response(logits, {"top_k": 1, "probabilities": False}).predictions[1].top_k) == 1
+    assert len(api.encode_response(output, {"top_k": 1, "probabilities": False}).predictions[1].top_k) == 1
     json.loads(full.model_dump_json())
+    unread = api.encode_response((logits, [0.0, 1.0]), {"top_k": 2, "probabilities": True}).predictions[0]
+    assert (unread.label, unread.score, unread.probabilities, unread.top_k) == (None, None, None, None)
+    assert (unread.coverage, unread.unread) == (0.0, True)
 
 
 def test_setup_sets_the_workers_torch_threads_on_the_cpu_only(tiny_bundle):
@@ -468,10 +475,21 @@ def test_app_predicts_one_text_and_several_in_order(client, classifier):
     body = single.json()
     assert set(body) == {"model", "predictions"} and len(body["predictions"]) == 1
     several = client.post("/predict", json={"texts": texts, "top_k": 2, "probabilities": True}).json()
-    for want, got in zip(classifier.predict(texts), several["predictions"], strict=True):
+    for want, got in zip(classifier.predict(texts[:2]), several["predictions"][:2], strict=True):
         assert got["label"] == want.label and got["score"] == pytest.approx(want.score, abs=1e-5)
         assert got["probabilities"] == pytest.approx(want.probabilities, abs=1e-5)
         assert next(entry["label"] for entry in got["top_k"]) == want.label
+        assert got["coverage"] == pytest.approx(want.coverage) and 0 < got["coverage"] <= 1
+        assert got["unread"] is False
+    # "zyzzyva" is no word the model knows: said to be unread, with no label
+    assert several["predictions"][2] == {
+        "label": None,
+        "score": None,
+        "probabilities": None,
+        "top_k": None,
+        "coverage": 0.0,
+        "unread": True,
+    }
 
 
 # Bodies both POST routes refuse alike, under the `client` fixture's limits.

@@ -22,9 +22,9 @@ def test_baselines_fit_the_study_folds_once_and_a_grown_study_only_its_new_folds
 ):
     seen = []
 
-    def recording(name, fold, label_names, lowercase=True):
-        seen.append((name, fold, lowercase))
-        return fit_baseline(name, fold, label_names, lowercase)
+    def recording(name, fold, label_names, tokenizer):
+        seen.append((name, fold, tokenizer))
+        return fit_baseline(name, fold, label_names, tokenizer)
 
     monkeypatch.setattr(study_baselines, "fit_baseline", recording)
     config = StudyConfig(datasets=("trec", "mr"), poolings=("max",), max_folds=2, **QUICK)
@@ -39,8 +39,8 @@ def test_baselines_fit_the_study_folds_once_and_a_grown_study_only_its_new_folds
     ]
     _, folds = study_folds(config, str(data_dir))
     expected = training_fold(folds["mr"][1], config)  # the CNN's training texts: subsampled alike
-    name, fold, lowercase = seen[4]
-    assert name == "tfidf-lr" and lowercase is True  # the study lowercases every dataset
+    name, fold, tokenizer = seen[4]
+    assert name == "tfidf-lr" and str(tokenizer) == "kim"  # the study lowercases every dataset, TREC too
     assert fold.train.texts == expected.train.texts and len(fold.train.texts) == 300
     assert fold.dev.texts == expected.dev.texts and fold.test.texts == expected.test.texts
     assert len(rows[0]["test_predictions"]) == 500 and rows[2]["test_predictions"] is None

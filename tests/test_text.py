@@ -11,11 +11,16 @@ from textcnn.data.text import (
     UNK_ID,
     TextEncoder,
     Vocabulary,
-    clean_str,
     similar_length_chunks,
-    tokenize,
 )
+from textcnn.data.tokenizers import TokenizerConfig
+from textcnn.data.tokenizers.kim import clean_str
 from textcnn.errors import BundleError, ConfigError
+
+
+def tokenize(text: str, lowercase: bool = True) -> list[str]:
+    return TokenizerConfig.of("kim", lowercase=lowercase).build().split(text)
+
 
 CORPUS = [
     ["the", "cat", "sat"],
@@ -159,30 +164,35 @@ def test_load_missing_file_is_bundle_error(tmp_path):
 
 
 def test_encode_tokenizes_and_maps_unknown(vocab):
-    encoder = TextEncoder(vocab)
+    encoder = TextEncoder(vocab, "kim")
     assert encoder.encode("The CAT sat on a zebra!") == [2, 3, 4, UNK_ID, 5, UNK_ID, UNK_ID]
 
 
-def test_encode_respects_lowercase_flag(vocab):
-    assert TextEncoder(vocab, lowercase=False).encode("The cat") == [UNK_ID, 3]
-    assert TextEncoder(vocab, lowercase=True).encode("The cat") == [2, 3]
+def test_encode_respects_the_tokenizers_lowercase_option(vocab):
+    assert TextEncoder(vocab, "kim:lowercase=false").encode("The cat") == [UNK_ID, 3]
+    assert TextEncoder(vocab, "kim:lowercase=true").encode("The cat") == [2, 3]
+    assert TextEncoder(vocab, "unicode:lowercase=false").encode("The cat") == [UNK_ID, 3]
+    assert TextEncoder(vocab, "unicode").encode("THE Cat") == [2, 3]
 
 
 @pytest.mark.parametrize("text", ["", "   ", "...", "— #"])
 def test_encode_empty_text_is_one_unk(vocab, text):
-    assert TextEncoder(vocab).encode(text) == [UNK_ID]
+    assert TextEncoder(vocab, "kim").encode(text) == [UNK_ID]
+    encoded = TextEncoder(vocab, "kim").encode_tokens(text)
+    assert (encoded.ids, [t.text for t in encoded.tokens], encoded.coverage) == ([UNK_ID], [UNK], 0.0)
 
 
 def test_encode_truncates_to_max_length(vocab):
-    encoder = TextEncoder(vocab, max_length=2)
+    encoder = TextEncoder(vocab, "kim", max_length=2)
     assert encoder.encode("the cat sat") == [2, 3]
+    assert [t.text for t in encoder.encode_tokens("the cat sat").tokens] == ["the", "cat"]
     assert encoder.encode("cat") == [3]
     assert encoder.encode_many(["the cat sat", ""]) == [[2, 3], [UNK_ID]]
 
 
 def test_encoder_rejects_bad_max_length(vocab):
     with pytest.raises(ConfigError):
-        TextEncoder(vocab, max_length=0)
+        TextEncoder(vocab, "kim", max_length=0)
 
 
 def test_pad_right_pads_with_pad_id():
@@ -201,10 +211,31 @@ def test_pad_honours_min_length():
 
 
 def test_encoder_to_json(vocab):
-    assert TextEncoder(vocab, lowercase=False, max_length=7).to_json() == {
-        "lowercase": False,
+    assert TextEncoder(vocab, "kim:lowercase=false", max_length=7).to_json() == {
+        "tokenizer": {"name": "kim", "lowercase": False},
         "max_length": 7,
     }
+
+
+def test_a_bundle_section_from_before_tokenizers_is_kim():
+    config, files = TextEncoder.tokenizer_of({"lowercase": False, "max_length": None})
+    assert (config, files) == (TokenizerConfig.of("kim", lowercase=False), {})
+    assert TextEncoder.tokenizer_of({"lowercase": True})[0] == TokenizerConfig.parse("kim")
+
+
+def test_encode_tokens_gives_spans_ids_and_coverage(vocab):
+    encoded = TextEncoder(vocab, "unicode").encode_tokens("The CAT, on a zebra")
+    assert [(t.text, t.start, t.end) for t in encoded.tokens] == [
+        ("the", 0, 3),
+        ("cat", 4, 7),
+        (",", 7, 8),
+        ("on", 9, 11),
+        ("a", 12, 13),
+        ("zebra", 14, 19),
+    ]
+    assert encoded.ids == [2, 3, UNK_ID, UNK_ID, 5, UNK_ID]
+    assert encoded.known == [True, True, False, False, True, False]
+    assert encoded.coverage == 0.5
 
 
 # -- similar_length_chunks --------------------------------------------------------------------

@@ -25,12 +25,15 @@ _EXPORTS = {
     "Prediction": "textcnn.inference.bundle",
     "RunSettings": "textcnn.train.runs",
     "TextCNN": "textcnn.model.cnn",
+    "TokenizerConfig": "textcnn.data.tokenizers",
     "TrainConfig": "textcnn.train.config",
+    "coverage": "textcnn.data.text",
     "explain_text": "textcnn.inference.explain",
     "load_corpus": "textcnn.data.corpus",
     "make_folds": "textcnn.data.folds",
     "package_versions": "textcnn.runtime",
     "register_pooling": "textcnn.model.pooling",
+    "register_tokenizer": "textcnn.data.tokenizers",
     "resolve_device": "textcnn.runtime",
     "texts_fold": "textcnn.train.runs",
     "train_classifier": "textcnn.train.runs",
@@ -40,7 +43,7 @@ _EXPORTS = {
     "TextCNNError": "textcnn.errors",
     "VectorsError": "textcnn.errors",
 }
-_RENAMED = {"register_pooling": "register"}  # the name in its module
+_RENAMED = {"register_pooling": "register", "register_tokenizer": "register"}  # the name in its module
 __all__ = [  # noqa: RUF022 - public classes first, then functions, then errors
     "Batch",
     "BundleCard",
@@ -51,12 +54,15 @@ __all__ = [  # noqa: RUF022 - public classes first, then functions, then errors
     "Prediction",
     "RunSettings",
     "TextCNN",
+    "TokenizerConfig",
     "TrainConfig",
+    "coverage",
     "explain_text",
     "load_corpus",
     "make_folds",
     "package_versions",
     "register_pooling",
+    "register_tokenizer",
     "resolve_device",
     "texts_fold",
     "train_classifier",
@@ -72,7 +78,9 @@ if TYPE_CHECKING:
     from textcnn.data.corpus import load_corpus
     from textcnn.data.folds import make_folds
     from textcnn.data.splits import Fold
-    from textcnn.data.text import Batch
+    from textcnn.data.text import Batch, coverage
+    from textcnn.data.tokenizers import TokenizerConfig
+    from textcnn.data.tokenizers import register as register_tokenizer
     from textcnn.errors import BundleError, ConfigError, DataError, TextCNNError, VectorsError
     from textcnn.inference.bundle import BundleCard, Classifier, Prediction
     from textcnn.inference.explain import explain_text

@@ -11,6 +11,7 @@ from textcnn.errors import TextCNNError
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from textcnn.model.linear import BASELINES
     from textcnn.model.pooling import POOLINGS
     from textcnn.study.arms import arm_grammar, arm_options
     from textcnn.study.baselines import baseline_section, baselines_summary, run_baselines
@@ -44,6 +45,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         "poolings": poolings,
         "max_folds": args.max_folds,
         "vectors": args.vectors,
+        "tokenizer": str(args.tokenizer) if args.tokenizer is not None else None,
         **given,
         **({"patience": None} if given.get("patience") == 0 else {}),
     }
@@ -65,7 +67,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     log = functools.partial(print, file=sys.stderr)
     if args.probes:
         run_probes(config, args.out, args.data_dir, log=log)
-    baseline_rows = [] if args.no_baselines else run_baselines(config, args.out, args.data_dir, log=log)
+    names = tuple(n.strip() for n in args.baselines.split(",") if n.strip())
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise TextCNNError(
+            f"--baselines: unknown baseline {unknown[0]!r}; choose from {', '.join(BASELINES)}"
+        )
+    baseline_rows = (
+        [] if args.no_baselines else run_baselines(config, args.out, args.data_dir, names=names, log=log)
+    )
     summary = summarize(rows)
     for dataset, baselines in baselines_summary(baseline_rows).items():
         if dataset in summary:

@@ -70,12 +70,6 @@ def add_data_arguments(parser: argparse.ArgumentParser, dataset_required: bool =
     group.add_argument("--text-column", default="text", help="column holding the text (default: text)")
     group.add_argument("--label-column", default="label", help="column holding the label (default: label)")
     group.add_argument(
-        "--lowercase",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="lowercase before tokenizing (default: per dataset; on for files)",
-    )
-    group.add_argument(
         "--folds", type=positive_int, help="k-fold cross-validation for data without a test split"
     )
     group.add_argument("--fold", type=int, help="run only this fold (0-based) of --folds (default 10)")
@@ -97,9 +91,51 @@ def load_corpus_from_args(args: argparse.Namespace):
         test=args.test_file,
         text_column=args.text_column,
         label_column=args.label_column,
-        lowercase=args.lowercase,
         strict_rows=args.strict_rows,
     )
+
+
+def tokenizer_choice(text: str):
+    """`--tokenizer NAME` or `NAME:OPTION=VALUE,...`, checked against the tokenizer registry."""
+    from textcnn.data.tokenizers import TokenizerConfig
+
+    try:
+        return TokenizerConfig.parse(text)
+    except TextCNNError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_tokenizer_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--tokenizer` and its `--lowercase` shorthand, read from the tokenizer registry."""
+    from textcnn.data.tokenizers import TOKENIZERS, describe
+
+    group = parser.add_argument_group("tokenizer")
+    group.add_argument(
+        "--tokenizer",
+        type=tokenizer_choice,
+        metavar="NAME[:OPTION=VALUE,...]",
+        help=f"how texts are cut into tokens, one of {', '.join(TOKENIZERS)} ({describe()}). "
+        "Default: what the dataset suggests (kim for the English benchmarks, unicode for the others and "
+        "for your own files)",
+    )
+    group.add_argument(
+        "--lowercase",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the tokenizer's lowercase option (default: the tokenizer's, or the dataset's: TREC keeps case)",
+    )
+
+
+def tokenizer_from_args(args: argparse.Namespace, corpus):
+    """The tokenizer chosen (`--tokenizer`), else the one the corpus suggests; `--lowercase` on top."""
+    from textcnn.data.tokenizers import TokenizerConfig
+
+    chosen = args.tokenizer or TokenizerConfig.parse(corpus.tokenizer)
+    if getattr(args, "lowercase", None) is not None:
+        if not chosen.has("lowercase"):
+            raise TextCNNError(f"--lowercase: the {chosen.name} tokenizer has no lowercase option")
+        chosen = chosen.replace(lowercase=args.lowercase)
+    return chosen
 
 
 # The flags of `train` that set a config field (flag dest -> field). They default to None, "not

@@ -4,12 +4,18 @@ the datasets it can train on. Each parses nothing itself (`parser.py`) and print
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
 from pathlib import Path
 
-from textcnn.cli.flags import load_corpus_from_args, mixture_from_args, run_settings_from_args
+from textcnn.cli.flags import (
+    load_corpus_from_args,
+    mixture_from_args,
+    run_settings_from_args,
+    tokenizer_from_args,
+)
 from textcnn.errors import TextCNNError
 
 EXIT_INTERRUPTED = 130
@@ -33,7 +39,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     mixture = mixture_from_args(args)
     _stop_on_sigterm_as_on_ctrl_c()
     corpus = load_corpus_from_args(args)
+    settings = dataclasses.replace(settings, tokenizer=tokenizer_from_args(args, corpus))
     folds = make_folds(corpus, args.folds, args.fold, seed=settings.train.seed)
+
+    def prepared(fold, run) -> None:
+        if run.tokens is not None and not args.quiet:
+            name = f"{fold.name}: " if len(folds) > 1 else ""
+            print(f"{name}{run.tokens.summary()}", file=sys.stderr)
 
     def report(fold, outcome) -> None:
         where = Path(args.out) if len(folds) == 1 else Path(args.out) / fold.name
@@ -59,6 +71,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         together=not (args.one_at_a_time or args.resume),
         ensemble=args.ensemble,
         mixture=mixture,
+        on_prepared=prepared,
     )
     if "test" in run.summary:
         print(f"{corpus.name}: test {format_summary(run.summary['test'])}", file=sys.stderr)
@@ -213,9 +226,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(explanation, ensure_ascii=False))
             continue
+        if explanation["unread"]:
+            tokens = " ".join(explanation["tokens"]) if explanation["spans"] != [[0, 0]] else "no token"
+            print(f"{text}\n  -> not read: none of its tokens ({tokens}) is known to the model; no label")
+            continue
         print(
             f"{text}\n  -> {explanation['label']} "
-            f"(logit {explanation['logit']:.2f}, bias {explanation['output_bias']:.2f})"
+            f"(logit {explanation['logit']:.2f}, bias {explanation['output_bias']:.2f}; "
+            f"{explanation['coverage']:.0%} of its tokens known)"
         )
         for member in explanation.get("members") or []:
             what = member["pooling"] or member["kind"]
@@ -233,8 +251,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 member = f", member {c['member']}" if c.get("member") is not None else ""
                 print(f"     {c['contribution']:+7.3f}  {c['ngram']!r}  ({where}{member})")
         parts = "  ".join(
-            f"{token} {part:+.3f}"
-            for token, part in zip(explanation["tokens"], explanation["token_parts"], strict=True)
+            f"{token}{'' if known else ' (unknown)'} {part:+.3f}"
+            for token, part, known in zip(
+                explanation["tokens"], explanation["token_parts"], explanation["known"], strict=True
+            )
         )
         residual = "" if explanation["exact"] else f", residual {explanation['residual']:+.3f}"
         print(f"  parts: {parts}  (filter biases {explanation['filter_bias']:+.3f}{residual})")
@@ -248,8 +268,14 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'name':<6} {'classes':>7} {'rows':>22}  {'protocol':<34} location")
+    width = max(len(row["name"]) for row in rows)
+    print(
+        f"{'name':<{width}} {'lang':<4} {'classes':>7} {'rows':>22}  {'protocol':<26} {'tokenizer':<20} location"
+    )
     for row in rows:
         counts = "/".join(f"{n:,}" for n in row["rows"].values()) or "-"
-        print(f"{row['name']:<6} {row['classes']:>7} {counts:>22}  {row['protocol']:<34} {row['location']}")
+        print(
+            f"{row['name']:<{width}} {row['language']:<4} {row['classes']:>7} {counts:>22}  "
+            f"{row['protocol']:<26} {row['tokenizer']:<20} {row['location']}"
+        )
     return 0

@@ -8,11 +8,13 @@ import functools
 from textcnn.cli.flags import (
     ConfigDefaultsFormatter,
     add_data_arguments,
+    add_tokenizer_arguments,
     int_list,
     non_negative_int,
     pooling_list,
     positive_int,
     study_defaults,
+    tokenizer_choice,
     train_defaults,
 )
 from textcnn.errors import TextCNNError
@@ -37,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=functools.partial(ConfigDefaultsFormatter, defaults=train_defaults),
     )
     add_data_arguments(train)
+    add_tokenizer_arguments(train)
     train.add_argument(
         "--out", required=True, help="bundle folder to write (one sub-folder per fold with --folds)"
     )
@@ -103,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     fitting.add_argument(
         "--linear",
         choices=LINEAR_KINDS,
-        help="add a linear n-gram member to the bundle (NBSVM or TF-IDF + LR over word 1-2-grams; "
-        "its C and a temperature chosen on dev)",
+        help="add a linear n-gram member to the bundle (NBSVM or TF-IDF + LR over word 1-2-grams, or "
+        "char-lr: TF-IDF + LR over character 1-5-grams within tokens; its C and a temperature chosen on dev)",
     )
     fitting.add_argument(
         "--combine",
@@ -209,6 +212,19 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--epochs", type=positive_int, help="most epochs per run")
     compare.add_argument("--patience", type=int, help="early stopping patience; 0: never stop early")
     compare.add_argument("--data-dir", help="folder holding the datasets (default: $TEXTCNN_DATA_DIR)")
+    compare.add_argument(
+        "--tokenizer",
+        type=tokenizer_choice,
+        metavar="NAME[:OPTION=VALUE,...]",
+        help="the tokenizer of every run and baseline (default: each dataset's: kim, lowercased, for the "
+        "English benchmarks; unicode for the others)",
+    )
+    compare.add_argument(
+        "--baselines",
+        default="tfidf-lr,nbsvm",
+        help="comma-separated linear baselines fitted on the study's folds: tfidf-lr, nbsvm, char-lr "
+        "(character 1-5-grams) (default: tfidf-lr,nbsvm)",
+    )
     compare.add_argument("--out", required=True, help="study folder (results, summary, report, plots)")
     compare.add_argument(
         "--quick", action="store_true", help="a small budget that checks the whole path in about a minute"
@@ -277,6 +293,7 @@ def _add_tune(commands, variants, optimizers, combine_methods) -> None:
         "OUT/best/, a servable bundle of the chosen configuration. Ctrl-C stops it; the same command resumes.",
     )
     add_data_arguments(tune)
+    add_tokenizer_arguments(tune)
     tune.add_argument("--out", required=True, help="folder for the trials, the report and best/")
     tune.add_argument(
         "--vectors",

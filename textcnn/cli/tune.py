@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import sys
 from pathlib import Path
 
-from textcnn.cli.flags import load_corpus_from_args
+from textcnn.cli.flags import load_corpus_from_args, tokenizer_from_args
 from textcnn.cli.models import EXIT_INTERRUPTED
 from textcnn.errors import TextCNNError
 
@@ -62,6 +63,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     log = functools.partial(print, file=sys.stderr)
     out = Path(args.out)
     corpus = load_corpus_from_args(args)
+    base = dataclasses.replace(base, tokenizer=tokenizer_from_args(args, corpus))
     folds = make_folds(corpus, args.folds, args.fold, seed=args.seed)
     tuned = tuning_fold(folds[0])
     budget = Budget(args.trials, args.time_budget)
@@ -88,6 +90,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         "search": {k: v for k, v in vars(settings).items() if k not in ("cpus_per_trial", "gpus_per_trial")},
         "training": base.train.to_json() | {"device": None},
         "vectors": base.vectors,
+        "tokenizer": str(base.tokenizer),
         "bundle": {"ensemble": args.ensemble, "top": args.top, "combine": args.combine},
     }
     tune_run.check_settings(out, recorded)
@@ -96,7 +99,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     searcher = searcher_name(args.searcher)
     threads = max(1, int(args.cpus_per_trial))
     start_ray(args.ray, None)
-    data = TrialData(tuned, tuple(corpus.label_names), corpus.lowercase, base, threads)
+    data = TrialData(tuned, tuple(corpus.label_names), base, threads)
     records, interrupted = search(data, space, budget, out, settings, not args.quiet, log)
     chosen = ranked(records)[: args.top]
     header = {

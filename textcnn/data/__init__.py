@@ -5,8 +5,9 @@ folders; `files` reads JSON Lines, CSV and TSV with one-line errors naming the f
 `hub` reads Hugging Face `datasets` (Hub ids, saved or local datasets); `corpus` picks the loader
 for what the user named (`load_corpus`); `splits` holds the types they return (`LabeledTexts`,
 `Corpus`, `Fold`); `folds` applies Kim's protocols (10-fold cross-validation or the fixed splits,
-with dev held out where none exists); `text` tokenizes, builds the vocabulary and encodes batches;
-`vectors` loads pretrained word vectors. A corpus is never copied into this repository: it is read
+with dev held out where none exists); `tokenizers` is the tokenizer registry (`kim`, `unicode`,
+`subword`); `text` builds the vocabulary, encodes batches and measures coverage; `vectors` loads
+pretrained word vectors. A corpus is never copied into this repository: it is read
 at run time from `--data-dir` or `$TEXTCNN_DATA_DIR`, or fetched from the Hub.
 """
 
@@ -41,7 +42,12 @@ _EXPORTS = {
     "TextEncoder": "textcnn.data.text",
     "Vocabulary": "textcnn.data.text",
     "similar_length_chunks": "textcnn.data.text",
-    "tokenize": "textcnn.data.text",
+    "TokenizerReport": "textcnn.data.text",
+    "coverage": "textcnn.data.text",
+    "TOKENIZERS": "textcnn.data.tokenizers",
+    "TokenizerConfig": "textcnn.data.tokenizers",
+    "TokenizerEntry": "textcnn.data.tokenizers",
+    "register_tokenizer": "textcnn.data.tokenizers",
     "load_pretrained": "textcnn.data.vectors",
 }
 __all__ = [  # noqa: RUF022 - the data types first, then by module
@@ -67,7 +73,12 @@ __all__ = [  # noqa: RUF022 - the data types first, then by module
     "TextEncoder",
     "Vocabulary",
     "similar_length_chunks",
-    "tokenize",
+    "TokenizerReport",
+    "coverage",
+    "TOKENIZERS",
+    "TokenizerConfig",
+    "TokenizerEntry",
+    "register_tokenizer",
     "load_pretrained",
 ]
 
@@ -83,11 +94,14 @@ if TYPE_CHECKING:
         UNK_ID,
         Batch,
         TextEncoder,
+        TokenizerReport,
         Vocabulary,
+        coverage,
         similar_length_chunks,
-        tokenize,
     )
+    from textcnn.data.tokenizers import TOKENIZERS, TokenizerConfig, TokenizerEntry
+    from textcnn.data.tokenizers import register as register_tokenizer
     from textcnn.data.vectors import load_pretrained
 
 
-__getattr__ = lazy_getattr(__name__, _EXPORTS)
+__getattr__ = lazy_getattr(__name__, _EXPORTS, {"register_tokenizer": "register"})

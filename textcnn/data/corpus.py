@@ -8,7 +8,6 @@ This is the one entry point the CLI calls (`load_corpus`); it decides which load
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
 from textcnn.data.files import load_files, read_labeled_file
@@ -34,7 +33,7 @@ def load_registered(
         _check_known_labels(data, spec.labels, f"{name}'s labels")
         splits[split] = data
     _check_seen_in_train(splits)
-    return Corpus(name, spec.labels, splits, spec.lowercase, str(folder))
+    return Corpus(name, spec.labels, splits, spec.tokenizer, str(folder))
 
 
 def load_corpus(
@@ -46,15 +45,13 @@ def load_corpus(
     test: str | os.PathLike | None = None,
     text_column: str = "text",
     label_column: str = "label",
-    lowercase: bool | None = None,
     strict_rows: bool = False,
 ) -> Corpus:
     """One entry point for the CLI: a registry name, a local dataset, a Hub id (`owner/name`), or files.
 
     An existing path wins over a Hub id of the same spelling, as in `datasets.load_dataset`; a
     registered dataset's own folder (`../shared/data/trec`) is read as that dataset, so it keeps the
-    registry's casing rule and label order. `lowercase=None` keeps the source's default (the
-    registry's, or True for files, local and Hub sets). `strict_rows` refuses rows with empty text
+    registry's suggested tokenizer and label order. `strict_rows` refuses rows with empty text
     instead of skipping them.
     """
     if dataset and train is not None:
@@ -85,12 +82,11 @@ def load_corpus(
             test,
             text_column,
             label_column,
-            True if lowercase is None else lowercase,
             strict_rows=strict_rows,
         )
     else:
         raise DataError(f"no data: give a dataset ({_known_names()}) or --train FILE")
-    return corpus if lowercase is None else replace(corpus, lowercase=lowercase)
+    return corpus
 
 
 def _registered_folder(path: Path) -> str | None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from textcnn.data.splits import Corpus, LabeledTexts, _check_seen_in_train
+from textcnn.data.tokenizers import DEFAULT_TOKENIZER
 from textcnn.errors import DataError, DataWarning
 
 SHOWN_SKIPPED = 5  # line numbers a skipped-rows warning lists; enough to find them, short enough for one line
@@ -240,7 +241,6 @@ def load_files(
     test: str | os.PathLike | None = None,
     text_column: str = "text",
     label_column: str = "label",
-    lowercase: bool = True,
     name: str | None = None,
     *,
     strict_rows: bool = False,
@@ -257,4 +257,5 @@ def load_files(
     if set(splits) == {"train"}:
         splits = {"all": splits["train"]}
     files = {split: str(path) for split, path in given.items() if path is not None}
-    return Corpus(name or Path(train).stem, label_names, splits, lowercase, ", ".join(files.values()), files)
+    source = ", ".join(files.values())
+    return Corpus(name or Path(train).stem, label_names, splits, DEFAULT_TOKENIZER, source, files)

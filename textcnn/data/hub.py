@@ -15,6 +15,7 @@ from typing import Any
 from textcnn.data.files import _Rows, _warn_skipped
 from textcnn.data.registry import REGISTRY
 from textcnn.data.splits import Corpus, LabeledTexts, _check_known_labels, _check_seen_in_train
+from textcnn.data.tokenizers import DEFAULT_TOKENIZER
 from textcnn.errors import DataError
 
 
@@ -87,14 +88,15 @@ def corpus_from_hf(
     if set(splits) == {"train"}:
         splits = {"all": splits["train"]}
     registered = next((s for s in REGISTRY.values() if s.hub_id == name), None)
-    lowercase = registered.lowercase if registered else True
-    return Corpus(name, label_names, splits, lowercase, source)
+    tokenizer = registered.tokenizer if registered else DEFAULT_TOKENIZER
+    return Corpus(name, label_names, splits, tokenizer, source)
 
 
 def load_hub(
     hub_id: str, text_column: str = "text", label_column: str = "label", *, strict_rows: bool = False
 ) -> Corpus:
-    """Fetch a corpus from the Hugging Face Hub through `datasets` (online machines only)."""
+    """Fetch a corpus from the Hugging Face Hub through `datasets` (online machines only);
+    `owner/name:config` names one configuration of a dataset that has several (UMSAB's languages)."""
     try:
         import datasets
     except ImportError:
@@ -102,7 +104,8 @@ def load_hub(
             f"hub:{hub_id}: loading from the Hub needs the `datasets` package (pip install datasets)"
         ) from None
     try:
-        dataset_dict = datasets.load_dataset(hub_id)
+        repo, _, config = hub_id.partition(":")
+        dataset_dict = datasets.load_dataset(repo, config or None)
     except Exception as exc:
         first_line = (str(exc).strip().splitlines() or [""])[0][:200]
         raise DataError(

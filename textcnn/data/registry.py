@@ -1,7 +1,10 @@
-"""The registry of Kim (2014)'s benchmarks, where their files are found, and which of them are here.
+"""The registry of the benchmarks, where their files are found, and which of them are here.
 
-The registry is the one place that knows each benchmark's labels, splits, casing rule and Kim's
-reported accuracies, so that `textcnn datasets`, the loaders and the tests agree on them.
+The registry is the one place that knows each benchmark's labels, splits, language, the tokenizer it
+suggests, the metric its papers report and their published figures (Kim 2014's accuracies for the
+English sets, the UMSAB paper's macro-F1 for the tweets), so that `textcnn datasets`, the loaders,
+the benchmarks and the tests agree on them. A dataset only suggests a tokenizer: `--tokenizer`
+(`RunSettings.tokenizer`) chooses.
 The benchmark files are never copied into this repository: they are read from a data folder given
 at run time (`--data-dir` or `TEXTCNN_DATA_DIR`), or fetched from the Hugging Face Hub.
 """
@@ -25,15 +28,89 @@ class DatasetSpec:
     name: str
     labels: tuple[str, ...]
     splits: tuple[str, ...]
-    lowercase: bool
-    hub_id: str | None
+    tokenizer: str  # the tokenizer it suggests, as `--tokenizer` takes it
+    hub_id: str | None  # `owner/name`, or `owner/name:config`
     about: str
     kim2014: dict[str, float] = field(default_factory=dict)
+    language: str = "en"
+    metric: str = "accuracy"  # what its papers report: "accuracy" or "macro_f1"
+    reference: dict[str, float] = field(default_factory=dict)  # published figures in `metric` x 100
 
     @property
     def protocol(self) -> str:
         return _protocol(self.splits)
 
+
+# UMSAB (Barbieri, Espinosa Anke, Camacho-Collados, LREC 2022), Table 3: macro-F1 on each language's
+# test split: fastText and XLM-R / XLM-T fine-tuned on that language alone (mono) or on all (multi), as the cards give.
+_UMSAB = (
+    (
+        "en",
+        "English",
+        {
+            "fasttext-mono": 50.9,
+            "xlm-r-mono": 68.2,
+            "xlm-t-mono": 66.9,
+            "xlm-r-multi": 68.5,
+            "xlm-t-multi": 70.6,
+        },
+    ),
+    (
+        "fr",
+        "French",
+        {
+            "fasttext-mono": 54.8,
+            "xlm-r-mono": 72.0,
+            "xlm-t-mono": 68.2,
+            "xlm-r-multi": 70.5,
+            "xlm-t-multi": 71.2,
+        },
+    ),
+    (
+        "de",
+        "German",
+        {
+            "fasttext-mono": 59.6,
+            "xlm-r-mono": 73.6,
+            "xlm-t-mono": 76.1,
+            "xlm-r-multi": 72.8,
+            "xlm-t-multi": 77.3,
+        },
+    ),
+    (
+        "it",
+        "Italian",
+        {
+            "fasttext-mono": 54.7,
+            "xlm-r-mono": 71.5,
+            "xlm-t-mono": 70.9,
+            "xlm-r-multi": 68.6,
+            "xlm-t-multi": 69.1,
+        },
+    ),
+    (
+        "pt",
+        "Portuguese",
+        {
+            "fasttext-mono": 55.1,
+            "xlm-r-mono": 67.1,
+            "xlm-t-mono": 76.0,
+            "xlm-r-multi": 69.8,
+            "xlm-t-multi": 75.4,
+        },
+    ),
+    (
+        "es",
+        "Spanish",
+        {
+            "fasttext-mono": 50.1,
+            "xlm-r-mono": 65.9,
+            "xlm-t-mono": 68.5,
+            "xlm-r-multi": 66.0,
+            "xlm-t-multi": 67.9,
+        },
+    ),
+)
 
 # Hub ids name public copies of the same corpora for machines with internet. They are not
 # exercised by the tests (which run offline), and their column names and label encodings differ
@@ -46,7 +123,7 @@ REGISTRY: dict[str, DatasetSpec] = {
             name="mr",
             labels=("negative", "positive"),
             splits=("all",),
-            lowercase=True,
+            tokenizer="kim",
             hub_id="cornell-movie-review-data/rotten_tomatoes",
             about="Movie-review snippets, one sentence each, positive or negative (Pang and Lee, 2005).",
             kim2014={"rand": 76.1, "static": 81.0, "non-static": 81.5, "multichannel": 81.1},
@@ -55,7 +132,7 @@ REGISTRY: dict[str, DatasetSpec] = {
             name="sst1",
             labels=("very negative", "negative", "neutral", "positive", "very positive"),
             splits=("train", "dev", "test"),
-            lowercase=True,
+            tokenizer="kim",
             hub_id="SetFit/sst5",
             about=(
                 "Stanford Sentiment Treebank, sentences only, five classes (Socher et al., 2013). "
@@ -67,7 +144,7 @@ REGISTRY: dict[str, DatasetSpec] = {
             name="sst2",
             labels=("negative", "positive"),
             splits=("train", "dev", "test"),
-            lowercase=True,
+            tokenizer="kim",
             hub_id="SetFit/sst2",
             about=(
                 "SST with neutral sentences removed, binary labels. "
@@ -79,7 +156,7 @@ REGISTRY: dict[str, DatasetSpec] = {
             name="subj",
             labels=("subjective", "objective"),
             splits=("all",),
-            lowercase=True,
+            tokenizer="kim",
             hub_id="SetFit/subj",
             about="Subjectivity: is a sentence subjective or objective (Pang and Lee, 2004).",
             kim2014={"rand": 89.6, "static": 93.0, "non-static": 93.4, "multichannel": 93.2},
@@ -88,10 +165,40 @@ REGISTRY: dict[str, DatasetSpec] = {
             name="trec",
             labels=("DESC", "ENTY", "ABBR", "HUM", "LOC", "NUM"),
             splits=("train", "test"),
-            lowercase=False,  # Kim's clean_str(TREC=True): question words' case is kept
+            tokenizer="kim:lowercase=false",  # Kim's clean_str(TREC=True): question words' case is kept
             hub_id="CogComp/trec",
             about="TREC question types, six coarse classes (Li and Roth, 2002).",
             kim2014={"rand": 91.2, "static": 92.8, "non-static": 93.6, "multichannel": 92.2},
+        ),
+        *(
+            DatasetSpec(
+                name=f"umsab-{code}",
+                labels=("negative", "neutral", "positive"),
+                splits=("train", "dev", "test"),
+                tokenizer="unicode",
+                hub_id=f"cardiffnlp/tweet_sentiment_multilingual:{language.lower()}",
+                about=(
+                    f"Tweets in {language}, negative / neutral / positive (UMSAB, the unified multilingual "
+                    "sentiment benchmark of XLM-T; Barbieri et al., LREC 2022). Raw tweet text: user handles, "
+                    "URLs, hashtags and emoji as posted."
+                ),
+                language=code,
+                metric="macro_f1",
+                reference=reference,
+            )
+            for code, language, reference in _UMSAB
+        ),
+        DatasetSpec(
+            name="chnsenticorp",
+            labels=("negative", "positive"),
+            splits=("all",),
+            tokenizer="unicode",
+            hub_id=None,  # the Hub's ChnSentiCorp copies are another release (9,600 / 1,200 / 1,200)
+            about=(
+                "Chinese hotel reviews, positive or negative (ChnSentiCorp_htl_all, Tan Songbo; as "
+                "redistributed in SophonPlus/ChineseNlpCorpus). No spaces between words."
+            ),
+            language="zh",
         ),
     )
 }
@@ -159,7 +266,11 @@ def dataset_status(data_dir: str | os.PathLike | None = None) -> list[dict]:
                 "rows": {s: _count_rows(p) for s, p in present.items()},
                 "location": str(folder) if complete else "not found",
                 "hub_id": spec.hub_id,
+                "language": spec.language,
+                "tokenizer": spec.tokenizer,
+                "metric": spec.metric,
                 "kim2014": dict(spec.kim2014),
+                "reference": dict(spec.reference),
             }
         )
     return rows

@@ -73,7 +73,7 @@ class Corpus:
     name: str
     label_names: tuple[str, ...]
     splits: dict[str, LabeledTexts]
-    lowercase: bool
+    tokenizer: str  # the tokenizer the data suggests, as --tokenizer takes it (RunSettings chooses)
     source: str
     # User files by split ("train", "dev", "test"), as given: a bundle records them, so that
     # `textcnn evaluate BUNDLE` finds its test data again. None for registered and Hub datasets.

@@ -1,61 +1,37 @@
-"""Tokenizing, the vocabulary, and the one encode-and-pad path.
+"""The vocabulary, the one encode-and-pad path, and what a tokenizer made of the texts (coverage).
 
 Training, evaluation, the CLI and the service all turn text into model input through
-`TextEncoder`, so what the model saw in training is exactly what it sees when serving.
+`TextEncoder`: a registered tokenizer (`textcnn.data.tokenizers`) and the vocabulary of the
+training split, so what the model saw in training is exactly what it sees when serving. The
+encoder gives tokens (with their spans in the text) and ids together (`encode_tokens`), so an
+explanation never re-derives what the model read.
+
+Coverage: the share of a text's tokens the vocabulary knows. A text with none known (no token
+at all, or only unknown ones) is *unread*: the model's answer for it is its biases, and every
+prediction says so instead of showing a label (`coverage`). Training checks what the tokenizer made
+of the training texts (`TokenizerReport`) and refuses data it cannot read.
 Plain Python rather than torchtext: torchtext's last release (0.18) is built against torch 2.3
 and cannot load with current torch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from textcnn.errors import BundleError, ConfigError
+from textcnn.data.tokenizers import Token, Tokenizer, TokenizerConfig
+from textcnn.errors import BundleError, ConfigError, DataError
 
 PAD = "<pad>"
 UNK = "<unk>"
 PAD_ID = 0
 UNK_ID = 1
-
-# Kim (2014)'s clean_str (github.com/yoonkim/CNN_sentence, process_data.py): keep a small
-# character set, split clitics the way the word2vec/GloVe vocabularies spell them ("it 's",
-# "does n't"), and put spaces around punctuation.
-_NOT_KEPT = re.compile(r"[^A-Za-z0-9(),!?\'\`]")
-_CLITICS = [
-    (re.compile(r"\'s"), " 's"),
-    (re.compile(r"\'ve"), " 've"),
-    (re.compile(r"n\'t"), " n't"),
-    (re.compile(r"\'re"), " 're"),
-    (re.compile(r"\'d"), " 'd"),
-    (re.compile(r"\'ll"), " 'll"),
-]
-_PUNCTUATION = [
-    (re.compile(r","), " , "),
-    (re.compile(r"!"), " ! "),
-    (re.compile(r"\("), " ( "),
-    (re.compile(r"\)"), " ) "),
-    (re.compile(r"\?"), " ? "),
-]
-
-
-def clean_str(text: str, lowercase: bool = True) -> str:
-    """Kim's normalisation. TREC keeps case (Kim's `TREC=True`); everything else is lowercased."""
-    text = _NOT_KEPT.sub(" ", text)
-    for pattern, replacement in _CLITICS + _PUNCTUATION:
-        text = pattern.sub(replacement, text)
-    text = " ".join(text.split())
-    return text if not lowercase else text.lower()
-
-
-def tokenize(text: str, lowercase: bool = True) -> list[str]:
-    return clean_str(text, lowercase).split()
 
 
 class Vocabulary:
@@ -161,28 +137,80 @@ def similar_length_chunks(
     return chunks
 
 
-class TextEncoder:
-    """Text -> token ids -> padded batches: the one path every caller uses."""
+def coverage(ids: Sequence[int], dropped: int = 0) -> float:
+    """The share of a text's tokens the vocabulary knows: its known ids over its ids and the words
+    its tokenizer dropped (`Tokenizer.dropped`); 0 for a text encoded as the lone `<unk>` of a
+    text with no token."""
+    known = sum(1 for i in ids if i != UNK_ID)
+    return known / (len(ids) + dropped) if known else 0.0
 
-    def __init__(self, vocab: Vocabulary, lowercase: bool = True, max_length: int | None = None):
+
+@dataclass(frozen=True)
+class Encoded:
+    """One text as the model reads it: its tokens (with spans) and their ids, truncated alike.
+
+    A text with no token is encoded as one `<unk>` (every text gets a prediction); `tokens` then
+    holds the placeholder `<unk>` at span (0, 0), so tokens and ids always align."""
+
+    tokens: list[Token]
+    ids: list[int]
+    dropped: int = 0  # words the tokenizer could not read (`Tokenizer.dropped`)
+
+    @property
+    def known(self) -> list[bool]:
+        return [i != UNK_ID for i in self.ids]
+
+    @property
+    def coverage(self) -> float:
+        return coverage(self.ids, self.dropped)
+
+
+class TextEncoder:
+    """Text -> tokens and ids -> padded batches: the one path every caller uses."""
+
+    def __init__(
+        self, vocab: Vocabulary, tokenizer: Tokenizer | TokenizerConfig | str, max_length: int | None = None
+    ):
         if max_length is not None and max_length < 1:
             raise ConfigError(f"max_length must be >= 1, got {max_length}")
+        if isinstance(tokenizer, str):
+            tokenizer = TokenizerConfig.parse(tokenizer)
+        if isinstance(tokenizer, TokenizerConfig):
+            tokenizer = tokenizer.build()
+        if not tokenizer.fitted:
+            raise ConfigError(f"the {tokenizer.name} tokenizer must be fitted before it encodes")
         self.vocab = vocab
-        self.lowercase = lowercase
+        self.tokenizer = tokenizer
         self.max_length = max_length
+        self._digests: dict[str, str] | None = None
 
     def tokenize(self, text: str) -> list[str]:
-        return tokenize(text, self.lowercase)
+        """The tokens' texts, untruncated (`encode_tokens` gives what the model reads)."""
+        return self.tokenizer.split(text)
 
     def encode(self, text: str) -> list[int]:
         """Ids of one text; an empty result becomes one `<unk>` so every text gets a prediction."""
-        ids = self.vocab.lookup(self.tokenize(text))
+        ids = self.vocab.lookup(self.tokenizer.split(text))
         if self.max_length is not None:
             ids = ids[: self.max_length]
         return ids or [UNK_ID]
 
     def encode_many(self, texts: Iterable[str]) -> list[list[int]]:
         return [self.encode(text) for text in texts]
+
+    def coverage(self, text: str, ids: Sequence[int]) -> float:
+        """The coverage of `text`, encoded as `ids` (`encode`): see `coverage`."""
+        return coverage(ids, self.tokenizer.dropped(text))
+
+    def encode_tokens(self, text: str) -> Encoded:
+        """The tokens the model reads, with their spans, and their ids (the same as `encode`)."""
+        tokens = self.tokenizer.tokenize(text)
+        if self.max_length is not None:
+            tokens = tokens[: self.max_length]
+        dropped = self.tokenizer.dropped(text)
+        if not tokens:
+            return Encoded([Token(UNK, 0, 0)], [UNK_ID], dropped)
+        return Encoded(tokens, self.vocab.lookup([t.text for t in tokens]), dropped)
 
     @staticmethod
     def pad(sequences: Sequence[Sequence[int]], min_length: int = 1) -> Batch:
@@ -194,5 +222,154 @@ class TextEncoder:
             ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
         return Batch(ids, torch.as_tensor(lengths, dtype=torch.long))
 
+    @property
+    def tokenizer_config(self) -> TokenizerConfig:
+        return self.tokenizer.config
+
+    def files(self) -> dict[str, bytes]:
+        """The tokenizer's own files (a learned one's model), as a bundle stores them."""
+        return self.tokenizer.files()
+
     def to_json(self) -> dict:
-        return {"lowercase": self.lowercase, "max_length": self.max_length}
+        """The bundle's `text` section: the tokenizer (name, options, its files' sha256) and truncation."""
+        if self._digests is None:
+            self._digests = {name: hashlib.sha256(data).hexdigest() for name, data in self.files().items()}
+        tokenizer = self.tokenizer_config.to_json() | (
+            {"files": dict(self._digests)} if self._digests else {}
+        )
+        return {"tokenizer": tokenizer, "max_length": self.max_length}
+
+    @staticmethod
+    def tokenizer_of(section: dict) -> tuple[TokenizerConfig, dict[str, str]]:
+        """(the tokenizer, its files' sha256 by name) a bundle's `text` section names. A section
+        without a tokenizer is from a bundle saved before tokenizers were registered: Kim's
+        clean_str, with its `lowercase` flag, which is what those bundles were trained with."""
+        if "tokenizer" not in section:
+            return TokenizerConfig.of("kim", lowercase=bool(section.get("lowercase", True))), {}
+        spec = section["tokenizer"]
+        config = TokenizerConfig.from_json(spec)
+        files = spec.get("files") or {}
+        if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+            raise ConfigError(f"the tokenizer's files must map names to sha256 digests, got {files!r}")
+        return config, dict(files)
+
+
+def fit_tokenizer(config: TokenizerConfig, texts: Sequence[str]) -> Tokenizer:
+    """A tokenizer of `config`, fitted on `texts` (the training split's) if it is a learned one.
+
+    A learned tokenizer is fitted once per training split: the runs of one fold (an ensemble's
+    members, a mixed bundle's, a study's arms) share it, so they share one vocabulary."""
+    if not config.learned:
+        return config.build()
+    key = (config, len(texts), hash(tuple(texts)))
+    for cached_key, cached_texts, tokenizer in _FITTED:
+        if cached_key == key and cached_texts == tuple(texts):
+            return tokenizer
+    tokenizer = config.build()
+    tokenizer.fit(texts)
+    _FITTED.insert(0, (key, tuple(texts), tokenizer))
+    del _FITTED[4:]
+    return tokenizer
+
+
+_FITTED: list[tuple[tuple, tuple[str, ...], Tokenizer]] = []  # the last few fitted, newest first
+
+# The share of the training texts' letters and digits a tokenizer must keep, and of the texts
+# that must give a token, below which training refuses the data (Kim's clean_str on Russian keeps
+# none of its letters: a vocabulary of `,` and `!` would train to chance, silently).
+MIN_LETTERS_KEPT = 0.5
+MIN_TEXTS_READ = 0.5
+REPORT_SAMPLE = 20_000  # texts the letter count reads (the first ones: cheap on any size of data)
+
+
+@dataclass(frozen=True)
+class TokenizerReport:
+    """What a tokenizer made of the training texts: the first thing `textcnn train` prints."""
+
+    tokenizer: str  # as `--tokenizer` takes it
+    texts: int
+    tokens: int
+    vocab_size: int  # without <pad> and <unk>
+    empty: tuple[str, ...]  # where each text that gave no token is (`file:line`), at most 10
+    empty_count: int
+    letters_kept: float | None  # the share of letters and digits inside some token (None: no letters)
+    commonest: tuple[tuple[str, int], ...] = field(default=())
+
+    def to_json(self) -> dict:
+        return {
+            "tokenizer": self.tokenizer,
+            "texts": self.texts,
+            "tokens": self.tokens,
+            "vocab_size": self.vocab_size,
+            "empty_texts": self.empty_count,
+            "letters_kept": self.letters_kept,
+            "commonest": [list(pair) for pair in self.commonest],
+        }
+
+    def summary(self) -> str:
+        letters = (
+            "" if self.letters_kept is None else f", {self.letters_kept:.1%} of their letters and digits read"
+        )
+        empty = ""
+        if self.empty_count:
+            listed = ", ".join(self.empty[:3]) + (", ..." if self.empty_count > 3 else "")
+            empty = f"; {self.empty_count:,} gave no token ({listed})"
+        common = " ".join(token for token, _ in self.commonest[:10])
+        return (
+            f"tokenizer {self.tokenizer}: {self.texts:,} training texts, {self.tokens:,} tokens, "
+            f"vocabulary {self.vocab_size:,}{letters}{empty}; commonest: {common}"
+        )
+
+    def check(self) -> None:
+        """Refuse, in one line naming `--tokenizer`, training texts this tokenizer cannot read."""
+        problems = []
+        if self.letters_kept is not None and self.letters_kept < MIN_LETTERS_KEPT:
+            problems.append(f"it reads {self.letters_kept:.0%} of their letters and digits")
+        if self.texts and self.empty_count / self.texts > MIN_TEXTS_READ:
+            problems.append(f"{self.empty_count / self.texts:.0%} of them give no token")
+        if self.vocab_size == 0:
+            problems.append("they give no token at all")
+        if problems:
+            name = TokenizerConfig.parse(self.tokenizer).name
+            hint = "--tokenizer unicode (any script)" if name == "kim" else "another --tokenizer"
+            raise DataError(
+                f"--tokenizer {self.tokenizer} cannot read these training texts: {' and '.join(problems)} "
+                f"(vocabulary of {self.vocab_size}: {' '.join(t for t, _ in self.commonest[:5]) or 'empty'}); "
+                f"use {hint}"
+            )
+
+
+def tokenizer_report(
+    tokenizer: Tokenizer,
+    texts: Sequence[str],
+    tokenized: Sequence[Sequence[str]],
+    vocab: Vocabulary,
+    where: Sequence[str] | None = None,
+) -> TokenizerReport:
+    """What `tokenizer` made of `texts` (`tokenized`: each text's tokens; `vocab`: their vocabulary);
+    `where[i]` names text i (`file:line`) for those that gave no token. The letters and digits kept
+    are counted on the first `REPORT_SAMPLE` texts."""
+    import regex
+
+    letter = regex.compile(r"[\p{L}\p{N}]")
+    seen = kept = 0
+    for text in texts[:REPORT_SAMPLE]:
+        covered = bytearray(len(text))
+        for t in tokenizer.tokenize(text):
+            covered[t.start : t.end] = b"\x01" * (t.end - t.start)
+        for m in letter.finditer(text):
+            seen += 1
+            kept += covered[m.start()]
+    empty = [i for i, tokens in enumerate(tokenized) if not tokens]
+    tokens = sum(len(t) for t in tokenized)
+    counts = sorted(vocab.counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+    return TokenizerReport(
+        tokenizer=str(tokenizer.config),
+        texts=len(texts),
+        tokens=tokens,
+        vocab_size=len(vocab) - 2,
+        empty=tuple((where[i] if where else f"text {i + 1}") for i in empty[:10]),
+        empty_count=len(empty),
+        letters_kept=kept / seen if seen else None,
+        commonest=tuple(counts),
+    )

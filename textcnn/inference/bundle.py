@@ -15,6 +15,11 @@ No pickle anywhere: the config is JSON (model and training settings, label names
 settings, metrics, package versions), the weights are safetensors. `config.json` records the
 sha256 of the weights, so a truncated or swapped weights file is caught at load time rather than
 producing silent nonsense.
+
+The tokenizer is config.json's `text.tokenizer`: a registered name and its options
+(`textcnn.data.tokenizers`), and for a learned one the files it needs beside config.json
+(`tokenizer.json` of `subword`), each with its sha256. A bundle saved before tokenizers were
+registered has `text: {"lowercase": ..}`: it was trained with Kim's clean_str, and loads as `kim`.
 """
 
 from __future__ import annotations
@@ -48,12 +53,26 @@ LINEAR_FILE = "linear.safetensors"
 
 @dataclass(frozen=True)
 class Prediction:
-    label: str
-    score: float  # probability of `label`
-    probabilities: dict[str, float]  # every class, by label name
+    """One text's answer. A text with no token the model knows (`coverage` 0) is *unread*: the
+    model's output for it is only its biases, so it gets no label, score or probabilities."""
+
+    label: str | None  # None: unread
+    score: float | None  # probability of `label`
+    probabilities: dict[str, float] | None  # every class, by label name
+    coverage: float = 1.0  # the share of the text's tokens the vocabulary knows
+
+    @property
+    def unread(self) -> bool:
+        return self.label is None
 
     def to_json(self) -> dict:
-        return {"label": self.label, "score": self.score, "probabilities": self.probabilities}
+        return {
+            "label": self.label,
+            "score": self.score,
+            "probabilities": self.probabilities,
+            "coverage": self.coverage,
+            "unread": self.unread,
+        }
 
 
 @dataclass(frozen=True)
@@ -78,6 +97,8 @@ class BundleCard:
     versions: dict | None  # the package versions it was trained with
     pooling: dict  # the registry's word on its pooling(s): name, summary, how explain splits it, exact or not
     members: tuple[dict, ...]  # each member: kind, weight, and its pooling and shape (CNN) or C (linear)
+    tokenizer: dict  # the registry's word on its tokenizer: name, options, summary, what it is for
+    tokens: dict | None = None  # what the tokenizer made of the training texts (TokenizerReport.to_json())
 
 
 def _pooling_card(names: Sequence[str]) -> dict:
@@ -98,6 +119,20 @@ def _pooling_card(names: Sequence[str]) -> dict:
         + "; ".join(f"{n}: {p.summary}" for n, p in zip(names, poolings, strict=True)),
         "explained": "each member by its own pooling's rule",
         "exact": all(p.exact for p in poolings),
+    }
+
+
+def _tokenizer_card(encoder: TextEncoder) -> dict:
+    """The registry's word on the bundle's tokenizer."""
+    config = encoder.tokenizer_config
+    entry = config.entry
+    return {
+        "name": config.name,
+        "spelled": str(config),  # as --tokenizer takes it
+        "options": dict(config.options),
+        "summary": entry.summary,
+        "use": entry.use,
+        "learned": entry.learned,
     }
 
 
@@ -213,9 +248,15 @@ class Classifier:
 
     def logits(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
         """Logits (N, C) in input order; batches are formed from texts of similar length."""
+        return self.logits_of_ids(self._encoded(texts), batch_size)
+
+    def _encoded(self, texts: Sequence[str]) -> list[list[int]]:
         if isinstance(texts, str):
-            raise TypeError("logits() takes a sequence of texts, not a single string")
-        encoded = self.encoder.encode_many(texts)
+            raise TypeError("takes a sequence of texts, not a single string")
+        return self.encoder.encode_many(texts)
+
+    def logits_of_ids(self, encoded: Sequence[Sequence[int]], batch_size: int = 256) -> torch.Tensor:
+        """Logits (N, C) of encoded texts (`encoder.encode_many`), in input order."""
         out = torch.empty(len(encoded), self.num_classes)
         for rows, batch in self.batches(encoded, batch_size):
             out[rows] = self.logits_for_batch(batch)
@@ -236,21 +277,31 @@ class Classifier:
     def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         return torch.softmax(self.logits(texts, batch_size), dim=1).numpy()
 
-    def predictions_from_logits(self, logits: torch.Tensor) -> list[Prediction]:
+    def predictions_from_logits(
+        self, logits: torch.Tensor, coverages: Sequence[float] | None = None
+    ) -> list[Prediction]:
+        """Label names and probabilities from logits (N, C); `coverages[i]` (the share of text i's
+        tokens the vocabulary knows, `textcnn.data.text.coverage`) 0 makes text i unread."""
         probabilities = torch.softmax(logits.float(), dim=1)
         best = probabilities.argmax(dim=1).tolist()
         rows = probabilities.tolist()
+        coverages = [1.0] * len(rows) if coverages is None else coverages
         return [
             Prediction(
                 label=self.label_names[b],
                 score=row[b],
                 probabilities=dict(zip(self.label_names, row, strict=True)),
+                coverage=share,
             )
-            for b, row in zip(best, rows, strict=True)
+            if share > 0
+            else Prediction(None, None, None, 0.0)
+            for b, row, share in zip(best, rows, coverages, strict=True)
         ]
 
     def predict(self, texts: Sequence[str], batch_size: int = 256) -> list[Prediction]:
-        return self.predictions_from_logits(self.logits(texts, batch_size))
+        encoded = self._encoded(texts)
+        coverages = [self.encoder.coverage(text, ids) for text, ids in zip(texts, encoded, strict=True)]
+        return self.predictions_from_logits(self.logits_of_ids(encoded, batch_size), coverages)
 
     def score(self, texts: Sequence[str], labels: Sequence[str]) -> dict:
         """`classification_metrics` of this classifier on labelled texts (label names it knows): what
@@ -258,8 +309,14 @@ class Classifier:
         from textcnn.inference.metrics import classification_metrics
 
         index = {name: i for i, name in enumerate(self.label_names)}
-        predicted = self.logits(list(texts)).argmax(dim=1).tolist()
-        return classification_metrics([index[y] for y in labels], predicted, self.label_names)
+        encoded = self._encoded(list(texts))
+        predicted = self.logits_of_ids(encoded).argmax(dim=1).tolist()
+        metrics = classification_metrics([index[y] for y in labels], predicted, self.label_names)
+        # Unread texts are scored by the class the biases favour, as always; how many there were:
+        shares = [self.encoder.coverage(text, ids) for text, ids in zip(texts, encoded, strict=True)]
+        metrics["unread"] = sum(1 for share in shares if share == 0)
+        metrics["coverage"] = sum(shares) / len(shares) if shares else None
+        return metrics
 
     # -- bundles ------------------------------------------------------------------------------
 
@@ -309,6 +366,8 @@ class Classifier:
         atomic_write_bytes(
             path / VOCAB_FILE, json.dumps(self.encoder.vocab.to_json(), ensure_ascii=False).encode()
         )
+        for name, data in self.encoder.files().items():  # a learned tokenizer's model (sha256 in config)
+            atomic_write_bytes(path / name, data)
         atomic_write_bytes(path / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False).encode())
         if linear is None:  # a mixed bundle's linear member, from an earlier save to this folder
             (path / LINEAR_FILE).unlink(missing_ok=True)
@@ -337,6 +396,8 @@ class Classifier:
             versions=config.get("versions"),
             pooling=_pooling_card([c.pooling for c in cnns]) if cnns else _LINEAR_POOLING,
             members=tuple(_member_card(m) for m in members),
+            tokenizer=_tokenizer_card(self.encoder),
+            tokens=config.get("tokens"),
         )
 
     def _ensemble_section(self) -> dict:
@@ -379,10 +440,10 @@ class Classifier:
             raise BundleError(f"{path}: no model bundle here (expected a folder with {CONFIG_FILE})")
         config = _read_config(path)
         vocab = Vocabulary.load(path / VOCAB_FILE)  # raises its own BundleError naming vocab.json
+        encoder = _encoder(path, config.get("text") or {}, vocab)
         try:
-            encoder = TextEncoder(vocab, **config.get("text", {}))
             if config["format_version"] == MIXED_FORMAT_VERSION:
-                model = _mixed_model(config["mixture"])
+                model = _mixed_model(config["mixture"], vocab)
             else:
                 model_config = ModelConfig.from_json(config["model"])
                 model = (
@@ -431,14 +492,49 @@ def _shape(model: TextCNN | Ensemble | MixedEnsemble) -> tuple[int, int]:
     return model.config.num_classes, model.config.vocab_size
 
 
-def _mixed_model(section: dict) -> MixedEnsemble:
+def _mixed_model(section: dict, vocab: Vocabulary) -> MixedEnsemble:
     """An empty `MixedEnsemble` of the shapes config.json's `mixture` names (weights read after)."""
     groups = [Ensemble(ModelConfig.from_json(g["model"]), _positive(g["size"])) for g in section["groups"]]
     linear = None
     if section.get("linear") is not None:
         fields = {k: v for k, v in section["linear"].items() if k not in ("file", "sha256")}
-        linear = LinearMember(LinearConfig.from_json(fields))
+        linear = LinearMember(LinearConfig.from_json(fields), vocab.itos)
     return MixedEnsemble(groups, linear, section["weights"])
+
+
+def _encoder(path: Path, section: dict, vocab: Vocabulary) -> TextEncoder:
+    """The bundle's encoder: its tokenizer (restored from its files, each checked against its
+    sha256) and vocabulary, truncating as it was trained to."""
+    try:
+        config, digests = TextEncoder.tokenizer_of(section)
+        tokenizer = config.build()
+    except TextCNNError as exc:  # an unknown tokenizer (one a newer textcnn registered), a bad option
+        raise BundleError(f"{path / CONFIG_FILE}: {exc}") from None
+    files = {}
+    for name, digest in digests.items():
+        if Path(name).name != name:
+            raise BundleError(f"{path / CONFIG_FILE}: tokenizer file {name!r} is not a file name")
+        try:
+            data = (path / name).read_bytes()
+        except FileNotFoundError:
+            raise BundleError(f"{path}: {name} (the {config.name} tokenizer) is missing") from None
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise BundleError(
+                f"{path / name}: does not match the sha256 in {CONFIG_FILE} (truncated, replaced or half-written)"
+            )
+        files[name] = data
+    try:
+        tokenizer.restore(files)
+    except BundleError as exc:
+        raise BundleError(f"{path}: {exc}") from None
+    if not tokenizer.fitted:
+        raise BundleError(
+            f"{path / CONFIG_FILE}: the {config.name} tokenizer is learned, but no file of it is named"
+        )
+    try:
+        return TextEncoder(vocab, tokenizer, section.get("max_length"))
+    except TextCNNError as exc:
+        raise BundleError(f"{path / CONFIG_FILE}: {exc}") from None
 
 
 def _positive(value) -> int:

@@ -53,14 +53,6 @@ class _Windows:
     terms: torch.Tensor  # (F, n, width): each offset's token term (0 where blocked or outside the text)
 
 
-def model_tokens(classifier: Classifier, text: str) -> list[str]:
-    """The tokens the model saw, aligned with its ids (truncated as the encoder truncates)."""
-    tokens = classifier.encoder.tokenize(text)
-    if classifier.encoder.max_length is not None:
-        tokens = tokens[: classifier.encoder.max_length]
-    return tokens or ["<unk>"]
-
-
 def _word_vectors(model: TextCNN, ids: list[int]) -> torch.Tensor:
     """(L, D) float64: the summed channels for multichannel, as `TextCNN.embed` sums them."""
     # Rows first, then float64: converting the whole table would copy it for every text.
@@ -203,6 +195,8 @@ def _linear_split(member: LinearMember, tokens: list[str], ids: list[int], c: in
     its n-gram occurs (NBSVM binarizes; TF-IDF's value already holds the count), so its part goes
     to the tokens of its first occurrence."""
     config = member.config
+    if member.chars is not None:
+        return _char_split(member, tokens, ids, c, top)
     batch_ids = torch.as_tensor([ids], dtype=torch.long, device=member.keys.device)
     with torch.inference_mode():
         _, index, values = member.features(batch_ids, torch.as_tensor([len(ids)], device=member.keys.device))
@@ -245,6 +239,55 @@ def _linear_split(member: LinearMember, tokens: list[str], ids: list[int], c: in
     return output_bias, 0.0, token_parts, sides
 
 
+def _char_split(member: LinearMember, tokens: list[str], ids: list[int], c: int, top: int):
+    """A character n-gram member's logit of class c split over its n-grams, each n-gram's part over
+    the tokens holding it by how often each holds it: exact by construction, as for word n-grams."""
+    config, device = member.config, member.bias.device
+    batch_ids = torch.as_tensor([ids], dtype=torch.long, device=device)
+    lengths = torch.as_tensor([len(ids)], device=device)
+    with torch.inference_mode():
+        _, index, values = member.features(batch_ids, lengths)
+        _, positions, features, counts = member.chars.occurrences(batch_ids, lengths)
+    holders: dict[int, dict[int, float]] = {}  # feature -> token position -> count
+    for p, f, n in zip(positions.tolist(), features.tolist(), counts.tolist(), strict=True):
+        holders.setdefault(f, {})
+        holders[f][p] = holders[f].get(p, 0.0) + n
+    weights = member.weight[index, c].double().cpu() * config.scale
+    token_parts = torch.zeros(len(tokens), dtype=torch.float64)
+    entries = []
+    for f, value, weight in zip(
+        index.tolist(), values.double().cpu().tolist(), weights.tolist(), strict=True
+    ):
+        contribution = value * weight
+        held = holders[f]
+        start, end = min(held), max(held) + 1
+        total = sum(held.values())
+        parts = [contribution * held.get(p, 0.0) / total for p in range(start, end)]
+        token_parts[start:end] += torch.as_tensor(parts, dtype=torch.float64)
+        entries.append(
+            {
+                "start": start,
+                "end": end,
+                "ngram": member.chars.names[f],
+                "width": len(member.chars.names[f]),
+                "filter": f,
+                "slot": 0,
+                "activation": value,
+                "weight": weight,
+                "contribution": contribution,
+                "filter_bias": 0.0,
+                "token_parts": parts,
+            }
+        )
+    sides = {
+        "for": sorted((e for e in entries if e["contribution"] > 0), key=lambda e: -e["contribution"])[:top],
+        "against": sorted((e for e in entries if e["contribution"] < 0), key=lambda e: e["contribution"])[
+            :top
+        ],
+    }
+    return float(member.bias[c].double().cpu()) * config.scale, 0.0, token_parts, sides
+
+
 def explain_text(classifier: Classifier, text: str, top: int = 5) -> dict:
     """The predicted class's logit of `text`, split over biases and tokens; see the module docstring.
 
@@ -255,7 +298,16 @@ def explain_text(classifier: Classifier, text: str, top: int = 5) -> dict:
     mean logit does, and it is what moves each member's probability. A linear member's logit is a
     sum over its n-grams, split exactly (`_linear_split`)."""
     members = classifier.member_list()
-    tokens, ids = model_tokens(classifier, text), classifier.encoder.encode(text)
+    encoded = classifier.encoder.encode_tokens(text)
+    tokens, ids = [t.text for t in encoded.tokens], encoded.ids
+    read = {
+        "spans": [[t.start, t.end] for t in encoded.tokens],
+        "known": encoded.known,
+        "coverage": encoded.coverage,
+        "unread": encoded.coverage == 0,
+    }
+    if read["unread"]:
+        return _unread(classifier, text, tokens, read)
     batch = classifier.encoder.pad([ids], classifier.min_length).to(classifier.device)
     forwards = [
         _forward(m.model, batch) if isinstance(m.model, TextCNN) else (_linear_forward(m.model, batch), None)
@@ -296,6 +348,7 @@ def explain_text(classifier: Classifier, text: str, top: int = 5) -> dict:
     return {
         "text": text,
         "tokens": tokens,
+        **read,
         "label": classifier.label_names[c],
         "probabilities": dict(zip(classifier.label_names, probabilities.tolist(), strict=True)),
         "logit": logit,
@@ -308,6 +361,29 @@ def explain_text(classifier: Classifier, text: str, top: int = 5) -> dict:
         "for": sorted(sides["for"], key=lambda g: -g["contribution"])[:top],
         "against": sorted(sides["against"], key=lambda g: g["contribution"])[:top],
         "members": verdicts if classifier.is_ensemble else None,
+    }
+
+
+def _unread(classifier: Classifier, text: str, tokens: list[str], read: dict) -> dict:
+    """A text with no token the model knows: nothing to split, and no label (its logits would be
+    the biases alone, the same for every such text)."""
+    return {
+        "text": text,
+        "tokens": tokens,
+        **read,
+        "label": None,
+        "probabilities": None,
+        "logit": None,
+        "output_bias": None,
+        "filter_bias": None,
+        "token_parts": [0.0] * len(tokens),
+        "residual": None,
+        "exact": True,
+        "attribution": "not read: none of the text's tokens is in the model's vocabulary, so it has no label "
+        "(the model's output for it would be its biases alone)",
+        "for": [],
+        "against": [],
+        "members": None,
     }
 
 

@@ -6,5 +6,5 @@ each filter applied to both). An ensemble's linear member (`textcnn.model.linear
 a mixed ensemble combines its members (`textcnn.model.mixed`)."""
 
 VARIANTS = ("rand", "static", "non-static", "multichannel")
-LINEAR_KINDS = ("nbsvm", "tfidf-lr")
+LINEAR_KINDS = ("nbsvm", "tfidf-lr", "char-lr")
 COMBINE_METHODS = ("mean", "dev")

@@ -19,21 +19,21 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from textcnn.model.linear import BASELINES, fit_baseline
+from textcnn.model.linear import BASELINES, WORD_BASELINES, fit_baseline
 from textcnn.study.arms import NO_CONV, REFERENCE
-from textcnn.study.plan import STUDY_LOWERCASE, StudyConfig, study_folds, training_fold
+from textcnn.study.plan import StudyConfig, study_folds, study_tokenizer, training_fold
 from textcnn.study.results import append_row, load_results, training_seconds
 from textcnn.study.stats import mcnemar, mean_and_std, paired_comparison
 
 BASELINES_FILE = "baselines.jsonl"
-BASELINE_NAMES = {"tfidf-lr": "TF-IDF + LR", "nbsvm": "NBSVM"}
+BASELINE_NAMES = {"tfidf-lr": "TF-IDF + LR", "nbsvm": "NBSVM", "char-lr": "char TF-IDF + LR"}
 
 
 def run_baselines(
     config: StudyConfig,
     out_dir: str | Path,
     data_dir: str | None = None,
-    names: Sequence[str] = BASELINES,
+    names: Sequence[str] = WORD_BASELINES,
     log: Callable[[str], None] = lambda line: None,
 ) -> list[dict]:
     """Fit every (dataset, fold, baseline) not yet in `out_dir/baselines.jsonl`; return all rows."""
@@ -49,7 +49,9 @@ def run_baselines(
             for name in names:
                 if (dataset, fold.index, name) in done:
                     continue
-                result = fit_baseline(name, training_fold(fold, config), label_names, STUDY_LOWERCASE)
+                result = fit_baseline(
+                    name, training_fold(fold, config), label_names, study_tokenizer(config, dataset)
+                )
                 row = {
                     "dataset": dataset,
                     "fold": fold.index,

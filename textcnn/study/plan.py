@@ -18,6 +18,7 @@ from textcnn.data.corpus import load_registered
 from textcnn.data.folds import make_folds
 from textcnn.data.registry import REGISTRY
 from textcnn.data.splits import Fold, LabeledTexts
+from textcnn.data.tokenizers import DEFAULT_TOKENIZER, TokenizerConfig
 from textcnn.errors import ConfigError
 from textcnn.study.arms import arm_options
 
@@ -39,6 +40,7 @@ class StudyConfig:
     split_seed: int = 0  # fixes the folds and held-out dev parts for every run
     max_train: int | None = None  # keep at most this many training sentences (quick budgets)
     model_options: dict = field(default_factory=dict)  # other ModelConfig fields, e.g. embedding_dim
+    tokenizer: str | None = None  # as --tokenizer takes it; None: each dataset's (`study_tokenizer`)
 
     def __post_init__(self) -> None:
         for name in ("datasets", "poolings"):
@@ -52,6 +54,8 @@ class StudyConfig:
             raise ConfigError(f"a pooling is listed twice: {', '.join(self.poolings)}")
         for arm in self.poolings:
             arm_options(arm)  # a bad arm fails here, before any training
+        if self.tokenizer is not None:
+            TokenizerConfig.parse(self.tokenizer)  # an unknown tokenizer or option fails here too
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self) | {"datasets": list(self.datasets), "poolings": list(self.poolings)}
@@ -109,9 +113,17 @@ def training_fold(fold: Fold, config: StudyConfig) -> Fold:
     return dataclasses.replace(fold, train=_subsample(fold.train, config.max_train, config.split_seed))
 
 
-# The study has always tokenized with lowercase=True, TREC included (whose corpus keeps case);
-# kept so that a study grows on the settings its committed runs were trained with.
-STUDY_LOWERCASE = True
+def study_tokenizer(config: StudyConfig, dataset: str) -> TokenizerConfig:
+    """The tokenizer every run (and baseline) of `dataset` reads with: the study's, else the one the
+    registry suggests for the dataset. Kim's rules always lowercase here, TREC included (whose
+    registry entry keeps case): the study has always tokenized so, and keeps it so that a study
+    grows on the settings its committed runs were trained with."""
+    if config.tokenizer is not None:
+        return TokenizerConfig.parse(config.tokenizer)
+    suggested = TokenizerConfig.parse(
+        REGISTRY[dataset].tokenizer if dataset in REGISTRY else DEFAULT_TOKENIZER
+    )
+    return suggested.replace(lowercase=True) if suggested.name == "kim" else suggested
 
 
 def group_runs(runs: Sequence[Run], size: int) -> list[list[Run]]:

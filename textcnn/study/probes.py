@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from textcnn.data.text import similar_length_chunks
 from textcnn.inference.bundle import Classifier
-from textcnn.inference.explain import explain_text, model_tokens
+from textcnn.inference.explain import explain_text
 from textcnn.model.cnn import pool_maps, width_parameters
 from textcnn.model.pooling.functions import max_pool
 
@@ -115,7 +115,7 @@ def winning_ngrams(
     """Per feature map, the n-grams that most often hold its maximum (maxima of 0 not counted)."""
     counters = [Counter() for _ in _map_index(classifier)]
     fired = [0] * len(counters)
-    tokens = [model_tokens(classifier, text) for text in texts]
+    tokens = [[t.text for t in classifier.encoder.encode_tokens(text).tokens] for text in texts]
     widths = classifier.model.config.map_widths
     for chunk, per_width in _maps_by_batch(classifier, texts, batch_size):
         offset = 0
@@ -236,7 +236,7 @@ def key_phrase_moved(classifier: Classifier, texts: Sequence[str]) -> tuple[list
     """
     originals, variants = [], []
     for text in texts:
-        tokens = model_tokens(classifier, text)
+        tokens = [t.text for t in classifier.encoder.encode_tokens(text).tokens]
         reasons = explain(classifier, text, top=1)["for"]
         if not reasons:
             continue

@@ -18,12 +18,12 @@ from textcnn.data.splits import Fold
 from textcnn.errors import ConfigError
 from textcnn.study.arms import arm_options
 from textcnn.study.plan import (
-    STUDY_LOWERCASE,
     Run,
     StudyConfig,
     group_runs,
     plan_runs,
     study_folds,
+    study_tokenizer,
     training_fold,
 )
 from textcnn.study.results import PLAN_FILE, RESULTS_FILE, append_row, load_results
@@ -37,6 +37,7 @@ def _settings(run: Run, config: StudyConfig):
         model_options={**config.model_options, "variant": config.variant, **arm_options(run.pooling)},
         train=TrainConfig(seed=run.seed, epochs=config.epochs, patience=config.patience),
         vectors=config.vectors,
+        tokenizer=study_tokenizer(config, run.dataset),
     )
 
 
@@ -44,9 +45,7 @@ def train_model(run: Run, fold: Fold, label_names: Sequence[str], config: StudyC
     """One run's training with the study's settings; returns the `TrainOutcome`."""
     from textcnn.train.runs import train_classifier
 
-    return train_classifier(
-        training_fold(fold, config), label_names, _settings(run, config), STUDY_LOWERCASE, progress=False
-    )
+    return train_classifier(training_fold(fold, config), label_names, _settings(run, config), progress=False)
 
 
 def _learned(outcome, fold: Fold) -> dict:
@@ -104,7 +103,7 @@ def train_runs_together(
     from textcnn.train.runs import prepare_run, train_together
 
     prepared = [
-        prepare_run(training_fold(fold, config), label_names, _settings(run, config), STUDY_LOWERCASE)
+        prepare_run(training_fold(fold, config), label_names, _settings(run, config))
         for run, fold in zip(runs, folds, strict=True)
     ]
     started = time.perf_counter()

@@ -21,7 +21,7 @@ from textcnn.errors import ConfigError
 from textcnn.inference.bundle import Classifier
 from textcnn.runtime import atomic_write_bytes
 from textcnn.train.checkpoint import CHECKPOINT_FILE
-from textcnn.train.loop import LOG_FILE, FitResult
+from textcnn.train.loop import LOG_FILE, FitResult, fit
 from textcnn.train.runs import (
     Mixture,
     PreparedRun,
@@ -29,10 +29,10 @@ from textcnn.train.runs import (
     TrainOutcome,
     finish_ensemble,
     finish_mixed,
+    finish_run,
     headline,
     member_settings,
     prepare_run,
-    train_classifier,
     train_together,
 )
 
@@ -56,6 +56,7 @@ def train_folds(
     together: bool = False,
     ensemble: int = 1,
     mixture: Mixture | None = None,
+    on_prepared: Callable[[Fold, PreparedRun], None] | None = None,
 ) -> ProtocolRun:
     """Train one bundle per fold and summarise; a single fold writes its bundle straight to `out`.
 
@@ -72,10 +73,14 @@ def train_folds(
     from the start. A `mixture` that asks for more than K seeds of one shape (several poolings, a
     linear member, dev weights) makes each fold's ensemble a mixed one; `ensemble=0` with a linear
     member: the linear member alone, as a bundle.
+
+    The settings' tokenizer, if none was chosen, is the one the corpus suggests. `on_prepared(fold,
+    run)` is called once per fold, when its first run is prepared (its tokenizer report is known),
+    before any training.
     """
     from textcnn.inference.metrics import summarize_folds
 
-    out, settings = Path(out), settings or RunSettings()
+    out, settings = Path(out), (settings or RunSettings()).for_corpus(corpus)
     run_dirs = [out if len(folds) == 1 else out / fold.name for fold in folds]
     done: dict[int, tuple[TrainOutcome, Path | None]] = {}  # position in `folds` -> outcome, bundle
 
@@ -97,31 +102,34 @@ def train_folds(
         else:
             pending.append(position)
 
-    def info(position: int) -> dict:
-        return _data_info(corpus, folds[position], settings.train.seed)
+    announced: set[int] = set()
+
+    def prepare(position: int, run_settings: RunSettings) -> PreparedRun:
+        fold = folds[position]
+        run = prepare_run(
+            fold, corpus.label_names, run_settings, _data_info(corpus, fold, settings.train.seed)
+        )
+        if on_prepared is not None and position not in announced:
+            announced.add(position)
+            on_prepared(fold, run)
+        return run
 
     mixture = mixture or Mixture()
     mixture.check(ensemble)
     if ensemble != 1 or mixture.mixed:
-        _train_ensembles(corpus, folds, settings, pending, ensemble, together, progress, info, keep, mixture)
+        _train_ensembles(prepare, settings, pending, ensemble, together, progress, keep, mixture)
     elif together and len(pending) > 1:
-        prepared = [
-            prepare_run(folds[p], corpus.label_names, settings, corpus.lowercase, info(p)) for p in pending
-        ]
+        prepared = [prepare(p, settings) for p in pending]
         train_together(prepared, progress, on_outcome=lambda k, outcome: keep(pending[k], outcome))
     else:
         for position in pending:
             run_dir = run_dirs[position]
-            outcome = train_classifier(
-                folds[position],
-                corpus.label_names,
-                settings,
-                corpus.lowercase,
-                run_dir,
-                resume and (run_dir / CHECKPOINT_FILE).exists(),  # a fold never started starts afresh
-                progress,
-                info(position),
+            run = prepare(position, settings)
+            resumed = resume and (run_dir / CHECKPOINT_FILE).exists()  # a fold never started starts afresh
+            result = fit(
+                run.model, run.train, run.dev, settings.train, run_dir, resumed, progress, run.fingerprint
             )
+            outcome = finish_run(run, result)
             keep(position, outcome)
             if outcome.fit.interrupted:
                 break
@@ -139,14 +147,12 @@ def train_folds(
 
 
 def _train_ensembles(
-    corpus: Corpus,
-    folds: Sequence[Fold],
+    prepare: Callable[[int, RunSettings], PreparedRun],
     settings: RunSettings,
     pending: Sequence[int],
     size: int,
     together: bool,
     progress: bool,
-    info: Callable[[int], dict],
     keep: Callable[[int, TrainOutcome], None],
     mixture: Mixture,
 ) -> None:
@@ -156,20 +162,10 @@ def _train_ensembles(
         raise ConfigError(f"an ensemble needs at least one member, got {size}")
     for positions in [list(pending)] if together else [[p] for p in pending]:
         keys = [(p, k) for p in positions for k in range(size)]
-        prepared = [
-            prepare_run(
-                folds[p],
-                corpus.label_names,
-                member_settings(settings, k, mixture.poolings),
-                corpus.lowercase,
-                info(p),
-            )
-            for p, k in keys
-        ]
+        prepared = [prepare(p, member_settings(settings, k, mixture.poolings)) for p, k in keys]
         if size == 0:  # the linear member alone: a run prepared for its vocabulary and encoded splits
             for p in positions:
-                base = prepare_run(folds[p], corpus.label_names, settings, corpus.lowercase, info(p))
-                keep(p, finish_mixed([], [], mixture, base))
+                keep(p, finish_mixed([], [], mixture, prepare(p, settings)))
             continue
         if not _train_members(keys, prepared, size, progress, keep, mixture):
             return  # Ctrl-C: the folds not yet trained stay untrained

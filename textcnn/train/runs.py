@@ -22,8 +22,9 @@ from pathlib import Path
 
 import torch
 
-from textcnn.data.splits import Fold, LabeledTexts
-from textcnn.data.text import TextEncoder, Vocabulary
+from textcnn.data.splits import Corpus, Fold, LabeledTexts
+from textcnn.data.text import TextEncoder, TokenizerReport, Vocabulary, fit_tokenizer, tokenizer_report
+from textcnn.data.tokenizers import DEFAULT_TOKENIZER, TokenizerConfig
 from textcnn.errors import ConfigError
 from textcnn.inference.bundle import Classifier
 from textcnn.inference.metrics import classification_metrics
@@ -59,6 +60,24 @@ class RunSettings:
     train: TrainConfig = field(default_factory=TrainConfig)
     vocab: VocabConfig = field(default_factory=VocabConfig)
     vectors: str | None = None  # a vectors file or a named source (textcnn.data.vectors)
+    # The tokenizer (`textcnn.data.tokenizers`), or its `--tokenizer` spelling; None: what the data
+    # suggests (`for_corpus`: the registry's choice for a benchmark), else `unicode`.
+    tokenizer: TokenizerConfig | str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tokenizer, str):
+            object.__setattr__(self, "tokenizer", TokenizerConfig.parse(self.tokenizer))
+
+    @property
+    def tokenizer_config(self) -> TokenizerConfig:
+        """The tokenizer a run uses: the one chosen, else the default for user data."""
+        return self.tokenizer or TokenizerConfig.parse(DEFAULT_TOKENIZER)
+
+    def for_corpus(self, corpus: Corpus) -> RunSettings:
+        """These settings with the corpus's suggested tokenizer where none was chosen."""
+        if self.tokenizer is not None:
+            return self
+        return dataclasses.replace(self, tokenizer=TokenizerConfig.parse(corpus.tokenizer))
 
 
 def texts_fold(
@@ -84,6 +103,7 @@ class TrainOutcome:
     test_metrics: dict | None
     vectors: dict | None  # coverage report of the pretrained vectors, if any
     test_predictions: list[int] | None = None  # class ids, in the order of the test texts
+    tokens: TokenizerReport | None = None  # what the tokenizer made of the training texts
 
 
 @dataclass
@@ -100,18 +120,19 @@ class PreparedRun:
     coverage: dict | None
     fingerprint: dict
     info: dict | None
+    tokens: TokenizerReport | None = None
 
 
 def prepare_run(
     fold: Fold,
     label_names: Sequence[str],
     settings: RunSettings | None = None,
-    lowercase: bool = True,
     info: dict | None = None,
 ) -> PreparedRun:
-    """Vocabulary from the fold's training texts only, optional pretrained vectors, the initial
-    model (drawn right after seeding with the run's seed, so it is the same wherever it will train).
-    `lowercase` is the corpus's tokenizer setting; `info` goes into the bundle's config."""
+    """The tokenizer (fitted on the fold's training texts if it learns), the vocabulary of the
+    training texts only, optional pretrained vectors, the initial model (drawn right after seeding
+    with the run's seed, so it is the same wherever it will train); `info` goes into the bundle's
+    config. Training texts the tokenizer cannot read are refused here (`TokenizerReport.check`)."""
     settings = settings or RunSettings()
     options, vectors = dict(settings.model_options), settings.vectors
     variant = options.get("variant", "rand")
@@ -123,13 +144,15 @@ def prepare_run(
     if unknown:
         raise ConfigError(f"labels not among the label names: {', '.join(map(repr, unknown[:5]))}")
 
-    torch.manual_seed(settings.train.seed)
     max_length = settings.vocab.max_length
-    probe = TextEncoder(Vocabulary(["<pad>", "<unk>"]), lowercase, max_length)
-    vocab = Vocabulary.build(
-        (probe.tokenize(t) for t in fold.train.texts), settings.vocab.min_count, settings.vocab.max_size
-    )
-    encoder = TextEncoder(vocab, lowercase, max_length)
+    tokenizer = fit_tokenizer(settings.tokenizer_config, fold.train.texts)
+    tokenized = [tokenizer.split(t) for t in fold.train.texts]
+    vocab = Vocabulary.build(tokenized, settings.vocab.min_count, settings.vocab.max_size)
+    where = [fold.train.where(i) for i in range(len(fold.train))] if fold.train.lines else None
+    report = tokenizer_report(tokenizer, fold.train.texts, tokenized, vocab, where)
+    report.check()
+    encoder = TextEncoder(vocab, tokenizer, max_length)
+    torch.manual_seed(settings.train.seed)
 
     coverage = table = None
     if vectors is not None:
@@ -166,6 +189,7 @@ def prepare_run(
         "train_rows": len(train),
         "dev_rows": len(dev),
         "vectors": str(vectors) if vectors else None,
+        "tokenizer": str(tokenizer.config),
     }
     return PreparedRun(
         model,
@@ -178,6 +202,7 @@ def prepare_run(
         coverage,
         fingerprint,
         info,
+        report,
     )
 
 
@@ -190,7 +215,6 @@ def train_classifier(
     fold: Fold,
     label_names: Sequence[str],
     settings: RunSettings | None = None,
-    lowercase: bool = True,
     run_dir: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -198,7 +222,7 @@ def train_classifier(
 ) -> TrainOutcome:
     """`prepare_run`, `fit`, `finish_run`: from a fold's texts to a trained classifier with its
     metrics. With `run_dir`, per-epoch checkpoints and `resume` as `fit` has them."""
-    run = prepare_run(fold, label_names, settings, lowercase, info)
+    run = prepare_run(fold, label_names, settings, info)
     result = fit(
         run.model, run.train, run.dev, run.settings.train, run_dir, resume, progress, run.fingerprint
     )
@@ -334,6 +358,7 @@ def finish_mixed(
             (dev.ids, dev.lengths, dev.labels.tolist()),
             len(base.encoder.vocab),
             len(base.label_names),
+            vocab=base.encoder.vocab.itos,
         )
         records.append(
             {
@@ -434,12 +459,15 @@ def _outcome(
             "versions": package_versions(),
         },
         "vectors": run.coverage,
+        "tokens": run.tokens.to_json() if run.tokens is not None else None,
         "metrics": {"dev": headline(dev_metrics), "test": headline(test_metrics) if test_metrics else None},
         **(run.info or {}),
         **(sections or {}),
     }
     classifier = Classifier(model, run.encoder, label_names, summary)
-    return TrainOutcome(classifier, result, dev_metrics, test_metrics, run.coverage, test_predictions)
+    return TrainOutcome(
+        classifier, result, dev_metrics, test_metrics, run.coverage, test_predictions, run.tokens
+    )
 
 
 def headline(metrics: dict) -> dict:

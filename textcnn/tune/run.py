@@ -162,4 +162,5 @@ def describe(config: dict) -> str:
     return (
         f"{config['pooling']}, widths {config['widths']} x {config['maps']} maps, "
         f"dropout {config['dropout']:.2f}, lr {config['lr']:.3g}, {config['variant']}"
+        + (f", tokenizer {config['tokenizer']}" if config.get("tokenizer") else "")
     )

@@ -46,7 +46,7 @@ except ImportError as exc:
     cause = "" if exc.name == "ray" else f" (importing ray failed: {exc})"
     raise TextCNNError(f"textcnn tune needs Ray Tune: pip install 'textcnn[tune]'{cause}") from exc
 
-DIMENSIONS = ("pooling", "widths", "maps", "dropout", "lr", "variant")
+DIMENSIONS = ("pooling", "widths", "maps", "dropout", "lr", "variant", "tokenizer")
 STAGES = ("widths", "combinations")
 FIRST_STAGE_SHARE = 0.6  # of the trials and of the time budget
 TRIALS_FILE = "trials.jsonl"
@@ -115,7 +115,7 @@ def param_space(space: Space, widths: Sequence[str]) -> dict:
         "dropout": dimension(space.dropout, "uniform"),
         "lr": dimension(space.lr, "log"),
         "variant": tune.choice(list(space.variant)),
-    }
+    } | ({"tokenizer": tune.choice(list(space.tokenizer))} if space.tokenizer else {})
 
 
 def stage_trials(space: Space, budget: Budget) -> dict[str, int]:

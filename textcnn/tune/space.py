@@ -12,6 +12,8 @@ A space is a dict of dimensions. Each is a list of values to choose from, or a r
     variant:  rand | static | non-static | multichannel (anything but rand needs --vectors)
     combinations: true | false: after the single widths, Zhang & Wallace's combinations around the
               best one (the tune's second stage)
+    tokenizer: tokenizers of the registry, as `--tokenizer` takes them (unicode, subword:vocab=4000,
+              ...); left out: not searched, every trial reads with the command's tokenizer
 
 Values are kept as strings or numbers, never lists: a searcher (Optuna) takes categorical values of
 those kinds only, and a combination's name is what the report shows. This module imports neither
@@ -46,7 +48,7 @@ DEFAULT_MAPS = (100, 200, 300, 400, 500, 600)  # Zhang & Wallace: 100 to 600
 DEFAULT_DROPOUT = {"low": 0.0, "high": 0.5}  # Zhang & Wallace: 0 to 0.5
 DEFAULT_LR = {"adadelta": {"low": 0.25, "high": 2.0}, "adam": {"low": 1e-4, "high": 3e-3}}
 PRETRAINED_VARIANTS = ("non-static", "static", "multichannel")
-KEYS = ("pooling", "widths", "maps", "dropout", "lr", "variant", "combinations")
+KEYS = ("pooling", "widths", "maps", "dropout", "lr", "variant", "combinations", "tokenizer")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Space:
     lr: tuple[float, ...] | tuple[float, float, str]
     variant: tuple[str, ...]
     combinations: bool = True
+    tokenizer: tuple[str, ...] = ()  # () : the command's tokenizer for every trial (not searched)
 
     def to_json(self) -> dict:
         def shown(values):
@@ -75,7 +78,7 @@ class Space:
             "lr": shown(self.lr),
             "variant": list(self.variant),
             "combinations": self.combinations,
-        }
+        } | ({"tokenizer": list(self.tokenizer)} if self.tokenizer else {})
 
     @property
     def single_widths(self) -> bool:
@@ -205,12 +208,26 @@ def check_space(data: dict, vectors: bool, optimizer: str = "adadelta", source: 
         variant = _choices("variant", merged["variant"], str, lambda v: v in VARIANTS, f"one of {VARIANTS}")
         if not isinstance(merged["combinations"], bool):
             raise ConfigError(f"combinations: true or false, got {merged['combinations']!r}")
+        tokenizer = ()
+        if merged.get("tokenizer") is not None:
+            if isinstance(merged["tokenizer"], dict):
+                raise ConfigError("tokenizer: a list of tokenizers, not a range")
+            tokenizer = _choices("tokenizer", merged["tokenizer"], _tokenizer, lambda v: True, "a tokenizer")
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     pretrained = [v for v in variant if v != "rand"]
     if pretrained and not vectors:
         raise ConfigError(f"{source}: variant: {pretrained[0]} needs pretrained vectors (--vectors)")
-    return Space(pooling, widths, maps, dropout, lr, variant, merged["combinations"])
+    return Space(pooling, widths, maps, dropout, lr, variant, merged["combinations"], tokenizer)
+
+
+def _tokenizer(value) -> str:
+    """A tokenizer as `--tokenizer` spells it, checked against the registry (`textcnn.data.tokenizers`)."""
+    from textcnn.data.tokenizers import TokenizerConfig
+
+    if not isinstance(value, str):
+        raise ValueError(value)
+    return str(TokenizerConfig.parse(value))  # a ConfigError names the tokenizer or option
 
 
 def _whole(value) -> int:

@@ -33,7 +33,6 @@ class TrialData:
 
     fold: Fold  # the tuning fold: train and dev parts only
     label_names: tuple[str, ...]
-    lowercase: bool
     settings: object  # the `RunSettings` of the command's flags; each trial overrides its dimensions
     threads: int  # torch threads per trial (its CPUs)
 
@@ -54,7 +53,13 @@ def trial_settings(base, config: dict):
         "dropout": float(config["dropout"]),
         "variant": config["variant"],
     }
-    return RunSettings(options, replace(base.train, lr=float(config["lr"])), base.vocab, base.vectors)
+    return RunSettings(
+        options,
+        replace(base.train, lr=float(config["lr"])),
+        base.vocab,
+        base.vectors,
+        config.get("tokenizer") or base.tokenizer,
+    )
 
 
 def _restore(run_dir: Path) -> bool:
@@ -101,7 +106,7 @@ def run_trial(config: dict, data: TrialData) -> None:
     run_dir = Path(tempfile.mkdtemp(prefix="textcnn-trial-"))
     try:
         resumed = _restore(run_dir) and (run_dir / CHECKPOINT_FILE).exists()
-        run = prepare_run(data.fold, data.label_names, trial_settings(data.settings, config), data.lowercase)
+        run = prepare_run(data.fold, data.label_names, trial_settings(data.settings, config))
 
         def report(record: dict) -> None:
             curve = _curve(run_dir)
