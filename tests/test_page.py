@@ -1,17 +1,24 @@
 """The page at GET / in a real browser: Debian's chromium, headless, driven by Selenium through
 /usr/bin/chromedriver (never Selenium Manager, which would download a browser), against a real
-server on loopback serving the shipped models/default.
+server on loopback serving the shipped models/default (which reads ASCII English only), and one on a
+tiny bundle trained here with the unicode tokenizer (which reads Chinese, a token per character).
 
-What is checked is what a person sees: the model card, a label and a bar per class for each text,
-the tokens shaded for and against, the n-gram shown on hover or keyboard focus, and messages for an
-empty text, a text too long and a server that has gone; typed markup stays text and never runs.
-Skipped when chromium, chromedriver or selenium is absent (.ci/run installs the first two).
-Set TEXTCNN_PAGE_SCREENSHOT=docs/page.png to write the README's screenshot.
+What is checked is what a person sees: the model card (its tokenizer too), a label and a bar per
+class for each text, the text in its own characters with each token's span shaded for and against
+(as strongly as its part is large next to the logit), words the model does not know marked, how much
+of each text it knows, a notice instead of a label for a text it cannot read, right-to-left scripts
+read right to left, the n-gram shown on hover or keyboard focus, and messages for an empty text, a
+text too long and a server that has gone; typed markup stays text and never runs.
+Skipped when chromium, chromedriver or selenium is absent (.ci/run installs them, and the Noto fonts
+that draw Chinese and Arabic).
+Set TEXTCNN_PAGE_SCREENSHOT=docs/page.png to write the README's screenshot, and TEXTCNN_PAGE_MODEL
+to the bundle it shows (models/default unless set).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -23,7 +30,8 @@ httpx = pytest.importorskip("httpx")
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
     pytest.skip(
-        f"no {CHROMIUM} or {CHROMEDRIVER} (apt-get install chromium chromium-driver)", allow_module_level=True
+        f"no {CHROMIUM} or {CHROMEDRIVER} (apt-get install chromium chromium-driver fonts-noto-cjk fonts-noto-core)",
+        allow_module_level=True,
     )
 pytest.importorskip("selenium", reason="selenium is not installed (the dev extra)")
 
@@ -40,6 +48,9 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO / "models" / "default"
 MAX_CHARS = 300
 GOOD, BAD = "a gorgeous , witty , seductive movie .", "the plot is thin and the jokes fall flat ."
+CHINESE, ARABIC = "这是一部很好看的电影。", "فيلم جميل وذكي ومغر."
+# The shade's rule (app.js): alpha = FULL * min(1, |part| / max(|logit|, 1)), blue for, red against.
+FULL = 0.7
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +58,33 @@ def url():
     args = ["--model", str(DEFAULT), "--max-text-chars", str(MAX_CHARS), "--num-api-servers", "1"]
     with serving(*args, "--log-level", "warning") as (_, url):
         yield url
+
+
+@pytest.fixture(scope="module")
+def unicode_bundle(tmp_path_factory) -> Path:
+    """A tiny bundle that reads Chinese (the unicode tokenizer), trained here in a second or so."""
+    import textcnn
+
+    positive = ["这部电影很好看", "演员很棒,故事感人", "a warm , funny film", "我很喜欢这个故事"]
+    negative = ["这部电影很无聊", "故事太差了", "a dull , flat film", "我不喜欢这个演员"]
+    texts, labels = positive + negative, ["positive"] * 4 + ["negative"] * 4
+    settings = textcnn.RunSettings(
+        {"embedding_dim": 8, "num_filters": 4}, textcnn.TrainConfig(epochs=1), tokenizer="unicode"
+    )
+    fold = textcnn.texts_fold((texts, labels), (texts, labels))
+    outcome = textcnn.train_classifier(fold, ["negative", "positive"], settings, progress=False)
+    out = tmp_path_factory.mktemp("unicode") / "zh"
+    outcome.classifier.save(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def unicode_server(unicode_bundle):
+    """A server on `unicode_bundle`: (process, url). Its last test stops it (a server that has gone);
+    one server for both, since starting one takes the longest here."""
+    args = ["--model", str(unicode_bundle), "--num-api-servers", "1", "--log-level", "warning"]
+    with serving(*args) as (process, url):
+        yield process, url
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +137,14 @@ def submit(browser, *lines: str, keyboard: bool = True) -> None:
         browser.find_element(By.ID, "submit").click()
 
 
+def paste(browser, *lines: str) -> None:
+    """Put the lines in the box as a paste would (chromedriver types no character beyond the BMP,
+    such as an emoji) and explain them with Ctrl+Enter."""
+    box = browser.find_element(By.ID, "texts")
+    browser.execute_script("arguments[0].value = arguments[1]", box, "\n".join(lines))
+    box.send_keys(Keys.CONTROL, Keys.ENTER)
+
+
 def results(browser, n: int) -> list:
     return wait(browser).until(
         lambda b: (
@@ -110,6 +156,37 @@ def results(browser, n: int) -> list:
 def message(browser) -> str:
     element = wait(browser).until(ec.visibility_of_element_located((By.ID, "message")))
     return element.text
+
+
+def shade(element) -> tuple[tuple[int, int, int], float]:
+    """An element's computed background: its colour and its opacity (alpha)."""
+    colour = element.value_of_css_property("background-color")
+    found = re.fullmatch(r"rgba?\((\d+), (\d+), (\d+)(?:, ([\d.e-]+))?\)", colour)
+    assert found, colour
+    return (int(found[1]), int(found[2]), int(found[3])), float(found[4] or 1)
+
+
+def pieces(browser, sentence) -> list[tuple[str, str]]:
+    """What a shown text is made of, in order: ("token", its characters) or ("text", what lies between)."""
+    return [
+        tuple(piece)
+        for piece in browser.execute_script(
+            "return Array.from(arguments[0].childNodes, (n) =>"
+            " [n.nodeType === Node.TEXT_NODE ? 'text' : n.className.split(' ')[0], n.textContent])",
+            sentence,
+        )
+    ]
+
+
+def expected_pieces(explanation: dict) -> list[tuple[str, str]]:
+    """The same from /explain's spans: Python's str offsets are the code points the spans count."""
+    text, found, cursor = explanation["text"], [], 0
+    for start, end in explanation["spans"]:
+        if start > cursor:
+            found.append(("text", text[cursor:start]))
+        found.append(("token", text[start:end]))
+        cursor = end
+    return found + ([("text", text[cursor:])] if cursor < len(text) else [])
 
 
 def console_errors(browser) -> list[dict]:
@@ -131,6 +208,8 @@ def test_the_model_card_tells_what_is_served(browser, url):
     assert "Dataset\nmr" in card and "Pooling\nmax" in card and f"Variant\n{info['model']['variant']}" in card
     assert f"Test accuracy\n{100 * info['metrics']['test']['accuracy']:.1f}%" in card
     assert f"Vocabulary\n{info['vocab_size']:,} words" in card and info["id"] in card
+    tokenizer = info["tokenizer"]  # its name, and in words what it keeps (which texts it can read)
+    assert f"Tokenizer\n{tokenizer['spelled']}" in card and tokenizer["summary"] in card
     assert console_errors(browser) == []
 
 
@@ -150,7 +229,10 @@ def test_each_text_gets_its_label_bars_and_shaded_tokens(browser, url):
         share = explanation["probabilities"][explanation["label"]]
         assert fill.size["width"] == pytest.approx(share * bars[0].size["width"], abs=2)
         tokens = result.find_elements(By.CSS_SELECTOR, ".sentence .token")
-        assert [token.text for token in tokens] == explanation["tokens"]
+        assert [token.text for token in tokens] == explanation["tokens"]  # lowercase English: as typed
+        assert (
+            result.find_element(By.CSS_SELECTOR, ".coverage").text == "100% of its words known to the model"
+        )
         for token, part in zip(tokens, explanation["token_parts"], strict=True):
             assert float(token.get_attribute("data-part")) == pytest.approx(part)
             assert token.get_attribute("class").split()[1] == ("for" if part >= 0 else "against")
@@ -221,9 +303,100 @@ def test_typed_markup_stays_text_and_never_runs(browser, url):
     assert browser.execute_script("return document.images.length") == 0
     explanations = httpx.post(f"{url}/explain", json={"texts": probes}).json()["explanations"]
     for result, explanation in zip(shown, explanations, strict=True):
-        sentence = result.find_element(By.CSS_SELECTOR, ".sentence").text
-        assert sentence == " ".join(explanation["tokens"])
-        assert result.find_element(By.CSS_SELECTOR, ".typed q").text == explanation["text"]  # as typed
+        sentence = result.find_element(By.CSS_SELECTOR, ".sentence")
+        assert sentence.text == explanation["text"]  # as typed, markup and all
+        assert pieces(browser, sentence) == expected_pieces(explanation)
+    assert console_errors(browser) == []
+
+
+def test_shades_are_as_strong_as_the_part_is_next_to_the_logit(browser, url):
+    """Not scaled to the text's own largest part: a part of half the logit is half strength."""
+    open_page(browser, url)
+    submit(browser, GOOD, BAD)
+    shown = results(browser, 2)
+    explanations = httpx.post(f"{url}/explain", json={"texts": [GOOD, BAD]}).json()["explanations"]
+    for result, explanation in zip(shown, explanations, strict=True):
+        tokens = result.find_elements(By.CSS_SELECTOR, ".sentence .token")
+        parts, scale = explanation["token_parts"], max(abs(explanation["logit"]), 1)
+        shades = [shade(token) for token in tokens]
+        for (colour, alpha), part in zip(shades, parts, strict=True):
+            assert colour == ((33, 102, 172) if part >= 0 else (214, 96, 77))  # blue for, red against
+            assert alpha == pytest.approx(FULL * min(1, abs(part) / scale), abs=0.005)
+        strong = max(range(len(parts)), key=lambda i: abs(parts[i]))
+        weak = min(range(len(parts)), key=lambda i: abs(parts[i]))
+        assert shades[weak][1] < shades[strong][1] / 5  # faint evidence looks faint
+        # The text's largest part, well under its logit, is well under full strength.
+        assert abs(parts[strong]) < 0.6 * scale, explanation  # what the shipped model gives these two
+        assert shades[strong][1] < 0.6 * FULL
+
+
+def test_the_text_keeps_its_own_characters_and_an_emoji_shifts_nothing(browser, url):
+    """The spans are code points: an emoji (two UTF-16 units in JS) before a word must not shift it."""
+    text = "😀 Gorgeous ,  WITTY film 🎬 … ‘really’ ."
+    open_page(browser, url)
+    paste(browser, text)
+    (result,) = results(browser, 1)
+    explanation = httpx.post(f"{url}/explain", json={"text": text}).json()["explanations"][0]
+    assert explanation["tokens"][:4] == ["gorgeous", ",", "witty", "film"]  # what kim makes of it
+    sentence = result.find_element(By.CSS_SELECTOR, ".sentence")
+    assert pieces(browser, sentence) == expected_pieces(explanation)  # its spelling and spacing, in order
+    assert pieces(browser, sentence)[:2] == [("text", "😀 "), ("token", "Gorgeous")]
+    tokens = result.find_elements(By.CSS_SELECTOR, ".sentence .token")
+    assert [token.text for token in tokens[:4]] == ["Gorgeous", ",", "WITTY", "film"]
+    assert tokens[0].get_attribute("title").startswith("“Gorgeous”, read as “gorgeous”: ")
+    assert console_errors(browser) == []
+
+
+def test_coverage_is_shown_and_unknown_words_look_unknown(browser, url):
+    partly, little = "a gorgeous película", "quelle belle journée au cinéma"
+    open_page(browser, url)
+    submit(browser, partly, little)
+    shown = results(browser, 2)
+    explanations = httpx.post(f"{url}/explain", json={"texts": [partly, little]}).json()["explanations"]
+    assert [round(e["coverage"], 2) for e in explanations] == [0.8, 0.22]  # kim drops í and é
+    coverage = [result.find_element(By.CSS_SELECTOR, ".coverage") for result in shown]
+    assert coverage[0].text == "80% of its words known to the model"
+    assert "low" not in coverage[0].get_attribute("class").split()
+    assert coverage[1].text.startswith("Only 22% of its words known to the model")
+    assert "low" in coverage[1].get_attribute("class").split()
+    assert shade(coverage[1])[1] > 0 and shade(coverage[0])[1] == 0  # the warning has its own background
+    tokens = shown[1].find_elements(By.CSS_SELECTOR, ".sentence .token")
+    known = explanations[1]["known"]
+    assert True in known and False in known
+    colours = {True: set(), False: set()}
+    for token, is_known in zip(tokens, known, strict=True):
+        assert ("unknown" in token.get_attribute("class").split()) == (not is_known)
+        assert ("not in the model's vocabulary" in token.get_attribute("title")) == (not is_known)
+        assert (token.value_of_css_property("text-decoration-style") == "dotted") == (not is_known)
+        colours[is_known].add(token.value_of_css_property("color"))
+    assert colours[True].isdisjoint(colours[False])  # greyed
+    assert console_errors(browser) == []
+
+
+def test_a_text_the_model_cannot_read_has_no_label_and_arabic_reads_right_to_left(browser, url):
+    """models/default reads ASCII English only (kim): Chinese and Arabic are unread by it."""
+    open_page(browser, url)
+    submit(browser, CHINESE, ARABIC, GOOD)
+    chinese, arabic, good = results(browser, 3)
+    for result, text in ((chinese, CHINESE), (arabic, ARABIC)):
+        assert result.find_element(By.CSS_SELECTOR, "h2").text.endswith(
+            "Not read: none of its words are known to this model"
+        )
+        assert "kim tokenizer" in result.text  # why, in the tokenizer's words
+        assert result.find_elements(By.CSS_SELECTOR, ".label, .score, .bars, .bar, .ngrams, .check") == []
+        sentence = result.find_element(By.CSS_SELECTOR, ".sentence")
+        assert sentence.text == text
+        assert result.find_elements(By.CSS_SELECTOR, ".token") == []  # no shade, not even of an <unk>
+    assert good.find_element(By.CSS_SELECTOR, "h2").text.startswith("positive")
+    direction = [
+        r.find_element(By.CSS_SELECTOR, ".sentence").value_of_css_property("direction")
+        for r in results(browser, 3)
+    ]
+    assert direction == ["ltr", "rtl", "ltr"]
+    box = browser.find_element(By.ID, "texts")
+    box.clear()
+    box.send_keys(ARABIC)
+    assert box.value_of_css_property("direction") == "rtl"
     assert console_errors(browser) == []
 
 
@@ -239,17 +412,22 @@ def test_the_page_reads_at_phone_width(browser, url):
         browser.set_window_size(1000, 1400)
 
 
-def test_screenshot(browser, url, tmp_path):
-    """What docs/page.png shows: the shipped model on three sentences."""
+def test_screenshot(browser, request, tmp_path):
+    """What docs/page.png shows: TEXTCNN_PAGE_MODEL (models/default unless set) on four scripts."""
+    model = Path(os.environ.get("TEXTCNN_PAGE_MODEL") or DEFAULT).resolve()
+    if model == DEFAULT.resolve():
+        screenshot(browser, request.getfixturevalue("url"), tmp_path)
+        return
+    with serving("--model", str(model), "--log-level", "warning", "--num-api-servers", "1") as (_, url):
+        screenshot(browser, url, tmp_path)
+
+
+def screenshot(browser, url: str, tmp_path: Path) -> None:
     browser.set_window_size(1000, 1500)
     open_page(browser, url)
-    submit(
-        browser,
-        GOOD,
-        BAD,
-        "not a bad film , but not a good one either .",
-    )
-    (first, *_) = results(browser, 3)
+    texts = [GOOD, "la trama es floja y los chistes no funcionan .", ARABIC, CHINESE]
+    submit(browser, *texts)
+    (first, *_) = results(browser, len(texts))
     tokens = first.find_elements(By.CSS_SELECTOR, ".sentence .token")
     tokens[3].click()  # focus "witty": its detail line shows
     target = Path(os.environ.get("TEXTCNN_PAGE_SCREENSHOT") or tmp_path / "page.png")
@@ -259,12 +437,40 @@ def test_screenshot(browser, url, tmp_path):
     assert target.stat().st_size > 10_000
 
 
-def test_a_server_that_has_gone_is_a_message(browser, tiny_bundle):
-    with serving("--model", str(tiny_bundle), "--log-level", "warning") as (process, url):
-        open_page(browser, url)
-        submit(browser, "a warm , funny film .")
-        results(browser, 1)
-        code, output = stop(process)
+def test_chinese_read_by_a_model_gets_a_shade_per_character(browser, unicode_server):
+    """With the unicode tokenizer a Chinese character is a token: each its own shaded element."""
+    process, url = unicode_server
+    assert process.poll() is None, "the next test stops this server: run this one before it"
+    text = "😀 这部电影很好看, a warm film"
+    open_page(browser, url)
+    assert "Tokenizer\nunicode" in browser.find_element(By.ID, "card").text
+    paste(browser, text)
+    (result,) = results(browser, 1)
+    explanation = httpx.post(f"{url}/explain", json={"text": text}).json()["explanations"][0]
+    assert not explanation["unread"] and explanation["known"][0] is False  # the emoji: not in training
+    sentence = result.find_element(By.CSS_SELECTOR, ".sentence")
+    assert pieces(browser, sentence) == expected_pieces(explanation)
+    # One element per character, nothing between them; the emoji before them shifts none.
+    assert pieces(browser, sentence)[:9] == [("token", "😀"), ("text", " ")] + [
+        ("token", c) for c in "这部电影很好看"
+    ]
+    tokens = result.find_elements(By.CSS_SELECTOR, ".sentence .token")
+    assert "unknown" in tokens[0].get_attribute("class").split()
+    lists, spans = result.find_element(By.CSS_SELECTOR, ".ngrams").text, explanation["spans"]
+    for ngram in explanation["for"] + explanation["against"]:  # as typed: "电影", not the tokens "电 影"
+        assert f"“{text[spans[ngram['start']][0] : spans[ngram['end'] - 1][1]]}”" in lists
+    for token, part in zip(tokens, explanation["token_parts"], strict=True):
+        assert "background-color" in token.get_attribute("style")
+        assert float(token.get_attribute("data-part")) == pytest.approx(part)
+    assert console_errors(browser) == []
+
+
+def test_a_server_that_has_gone_is_a_message(browser, unicode_server):
+    process, url = unicode_server  # stopped here: the test before, which needs it up, runs first
+    open_page(browser, url)
+    submit(browser, "a warm , funny film .")
+    results(browser, 1)
+    code, output = stop(process)
     assert code == 0, output
     submit(browser, "still there ?")
     assert "cannot be reached" in message(browser)

@@ -1,5 +1,6 @@
 // The page of textcnn's service: the model card from GET /info, and for each text typed, POST
-// /explain's label, a bar per class and the tokens shaded by their part in the label's logit.
+// /explain's label, a bar per class and the text itself, its own characters, with each token's span
+// shaded by the token's part in the label's logit (or, for a text the model cannot read, a notice).
 // Every text from the user or the server goes into the page through textContent (never innerHTML),
 // and the server's Content-Security-Policy allows no inline script: typed markup stays text.
 "use strict";
@@ -12,6 +13,11 @@
   const results = document.getElementById("results");
   const card = document.getElementById("card");
   let maxTexts = null; // from /info: limits.max_explain_texts
+  let tokenizer = null; // from /info: the model's tokenizer (name, summary, ...), named for unread texts
+  // Letters of the right-to-left scripts (Hebrew, Arabic, Syriac, Thaana, N'Ko, ... and Arabic's
+  // presentation forms): a token of theirs inside an English sentence (a title, the detail line) is
+  // isolated (U+2068 FSI ... U+2069 PDI), or the bidi algorithm carries the numbers after it into its run.
+  const RTL = /[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]/;
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -27,6 +33,11 @@
 
   function percent(p) {
     return (100 * p).toFixed(1) + "%";
+  }
+
+  // A token or n-gram quoted inside a sentence of the page, isolated when it reads right to left.
+  function quoted(text) {
+    return "“" + (RTL.test(text) ? "\u2068" + text + "\u2069" : text) + "”";
   }
 
   function showMessage(text) {
@@ -92,10 +103,12 @@
     const test = (model.metrics || {}).test || {};
     const limits = model.limits || {};
     maxTexts = limits.max_explain_texts || null;
+    tokenizer = model.tokenizer || null;
     const rows = [
       ["Dataset", data.dataset],
       ["Pooling", (model.pooling || {}).name || config.pooling, (model.pooling || {}).summary], // summary on hover
       ["Members", describeMembers(model.members)],
+      ["Tokenizer", tokenizer && (tokenizer.spelled || tokenizer.name), tokenizer && describeTokenizer(tokenizer)],
       ["Variant", config.variant],
       ["Test accuracy", typeof test.accuracy === "number" ? percent(test.accuracy) : null],
       ["Vocabulary", typeof model.vocab_size === "number" ? model.vocab_size.toLocaleString("en") + " words" : null],
@@ -111,7 +124,20 @@
       item.appendChild(value);
       list.appendChild(item);
     });
-    card.replaceChildren(list);
+    if (tokenizer && tokenizer.summary) {
+      // What the tokenizer keeps decides which texts the model can read at all: said in words.
+      const note = el("p", "muted card-note", "Reads text with the ");
+      note.appendChild(el("strong", null, tokenizer.name));
+      note.appendChild(document.createTextNode(" tokenizer: " + tokenizer.summary + "."));
+      card.replaceChildren(list, note);
+    } else {
+      card.replaceChildren(list);
+    }
+  }
+
+  // The tokenizer on hover: the registry's summary, and what it is for.
+  function describeTokenizer(entry) {
+    return [entry.summary, entry.use ? "For " + entry.use : null].filter(Boolean).join(". ");
   }
 
   // "max ×3, avg ×2, nbsvm" from /info's members; null for a single model (the row then shows "—").
@@ -155,6 +181,29 @@
     return best;
   }
 
+  // An n-gram as it stands in the text ("电影", "don't"), where render() found it from the spans;
+  // else the model's tokens joined by spaces ("电 影", "do n't").
+  function ngramText(ngram) {
+    return ngram.typed || ngram.ngram;
+  }
+
+  // In a sentence: as typed, and as the model reads it where that differs other than in spacing
+  // ("“Gorgeous,” read as “gorgeous ,”"; not "“电影” read as “电 影”").
+  function quotedNgram(ngram) {
+    const typed = ngramText(ngram);
+    const differs = typed.replace(/\s+/g, "") !== ngram.ngram.replace(/\s+/g, "");
+    return quoted(typed) + (differs ? " read as " + quoted(ngram.ngram) : "");
+  }
+
+  // Each listed n-gram's characters in the text: from its first token's start to its last one's end.
+  function placeNgrams(explanation, chars, spans) {
+    explanation.for.concat(explanation.against).forEach(function (ngram) {
+      const first = spans[ngram.start];
+      const last = spans[ngram.end - 1];
+      if (first && last && first[0] < last[1]) ngram.typed = chars.slice(first[0], last[1]).join("");
+    });
+  }
+
   function isLinear(ngram) {
     return ngram.kind !== null && ngram.kind !== undefined && ngram.kind !== "cnn";
   }
@@ -162,12 +211,12 @@
   function describeNgram(ngram) {
     if (isLinear(ngram)) {
       // A linear member's n-gram: its feature value times its weight, times the member's weight.
-      return "“" + ngram.ngram + "” (" + ngram.kind + " member " + ngram.member + ", a " + ngram.width +
+      return quotedNgram(ngram) + " (" + ngram.kind + " member " + ngram.member + ", a " + ngram.width +
         "-gram): value " + ngram.activation.toFixed(3) + " × weight " + ngram.weight.toFixed(3) + " = " +
         signed(ngram.activation * ngram.weight) + ", a share of " + signed(ngram.contribution) +
         " in the members' weighted mean logit";
     }
-    const where = "“" + ngram.ngram + "” (width " + ngram.width + ", feature map " + ngram.filter +
+    const where = quotedNgram(ngram) + " (width " + ngram.width + ", feature map " + ngram.filter +
       (ngram.slot ? ", slot " + ngram.slot : "") +
       (ngram.member !== null && ngram.member !== undefined ? ", ensemble member " + ngram.member : "") + "): ";
     const product = "activation " + ngram.activation.toFixed(3) + " × weight " + ngram.weight.toFixed(3);
@@ -179,9 +228,17 @@
     return where + product + " = " + signed(ngram.contribution);
   }
 
-  function describeToken(explanation, i, found) {
+  // A token in words: as typed and as the model reads it (when they differ: "“Gorgeous”, read as
+  // “gorgeous”"), whether the vocabulary knows it, its part in the label's logit and its n-gram.
+  function describeToken(explanation, i, found, original) {
+    const token = explanation.tokens[i];
+    let text = original && original !== token ? quoted(original) + ", read as " + quoted(token) : quoted(token);
+    const known = !Array.isArray(explanation.known) || explanation.known[i] !== false;
+    if (explanation.unread) return text + ": not in the model's vocabulary";
+    text += ": ";
+    if (!known) text += "not in the model's vocabulary (read as the unknown word); ";
     const part = explanation.token_parts[i];
-    let text = "“" + explanation.tokens[i] + "”: " + signed(part) + (part >= 0 ? " for " : " against ") + explanation.label;
+    text += signed(part) + (part >= 0 ? " for " : " against ") + explanation.label;
     if (found) text += "; in " + describeNgram(found.ngram);
     else text += "; in none of the n-grams listed below";
     return text;
@@ -209,34 +266,98 @@
     return grid;
   }
 
+  // The spans of the tokens in `chars` (the text's code points), or null where they cannot be used
+  // (an older server gives none; a span out of the text or overlapping the one before): the page
+  // then shows the model's tokens joined by spaces, as it did before spans.
+  function usableSpans(explanation, chars) {
+    const spans = explanation.spans;
+    if (!Array.isArray(spans) || spans.length !== explanation.tokens.length) return null;
+    let end = 0;
+    for (const span of spans) {
+      if (!Array.isArray(span) || !Number.isInteger(span[0]) || !Number.isInteger(span[1])) return null;
+      if (span[0] < end || span[1] < span[0] || span[1] > chars.length) return null;
+      end = span[1];
+    }
+    return spans;
+  }
+
+  // The text from its own characters, each token's span a shaded element and what lies between
+  // tokens (spaces, characters the tokenizer drops) plain text. The spans are offsets in Unicode
+  // code points (Python's str indices), so the text is indexed as Array.from(text): a JS string
+  // counts an emoji beyond the BMP as two UTF-16 units, which would shift every later span.
   function sentence(explanation, detail) {
     const line = el("p", "sentence");
-    const scale = Math.max.apply(null, explanation.token_parts.map(Math.abs).concat([1e-9]));
-    const found = ngramsByToken(explanation);
+    line.dir = "auto"; // Arabic and Hebrew read right to left, whatever the page's direction
+    const chars = Array.from(explanation.text);
+    const spans = usableSpans(explanation, chars);
+    const found = explanation.unread ? null : ngramsByToken(explanation);
+    // The shade's strength is a token's part measured against the logit it goes into:
+    //   strength = min(1, |part| / max(|logit|, 1)),  opacity = 0.7 × strength.
+    // A part as large as the whole logit is full strength; a part a tenth of the logit is a tenth of
+    // it, even when it is the text's largest (scaled to the text's own largest part, faint evidence,
+    // and an unread text's <unk>, showed at full strength). The floor of 1 keeps a logit near 0
+    // (parts cancelling out) from magnifying every part to full strength.
+    const scale = explanation.unread ? null : Math.max(Math.abs(explanation.logit), 1);
     let selected = null;
+    let cursor = 0;
     explanation.tokens.forEach(function (token, i) {
+      const span = spans ? spans[i] : null;
+      if (span && span[0] === span[1] && explanation.unread) return; // an unread text's placeholder <unk>
+      const original = span && span[0] < span[1] ? chars.slice(span[0], span[1]).join("") : null;
+      if (span) {
+        if (span[0] > cursor) line.appendChild(document.createTextNode(chars.slice(cursor, span[0]).join("")));
+        cursor = span[1];
+      } else if (i > 0) {
+        line.appendChild(document.createTextNode(" "));
+      }
+      const known = !Array.isArray(explanation.known) || explanation.known[i] !== false;
       const part = explanation.token_parts[i];
-      const span = el("span", "token " + (part >= 0 ? "for" : "against"), token);
-      const strength = Math.min(1, Math.abs(part) / scale);
-      const colour = part >= 0 ? "33, 102, 172" : "214, 96, 77";
-      span.style.backgroundColor = "rgba(" + colour + ", " + (0.08 + 0.62 * strength).toFixed(3) + ")";
-      const about = describeToken(explanation, i, found[i]);
-      span.title = about;
-      span.tabIndex = 0;
-      span.setAttribute("aria-label", about);
-      span.dataset.part = String(part);
+      let className = "token";
+      if (!explanation.unread) className += part >= 0 ? " for" : " against";
+      if (!known) className += " unknown";
+      if (span && original === null) className += " placeholder"; // a token with no characters of its own
+      const node = el("span", className, original === null ? token : original);
+      const about = describeToken(explanation, i, found && found[i], original);
+      node.title = about;
+      node.setAttribute("aria-label", about);
+      if (!explanation.unread) {
+        const strength = Math.min(1, Math.abs(part) / scale);
+        const colour = part >= 0 ? "33, 102, 172" : "214, 96, 77";
+        // CSSOM, not a style attribute: allowed by style-src 'self'
+        node.style.backgroundColor = "rgba(" + colour + ", " + (0.7 * strength).toFixed(3) + ")";
+        node.dataset.part = String(part);
+        node.tabIndex = 0; // an unread text's tokens say nothing more than the notice: no tab stop each
+      }
       function show() {
         if (selected) selected.classList.remove("selected");
-        selected = span;
-        span.classList.add("selected");
+        selected = node;
+        node.classList.add("selected");
         detail.textContent = about;
       }
-      span.addEventListener("mouseenter", show);
-      span.addEventListener("focus", show);
-      line.appendChild(span);
-      if (i < explanation.tokens.length - 1) line.appendChild(document.createTextNode(" "));
+      node.addEventListener("mouseenter", show);
+      node.addEventListener("focus", show);
+      line.appendChild(node);
     });
+    if (spans && cursor < chars.length) line.appendChild(document.createTextNode(chars.slice(cursor).join("")));
+    if (!spans && !explanation.tokens.length) line.textContent = explanation.text;
     return line;
+  }
+
+  // How much of the text the model knows: a line under the label, a warning below half, and for a
+  // text it cannot read at all the notice that stands in for the label.
+  function coverageLine(explanation) {
+    if (explanation.unread) {
+      return el("h2", "coverage unread", "Not read: none of its words are known to this model");
+    }
+    const share = explanation.coverage;
+    if (typeof share !== "number") return null;
+    // Rounded down (1e-9: 0.29 is 28.999... in binary), so a text with one unknown word never reads
+    // "100%"; above 0, never "0%".
+    const shown = share >= 1 ? "100%" : share < 0.01 ? "under 1%" : Math.floor(100 * share + 1e-9) + "%";
+    if (share < 0.5) {
+      return el("p", "coverage low", "Only " + shown + " of its words known to the model: the label rests on the few it knows");
+    }
+    return el("p", "coverage muted", shown + " of its words known to the model");
   }
 
   function ngramList(title, ngrams) {
@@ -248,7 +369,9 @@
     }
     const list = el("ol");
     ngrams.forEach(function (ngram) {
-      const item = el("li", null, "“" + ngram.ngram + "” ");
+      const item = el("li", null, "“");
+      item.appendChild(el("bdi", null, ngramText(ngram))); // in its own direction, isolated from the quotes
+      item.appendChild(document.createTextNode("” "));
       const where = isLinear(ngram) ? " (" + ngram.kind + ")" : " (feature map " + ngram.filter + ")";
       item.appendChild(el("span", "value", signed(ngram.contribution) + where));
       item.title = describeNgram(ngram);
@@ -294,18 +417,42 @@
 
   function render(explanation) {
     const article = el("article", "result");
+    const detail = el("p", "detail muted", "Hover or focus a word: its n-gram, feature map and value.");
+    detail.setAttribute("aria-live", "polite");
+    if (explanation.unread) {
+      // No label, no bars, no parts: the model's output would be its biases alone.
+      article.appendChild(coverageLine(explanation));
+      const why = tokenizer && tokenizer.summary
+        ? "This model reads text with the " + tokenizer.name + " tokenizer (" + tokenizer.summary + "), so it gives no label."
+        : "It gives no label.";
+      article.appendChild(el("p", "muted tokens-note", why));
+      detail.textContent = "Hover a word: whether the model knows it.";
+      const line = sentence(explanation, detail); // as typed, unshaded
+      article.appendChild(line);
+      if (line.querySelector(".token")) article.appendChild(detail); // a tokenizer that kept its words
+      return article;
+    }
+    const chars = Array.from(explanation.text);
+    const spans = usableSpans(explanation, chars);
+    if (spans) placeNgrams(explanation, chars, spans);
     const heading = el("h2", "label", explanation.label + " ");
     heading.appendChild(el("span", "score", percent(explanation.probabilities[explanation.label])));
     article.appendChild(heading);
+    const coverage = coverageLine(explanation);
+    if (coverage) article.appendChild(coverage);
     article.appendChild(bars(explanation));
-    const typed = el("blockquote", "typed");
-    typed.appendChild(el("span", "muted", "typed: "));
-    typed.appendChild(el("q", null, explanation.text)); // as typed: markup shows as markup, inert
-    article.appendChild(typed);
-    article.appendChild(el("p", "muted tokens-note", "as the model reads it, shaded by each word's part:"));
-    const detail = el("p", "detail muted", "Hover or focus a word: its n-gram, feature map and value.");
-    detail.setAttribute("aria-live", "polite");
-    article.appendChild(sentence(explanation, detail));
+    if (!spans) {
+      // No spans to place the tokens in the text (an older server): the text as typed, then the tokens.
+      const typed = el("blockquote", "typed");
+      typed.appendChild(el("span", "muted", "typed: "));
+      typed.appendChild(el("q", null, explanation.text));
+      typed.lastChild.dir = "auto";
+      article.appendChild(typed);
+      article.appendChild(el("p", "muted tokens-note", "as the model reads it, shaded by each word's part:"));
+    } else {
+      article.appendChild(el("p", "muted tokens-note", "as typed, each word shaded by its part in the " + explanation.label + " logit:"));
+    }
+    article.appendChild(sentence(explanation, detail)); // as typed: markup shows as markup, inert
     article.appendChild(detail);
     const lists = el("div", "ngrams");
     lists.appendChild(ngramList("For " + explanation.label, explanation.for));

@@ -54,8 +54,10 @@ def add_data_arguments(parser: argparse.ArgumentParser, dataset_required: bool =
     group = parser.add_argument_group("data")
     group.add_argument(
         "--dataset",
-        help="registered dataset (mr, sst1, sst2, subj, trec); a local dataset read through `datasets` "
-        "(a save_to_disk folder, a folder of data files, or one data file); or a Hub id owner/name",
+        help="registered dataset (`textcnn datasets` lists them: mr, sst1, sst2, subj, trec, umsab-en ... "
+        "umsab-es, chnsenticorp), or several with one label set, comma-separated, trained as one "
+        "(umsab-en,umsab-fr,...); a local dataset read through `datasets` (a save_to_disk folder, a folder "
+        "of data files, or one data file); or a Hub id owner/name",
     )
     group.add_argument(
         "--data-dir", help="folder holding the registered datasets (default: $TEXTCNN_DATA_DIR)"

@@ -151,6 +151,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             rows = "1 row" if len(split.skipped) == 1 else f"{len(split.skipped)} rows"
             scores = f"{scores.removesuffix(')')}; {rows} with empty text skipped)"
         print(f"{corpus.name} {args.split} ({chosen.name}): {scores}")
+        unread = (
+            f"; {metrics['unread']} unread (no token known: scored by the biases)"
+            if metrics["unread"]
+            else ""
+        )
+        print(f"  coverage: {metrics['coverage']:.1%} of the tokens known, on average{unread}")
         width = max(len(name) for name in classifier.label_names)
         for name, row in metrics["per_class"].items():
             print(

@@ -14,6 +14,7 @@ from textcnn.data.files import load_files, read_labeled_file
 from textcnn.data.hub import load_hub, load_local
 from textcnn.data.registry import REGISTRY, _dataset_folder, _known_names, _spec
 from textcnn.data.splits import Corpus, LabeledTexts, _check_known_labels, _check_seen_in_train
+from textcnn.data.tokenizers import DEFAULT_TOKENIZER
 from textcnn.errors import DataError
 
 
@@ -60,6 +61,8 @@ def load_corpus(
         raise DataError("--dev/--test need a --train file")
     if dataset in REGISTRY:
         corpus = load_registered(dataset, data_dir, strict_rows=strict_rows)
+    elif dataset and "," in dataset and all(name.strip() in REGISTRY for name in dataset.split(",")):
+        corpus = load_joined([name.strip() for name in dataset.split(",")], data_dir, strict_rows=strict_rows)
     elif dataset and Path(dataset).expanduser().exists():
         registered = _registered_folder(Path(dataset).expanduser())
         if registered:
@@ -87,6 +90,39 @@ def load_corpus(
     else:
         raise DataError(f"no data: give a dataset ({_known_names()}) or --train FILE")
     return corpus
+
+
+def load_joined(
+    names: list[str], data_dir: str | os.PathLike | None = None, *, strict_rows: bool = False
+) -> Corpus:
+    """Registered datasets of one label set and one protocol as one corpus, split by split (the six
+    UMSAB languages trained together: `--dataset umsab-en,umsab-fr,...`). Rows keep their order,
+    dataset after dataset; a row is then named by its dataset and its line in the messages."""
+    corpora = [load_registered(name, data_dir, strict_rows=strict_rows) for name in names]
+    first = corpora[0]
+    for corpus in corpora[1:]:
+        if corpus.label_names != first.label_names or set(corpus.splits) != set(first.splits):
+            raise DataError(
+                f"{corpus.name} and {first.name} cannot train together: their labels or splits differ "
+                f"({list(corpus.label_names)} / {sorted(corpus.splits)} against "
+                f"{list(first.label_names)} / {sorted(first.splits)})"
+            )
+    tokenizers = {corpus.tokenizer for corpus in corpora}
+    splits = {
+        split: LabeledTexts(
+            texts=tuple(t for c in corpora for t in c.splits[split].texts),
+            labels=tuple(y for c in corpora for y in c.splits[split].labels),
+            source=" + ".join(c.splits[split].source for c in corpora),
+        )
+        for split in first.splits
+    }
+    return Corpus(
+        ",".join(names),
+        first.label_names,
+        splits,
+        first.tokenizer if len(tokenizers) == 1 else DEFAULT_TOKENIZER,
+        ", ".join(c.source for c in corpora),
+    )
 
 
 def _registered_folder(path: Path) -> str | None:

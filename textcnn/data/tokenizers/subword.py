@@ -8,8 +8,9 @@ with the training texts, where a whole-word vocabulary maps it to `<unk>`. The m
 once per training split (`fit`), on those words only (never on dev or test), and its
 `tokenizer.json` travels in the bundle, its sha256 checked when the bundle loads.
 
-A piece's span is its share of its word's span where the normalized word has the original's
-length (nearly always), else the whole word's span.
+A piece's span is its share of its word's span where normalizing the word changed it character by
+character (nearly always: casefolding, full-width forms), else the whole word's span (NFKC composed
+"o" + U+0308 into "ö", expanded "ß", or reordered combining marks: no offset maps back then).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from textcnn.data.tokenizers.base import Token, Tokenizer
-from textcnn.data.tokenizers.unicode import UnicodeTokenizer
+from textcnn.data.tokenizers.unicode import UnicodeTokenizer, normalize
 from textcnn.errors import BundleError, ConfigError
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -57,7 +58,15 @@ class SubwordTokenizer(Tokenizer):
             )
         model.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="always", split=True)
         lines = (" ".join(self.words.split(text)) for text in texts)
-        model.train_from_iterator((line for line in lines if line), trainer=trainer)
+        try:
+            model.train_from_iterator((line for line in lines if line), trainer=trainer)
+        except (
+            Exception
+        ) as exc:  # tokenizers raises a bare Exception ("not large enough to contain all chars")
+            raise ConfigError(
+                f"--tokenizer subword:model={self.model_kind},vocab={self.vocab_size}: the tokenizers library "
+                f"could not learn it ({exc}); ask for more pieces (vocab=N) or model=bpe"
+            ) from None
         if model.get_vocab_size() <= 1:
             raise ConfigError("--tokenizer subword: the training texts gave no pieces to learn")
         self._model = model
@@ -95,13 +104,23 @@ class SubwordTokenizer(Tokenizer):
         encoding = self._model_or_raise().encode(
             [w.text for w in words], is_pretokenized=True, add_special_tokens=False
         )
+        aligned = [self._aligned(text[w.start : w.end], w.text) for w in words]
         out = []
         for piece, word_id, (start, end) in zip(
             encoding.tokens, encoding.word_ids, encoding.offsets, strict=True
         ):
             word = words[word_id]
-            if len(word.text) == word.end - word.start:  # offsets into the normalized word are the original's
+            if aligned[word_id]:  # offsets into the normalized word are the original's
                 out.append(Token(piece, word.start + start, word.start + end))
             else:
                 out.append(Token(piece, word.start, word.end))
         return out
+
+    def _aligned(self, original: str, normalized: str) -> bool:
+        """Whether the word was normalized character by character, so that offsets carry over."""
+        if original == normalized:
+            return True
+        if len(original) != len(normalized):
+            return False
+        lowercase = self.words.lowercase
+        return all(normalize(c, lowercase) == n for c, n in zip(original, normalized, strict=True))
