@@ -145,10 +145,11 @@ def run(args) -> None:
                 }
                 append(args.runs, cell)
                 print(json.dumps(cell), flush=True)
-    trainings = [(name, [name]) for name in args.datasets]
     umsab = [name for name in args.datasets if name in UMSAB]
+    trainings = [(name, [name]) for name in umsab]
     if args.multi and umsab:
         trainings.append((MULTI, umsab))
+    trainings += [(name, [name]) for name in args.datasets if name not in UMSAB]
     for training, tested in trainings:
         corpus, folds = folds_of(training, args.data_dir) if training == MULTI else corpora[training]
         for tokenizer in args.tokenizers:

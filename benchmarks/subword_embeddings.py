@@ -149,7 +149,7 @@ def run(language: str, seed: int, mode: str, data_dir: str | None) -> dict:
     return {
         "language": language,
         "seed": seed,
-        "subwords": subwords,
+        "ngrams": mode,
         "dev_macro_f1": best,
         "test_macro_f1": test,
     }

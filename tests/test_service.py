@@ -871,3 +871,30 @@ def test_info_carries_the_registry_summary_of_the_pooling(client):
     pooling = client.get("/info").json()["model"]["pooling"]
     entry = get_pooling("max")
     assert pooling == {"name": "max", "summary": entry.summary, "explained": entry.explained, "exact": True}
+
+
+def test_every_texts_coverage_is_in_metrics_and_unread_ones_are_counted(client):
+    def value(pattern: str) -> float:
+        found = re.search(re.escape(pattern) + r" ([0-9.e+]+)$", client.get("/metrics").text, re.MULTILINE)
+        return float(found.group(1)) if found else 0.0
+
+    count = 'textcnn_token_coverage_count{route="predict"}'
+    low = 'textcnn_token_coverage_bucket{le="0.0",route="predict"}'
+    unread = 'textcnn_unread_texts_total{route="predict"}'
+    before = value(count), value(low), value(unread)
+    texts = ["a warm , funny and moving film .", "日本語のテキスト", "zyzzyva quux"]
+    answer = client.post("/predict", json={"texts": texts}).json()["predictions"]
+    assert [p["unread"] for p in answer] == [False, True, True]
+    after = value(count), value(low), value(unread)
+    assert [b - a for a, b in zip(before, after, strict=True)] == [3, 2, 2]
+    explained = 'textcnn_token_coverage_count{route="explain"}'
+    was = value(explained)
+    assert client.post("/explain", json={"text": "日本語"}).json()["explanations"][0]["unread"] is True
+    assert value(explained) - was == 1
+
+
+def test_info_names_the_tokenizer_and_what_it_made_of_the_training_texts(client):
+    model = client.get("/info").json()["model"]
+    assert model["tokenizer"]["name"] == "unicode" and model["tokenizer"]["summary"]
+    assert model["text"]["tokenizer"]["name"] == "unicode"
+    assert model["tokens"]["vocab_size"] == model["vocab_size"] - 2 and model["tokens"]["commonest"]
