@@ -219,3 +219,19 @@ def test_train_prints_what_the_tokenizer_made_of_the_data_and_refuses_what_it_ca
     bad = textcnn("train", "--train", data, "--out", tmp_path / "no", "--tokenizer", "subword:vocab=x")
     assert bad.returncode == 2 and "vocab must be an integer" in bad.stderr
     np.testing.assert_equal(bad.stdout, "")
+
+
+def test_the_registry_and_help_import_no_tokenizer_library_and_no_torch():
+    code = (
+        "import sys\nfrom textcnn.cli.parser import build_parser\n"
+        "from textcnn.data.tokenizers import TOKENIZERS, describe\n"
+        "build_parser(); describe()\n"
+        "print(sorted(m for m in ('torch', 'regex', 'tokenizers') if m in sys.modules), list(TOKENIZERS))"
+    )
+    import subprocess
+    import sys
+
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert shown.strip() == "[] ['kim', 'unicode', 'subword']"
+    helped = textcnn("train", "--help").stdout
+    assert all(name in helped for name in ("kim", "unicode", "subword", "--tokenizer", "char-lr"))

@@ -228,6 +228,12 @@ def test_explain_parts_and_biases_sum_to_the_logit_and_match_the_cli(server, tin
     printed = [json.loads(line) for line in cli.stdout.splitlines()]
     assert len(printed) == len(answers) == 3
     for answer, expected in zip(answers, printed, strict=True):
+        if answer["text"] == "zyzzyva qwerty":  # no token known: said to be unread, with no label or logit
+            assert answer["unread"] and answer["coverage"] == 0.0 and answer["label"] is None
+            assert answer["logit"] is None and answer["for"] == answer["against"] == []
+            assert answer == expected
+            continue
+        assert not answer["unread"] and answer["coverage"] > 0
         total = sum(answer["token_parts"]) + answer["output_bias"] + answer["filter_bias"]
         assert total == pytest.approx(answer["logit"], abs=1e-4)
         for side in ("for", "against"):

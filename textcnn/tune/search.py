@@ -307,7 +307,7 @@ def _record(stage: str, result, settings: SearchSettings, cut: set[str], early: 
     curve = list(metrics.get("dev_curve") or [])
     trial_dir = Path(result.path)
     pids = (trial_dir / PID_FILE).read_text().split() if (trial_dir / PID_FILE).exists() else []
-    config = {d: result.config.get(d) for d in DIMENSIONS}
+    config = {d: result.config[d] for d in DIMENSIONS if d in result.config}  # tokenizer: only when searched
     if result.error is not None:
         status = "error"
     elif len(curve) >= settings.epochs:

@@ -140,4 +140,5 @@ def run_trial(config: dict, data: TrialData) -> None:
 
 def config_key(config: dict, dimensions: Sequence[str]) -> tuple:
     """A configuration as a hashable key (two trials of one configuration are one configuration)."""
-    return tuple((d, round(config[d], 6) if isinstance(config[d], float) else config[d]) for d in dimensions)
+    values = ((d, config.get(d)) for d in dimensions)  # a dimension not searched (tokenizer) is None
+    return tuple((d, round(v, 6) if isinstance(v, float) else v) for d, v in values)
