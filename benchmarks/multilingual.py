@@ -175,6 +175,9 @@ def run(args) -> None:
                         "fold": index,
                         "recipe": recipe,
                         **scores(made[recipe], test),
+                        "members": args.members,
+                        "embedding_dim": args.embedding_dim or 300,
+                        "epochs": args.epochs,
                         "seconds": seconds,
                     }
                     if recipe == "ensemble + char-lr":
@@ -193,7 +196,8 @@ def summarize(cells: list[dict]) -> dict:
             else (
                 "mono" if cell["training"] == cell["dataset"] else "multi",
                 cell["tokenizer"],
-                cell["recipe"],
+                cell["recipe"].replace("ensemble", f"ensemble of {cell.get('members', 5)}")
+                + ("" if cell.get("embedding_dim", 300) == 300 else f" ({cell['embedding_dim']}-d)"),
             )
         )
         row = table.setdefault(cell["dataset"], {}).setdefault(
@@ -247,6 +251,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--embedding-dim", type=int, help="default: Kim's 300")
     parser.add_argument(
         "--no-multi", dest="multi", action="store_false", help="skip the six languages together"
     )
@@ -261,7 +266,7 @@ def main() -> None:
     args = parser.parse_args()
     args.datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     args.tokenizers = [t.strip() for t in args.tokenizers.split(",") if t.strip()]
-    args.model_options = {}
+    args.model_options = {"embedding_dim": args.embedding_dim} if args.embedding_dim else {}
     if args.quick:
         args.members, args.epochs, args.model_options = 2, 2, {"embedding_dim": 32, "num_filters": 16}
     started = time.perf_counter()

@@ -271,8 +271,16 @@ class NGram(BaseModel):
 
     start: int = Field(description="First token of the window (index into `tokens`).")
     end: int = Field(description="One past its last token: the window is tokens[start:end].")
-    ngram: str = Field(description="The window's tokens, joined by spaces.")
-    width: int = Field(description="The filter width (n).")
+    ngram: str = Field(
+        description="The window's tokens, joined by spaces; for a character n-gram (`characters`), its characters, "
+        "a space marking a token's edge."
+    )
+    characters: bool = Field(
+        False,
+        description="A character n-gram of a char-lr member: tokens[start:end] are the tokens holding it, its "
+        "contribution split over them by how often each holds it.",
+    )
+    width: int = Field(description="The filter width (n): tokens, or characters for a character n-gram.")
     filter: int = Field(
         description="The feature map: index of the filter among all filters; for a linear member, the n-gram's "
         "feature index."
@@ -301,7 +309,7 @@ class NGram(BaseModel):
         "Else null.",
     )
     kind: str | None = Field(
-        None, description="For an ensemble, the member's kind: cnn, or a linear member's (nbsvm, tfidf-lr)."
+        None, description="For an ensemble, the member's kind: cnn, or a linear member's (nbsvm, tfidf-lr, char-lr)."
     )
 
 

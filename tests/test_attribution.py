@@ -247,6 +247,7 @@ def test_max_pooling_by_hand(wide):
             "contribution": 9.0,
             "filter_bias": -1.0,
             "token_parts": [4.0, 6.0],
+            "characters": False,
         }
     ]
     assert e["against"] == []

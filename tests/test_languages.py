@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 from test_cli import assert_one_line_error, textcnn
 from test_mixed import encoded, synthetic
 
@@ -85,6 +86,7 @@ def test_a_char_members_explanation_is_exact_and_names_its_ngrams(chars):
         assert explanation["exact"] and abs(explanation["residual"]) < 1e-6
         entries = explanation["for"] + explanation["against"]
         assert entries and all(e["kind"] == "char-lr" and e["filter_bias"] == 0 for e in entries)
+        assert all(e["characters"] and e["width"] == len(e["ngram"]) for e in entries)  # the page shows them so
         assert all(e["ngram"] in {g for t in explanation["tokens"] for g in char_ngrams(t)} for e in entries)
         for e in entries:  # each n-gram's part lies on the tokens that hold it
             assert sum(e["token_parts"]) == pytest.approx(e["contribution"], abs=1e-9)
@@ -235,3 +237,39 @@ def test_the_registry_and_help_import_no_tokenizer_library_and_no_torch():
     assert shown.strip() == "[] ['kim', 'unicode', 'subword']"
     helped = textcnn("train", "--help").stdout
     assert all(name in helped for name in ("kim", "unicode", "subword", "--tokenizer", "char-lr"))
+
+
+# models/tweets as shipped (trained on the six UMSAB languages together, see the README); these
+# numbers were computed when it was made (AMD EPYC, torch 2.13.0+cpu): later formats must load it
+# and predict the same, as for models/default.
+TWEETS_TEXTS = [
+    "Je suis tellement content de ce film, une pure merveille 😍",
+    "Qué asco de tráfico, llevo una hora parado",
+    "Das war der beste Tag meines Lebens",
+    "Это был лучший день в моей жизни",  # a script it never saw
+]
+TWEETS_LOGITS = [
+    [-2.03437, -1.55896, -0.41721],
+    [-0.36782, -1.71114, -2.06277],
+    [-1.56896, -1.30657, -0.65202],
+    [-1.07786, -0.9086, -1.36027],
+]
+
+
+def test_the_shipped_multilingual_model_is_small_reads_its_languages_and_says_what_it_cannot():
+    path = REPO / "models" / "tweets"
+    assert sum(f.stat().st_size for f in path.iterdir()) < 10_000_000
+    classifier = Classifier.load(path, device="cpu")
+    config = json.loads((path / "config.json").read_text())
+    assert config["weights"]["dtype"] == "float16" and list(classifier.label_names) == [
+        "negative",
+        "neutral",
+        "positive",
+    ]
+    assert classifier.card.tokenizer["name"] == "unicode" and classifier.card.tokens["vocab_size"] == 12_020
+    assert [m["kind"] for m in classifier.card.members] == ["cnn"] * 3 + ["char-lr"]
+    assert torch.allclose(classifier.logits(TWEETS_TEXTS), torch.tensor(TWEETS_LOGITS), atol=1e-4)
+    french, spanish, german, russian = classifier.predict(TWEETS_TEXTS)
+    assert (french.label, spanish.label, german.label) == ("positive", "negative", "positive")
+    assert min(french.coverage, spanish.coverage, german.coverage) > 0.7
+    assert russian.label is None and russian.score is None and russian.coverage == 0.0

@@ -183,13 +183,17 @@
 
   // An n-gram as it stands in the text ("电影", "don't"), where render() found it from the spans;
   // else the model's tokens joined by spaces ("电 影", "do n't").
+  // A character n-gram (a char-lr member's) is shown as its characters, "␣" marking a word's edge.
   function ngramText(ngram) {
+    if (ngram.characters) return ngram.ngram.replace(/ /g, "␣");
     return ngram.typed || ngram.ngram;
   }
 
   // In a sentence: as typed, and as the model reads it where that differs other than in spacing
-  // ("“Gorgeous,” read as “gorgeous ,”"; not "“电影” read as “电 影”").
+  // ("“Gorgeous,” read as “gorgeous ,”"; not "“电影” read as “电 影”"); a character n-gram with the
+  // words holding it ("“␣mov” in “movie”").
   function quotedNgram(ngram) {
+    if (ngram.characters) return quoted(ngramText(ngram)) + (ngram.typed ? " in " + quoted(ngram.typed) : "");
     const typed = ngramText(ngram);
     const differs = typed.replace(/\s+/g, "") !== ngram.ngram.replace(/\s+/g, "");
     return quoted(typed) + (differs ? " read as " + quoted(ngram.ngram) : "");
@@ -212,7 +216,8 @@
     if (isLinear(ngram)) {
       // A linear member's n-gram: its feature value times its weight, times the member's weight.
       return quotedNgram(ngram) + " (" + ngram.kind + " member " + ngram.member + ", a " + ngram.width +
-        "-gram): value " + ngram.activation.toFixed(3) + " × weight " + ngram.weight.toFixed(3) + " = " +
+        (ngram.characters ? "-character n-gram" : "-gram") + "): value " + ngram.activation.toFixed(3) +
+        " × weight " + ngram.weight.toFixed(3) + " = " +
         signed(ngram.activation * ngram.weight) + ", a share of " + signed(ngram.contribution) +
         " in the members' weighted mean logit";
     }

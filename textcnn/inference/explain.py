@@ -113,6 +113,7 @@ def _ngram(group, tokens, entry, weights, alpha, shares) -> dict:
         "contribution": float(shares[f, s, p]),
         "filter_bias": coefficient * float(group.bias[f, p]) + 0.0,  # + 0.0: no -0.0
         "token_parts": [coefficient * float(group.terms[f, p, t - p + group.shift]) for t in span],
+        "characters": False,
     }
 
 
@@ -219,6 +220,7 @@ def _linear_split(member: LinearMember, tokens: list[str], ids: list[int], c: in
                 "start": start,
                 "end": end,
                 "ngram": " ".join(tokens[start:end]),
+                "characters": False,
                 "width": end - start,
                 "filter": f,
                 "slot": 0,
@@ -268,7 +270,8 @@ def _char_split(member: LinearMember, tokens: list[str], ids: list[int], c: int,
             {
                 "start": start,
                 "end": end,
-                "ngram": member.chars.names[f],
+                "ngram": member.chars.names[f],  # the characters; a space marks a token's edge
+                "characters": True,
                 "width": len(member.chars.names[f]),
                 "filter": f,
                 "slot": 0,
