@@ -309,7 +309,8 @@ class NGram(BaseModel):
         "Else null.",
     )
     kind: str | None = Field(
-        None, description="For an ensemble, the member's kind: cnn, or a linear member's (nbsvm, tfidf-lr, char-lr)."
+        None,
+        description="For an ensemble, the member's kind: cnn, or a linear member's (nbsvm, tfidf-lr, char-lr).",
     )
 
 

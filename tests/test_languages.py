@@ -86,7 +86,7 @@ def test_a_char_members_explanation_is_exact_and_names_its_ngrams(chars):
         assert explanation["exact"] and abs(explanation["residual"]) < 1e-6
         entries = explanation["for"] + explanation["against"]
         assert entries and all(e["kind"] == "char-lr" and e["filter_bias"] == 0 for e in entries)
-        assert all(e["characters"] and e["width"] == len(e["ngram"]) for e in entries)  # the page shows them so
+        assert all(e["characters"] and e["width"] == len(e["ngram"]) for e in entries)
         assert all(e["ngram"] in {g for t in explanation["tokens"] for g in char_ngrams(t)} for e in entries)
         for e in entries:  # each n-gram's part lies on the tokens that hold it
             assert sum(e["token_parts"]) == pytest.approx(e["contribution"], abs=1e-9)

@@ -425,7 +425,10 @@ def test_screenshot(browser, request, tmp_path):
 def screenshot(browser, url: str, tmp_path: Path) -> None:
     browser.set_window_size(1000, 1500)
     open_page(browser, url)
-    spanish, russian = "¡Me encanta esta canción! La escucho todos los días 😍", "Это был лучший день в моей жизни"
+    spanish, russian = (
+        "¡Me encanta esta canción! La escucho todos los días 😍",
+        "Это был лучший день в моей жизни",
+    )
     texts = [GOOD, spanish, russian, ARABIC, CHINESE]  # Latin, Cyrillic, Arabic, Han, and an emoji
     submit(browser, *texts)
     (first, *_) = results(browser, len(texts))
