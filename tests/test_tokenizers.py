@@ -90,7 +90,7 @@ ATOM = st.one_of(
     st.characters(exclude_categories=("Cs",)),  # now and then, any code point at all
 )
 TEXTS = st.lists(ATOM, max_size=40).map("".join)
-PROPERTY = settings(max_examples=200, deadline=None)
+PROPERTY = settings(max_examples=100, deadline=None)
 
 UNICODE_SPECS = [
     "unicode",
