@@ -226,8 +226,8 @@ class TextPrediction(BaseModel):
         "was trained on, the prediction rests on few words."
     )
     unread: bool = Field(
-        description="True when no token of the text is known to the model (another script or language, only "
-        "symbols): it has no label, since the model's output would be its biases alone."
+        description="True when no word of the text is known to the model (another script or language; known "
+        "punctuation alone does not count): it has no label, since the model's output would be its biases alone."
     )
 
 
@@ -343,7 +343,8 @@ class Explanation(BaseModel):
     known: list[bool] = Field(description="For each token, whether the model's vocabulary knows it.")
     coverage: float = Field(description="The share of the tokens the vocabulary knows, 0 to 1.")
     unread: bool = Field(
-        description="True when no token is known: the text has no label and nothing is split (the numbers are null)."
+        description="True when no word is known (punctuation alone does not count): the text has no label and nothing "
+        "is split (the numbers are null)."
     )
     label: str | None = Field(description="The most probable label: the one explained; null when unread.")
     probabilities: dict[str, float] | None = Field(description="Every label's probability; null when unread.")

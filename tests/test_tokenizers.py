@@ -725,12 +725,25 @@ def test_coverage_is_the_share_of_known_tokens():
 
 
 def test_kim_counts_the_words_it_drops_as_unknown():
-    encoder = TextEncoder(Vocabulary.build([["!"]]), "kim")
-    encoded = encoder.encode_tokens("Привет мир!")
-    assert [t.text for t in encoded.tokens] == ["!"] and encoded.dropped == 2
-    assert encoded.coverage == pytest.approx(1 / 3)
-    assert encoder.coverage("Привет мир!", encoder.encode("Привет мир!")) == pytest.approx(1 / 3)
+    encoder = TextEncoder(Vocabulary.build([["hello", "!"]]), "kim")
+    encoded = encoder.encode_tokens("hello Привет мир!")
+    assert [t.text for t in encoded.tokens] == ["hello", "!"] and encoded.dropped == 2
+    assert encoded.coverage == pytest.approx(2 / 4)
+    assert encoder.coverage("hello Привет мир!", encoder.encode("hello Привет мир!")) == pytest.approx(2 / 4)
     assert TextEncoder(Vocabulary.build([["!"]]), "unicode").encode_tokens("Привет мир!").dropped == 0
+
+
+@pytest.mark.parametrize("spec", ["kim", "unicode"])
+def test_a_text_known_only_by_its_punctuation_is_unread(spec):
+    """The issue's Russian text decided by its "!" alone: a known "!" reads none of its words."""
+    encoder = TextEncoder(Vocabulary.build([["!", ",", "😍", "42"]]), spec)
+    for text in ["Привет, мир!", "!!! ,", "Это лучший день!"]:
+        encoded = encoder.encode_tokens(text)
+        assert any(encoded.known) and encoded.coverage == 0.0
+        assert encoder.coverage(text, encoder.encode(text)) == 0.0
+    assert encoder.encode_tokens("zebra 42 !").coverage == pytest.approx(2 / 3)  # a number is read
+    if spec == "unicode":
+        assert encoder.encode_tokens("mdr 😍 !").coverage == pytest.approx(2 / 3)  # so is an emoji
 
 
 @pytest.mark.parametrize(("spec", "text"), [("unicode", ""), ("unicode", " \t\n"), ("kim", "Привет мир")])

@@ -152,9 +152,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             scores = f"{scores.removesuffix(')')}; {rows} with empty text skipped)"
         print(f"{corpus.name} {args.split} ({chosen.name}): {scores}")
         unread = (
-            f"; {metrics['unread']} unread (no token known: scored by the biases)"
-            if metrics["unread"]
-            else ""
+            f"; {metrics['unread']} unread (no word known: scored by the biases)" if metrics["unread"] else ""
         )
         print(f"  coverage: {metrics['coverage']:.1%} of the tokens known, on average{unread}")
         width = max(len(name) for name in classifier.label_names)

@@ -8,7 +8,9 @@ explanation never re-derives what the model read.
 
 Coverage: the share of a text's tokens the vocabulary knows. A text with none known (no token
 at all, or only unknown ones) is *unread*: the model's answer for it is its biases, and every
-prediction says so instead of showing a label (`coverage`). Training checks what the tokenizer made
+prediction says so instead of showing a label (`coverage`). So is a text whose known tokens are
+all punctuation (a Russian sentence known only by its "!"): its coverage is 0, since a label made
+of its punctuation alone would be read from none of its words. Training checks what the tokenizer made
 of the training texts (`TokenizerReport`) and refuses data it cannot read.
 Plain Python rather than torchtext: torchtext's last release (0.18) is built against torch 2.3
 and cannot load with current torch.
@@ -19,10 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
+import regex
 import torch
 
 from textcnn.data.tokenizers import Token, Tokenizer, TokenizerConfig
@@ -32,6 +36,7 @@ PAD = "<pad>"
 UNK = "<unk>"
 PAD_ID = 0
 UNK_ID = 1
+WORDLIKE = regex.compile(r"[\p{L}\p{M}\p{N}\p{S}]")  # a word, a number or a symbol: not punctuation alone
 
 
 class Vocabulary:
@@ -65,6 +70,12 @@ class Vocabulary:
 
     def __len__(self) -> int:
         return len(self.itos)
+
+    @cached_property
+    def words(self) -> frozenset[int]:
+        """The ids of the tokens that hold a letter, mark, digit or symbol (an emoji): all but the
+        punctuation runs (and `<pad>`, `<unk>`). A text is read through these (`coverage`)."""
+        return frozenset(i for i, token in enumerate(self.itos) if i > UNK_ID and WORDLIKE.search(token))
 
     def __contains__(self, token: str) -> bool:
         return token in self.stoi
@@ -137,11 +148,14 @@ def similar_length_chunks(
     return chunks
 
 
-def coverage(ids: Sequence[int], dropped: int = 0) -> float:
+def coverage(ids: Sequence[int], dropped: int = 0, words: Container[int] | None = None) -> float:
     """The share of a text's tokens the vocabulary knows: its known ids over its ids and the words
     its tokenizer dropped (`Tokenizer.dropped`); 0 for a text encoded as the lone `<unk>` of a
-    text with no token."""
+    text with no token, and, given the vocabulary's `words`, for a text none of whose known ids is
+    one of them (known only by its punctuation: unread)."""
     known = sum(1 for i in ids if i != UNK_ID)
+    if words is not None and not any(i in words for i in ids):
+        return 0.0
     return known / (len(ids) + dropped) if known else 0.0
 
 
@@ -155,6 +169,7 @@ class Encoded:
     tokens: list[Token]
     ids: list[int]
     dropped: int = 0  # words the tokenizer could not read (`Tokenizer.dropped`)
+    words: Container[int] | None = field(default=None, repr=False, compare=False)  # `Vocabulary.words`
 
     @property
     def known(self) -> list[bool]:
@@ -162,7 +177,7 @@ class Encoded:
 
     @property
     def coverage(self) -> float:
-        return coverage(self.ids, self.dropped)
+        return coverage(self.ids, self.dropped, self.words)
 
 
 class TextEncoder:
@@ -200,7 +215,7 @@ class TextEncoder:
 
     def coverage(self, text: str, ids: Sequence[int]) -> float:
         """The coverage of `text`, encoded as `ids` (`encode`): see `coverage`."""
-        return coverage(ids, self.tokenizer.dropped(text))
+        return coverage(ids, self.tokenizer.dropped(text), self.vocab.words)
 
     def encode_tokens(self, text: str) -> Encoded:
         """The tokens the model reads, with their spans, and their ids (the same as `encode`)."""
@@ -209,8 +224,8 @@ class TextEncoder:
             tokens = tokens[: self.max_length]
         dropped = self.tokenizer.dropped(text)
         if not tokens:
-            return Encoded([Token(UNK, 0, 0)], [UNK_ID], dropped)
-        return Encoded(tokens, self.vocab.lookup([t.text for t in tokens]), dropped)
+            return Encoded([Token(UNK, 0, 0)], [UNK_ID], dropped, self.vocab.words)
+        return Encoded(tokens, self.vocab.lookup([t.text for t in tokens]), dropped, self.vocab.words)
 
     @staticmethod
     def pad(sequences: Sequence[Sequence[int]], min_length: int = 1) -> Batch:

@@ -53,8 +53,9 @@ LINEAR_FILE = "linear.safetensors"
 
 @dataclass(frozen=True)
 class Prediction:
-    """One text's answer. A text with no token the model knows (`coverage` 0) is *unread*: the
-    model's output for it is only its biases, so it gets no label, score or probabilities."""
+    """One text's answer. A text with no token the model knows, or known only by its punctuation
+    (`coverage` 0, `textcnn.data.text.coverage`), is *unread*: the model's output for it would be its
+    biases (and punctuation), so it gets no label, score or probabilities."""
 
     label: str | None  # None: unread
     score: float | None  # probability of `label`

@@ -382,7 +382,7 @@ def _unread(classifier: Classifier, text: str, tokens: list[str], read: dict) ->
         "token_parts": [0.0] * len(tokens),
         "residual": None,
         "exact": True,
-        "attribution": "not read: none of the text's tokens is in the model's vocabulary, so it has no label "
+        "attribution": "not read: none of the text's words is in the model's vocabulary, so it has no label "
         "(the model's output for it would be its biases alone)",
         "for": [],
         "against": [],
