@@ -33,6 +33,8 @@ from service.schemas import (
 from textcnn import Batch, Classifier, explain_text
 from textcnn.errors import BundleError
 
+ExplainItem = tuple[list[str], int, float | None]  # one request to /explain: texts, top, threshold
+
 
 @dataclass(frozen=True)
 class FlatBatch:
@@ -96,6 +98,7 @@ class TextCNNAPI(BundleAPI):
         # `request` was validated by FastAPI in the HTTP server (see service.schemas).
         context["top_k"] = request.top_k
         context["probabilities"] = request.probabilities
+        context["threshold"] = request.threshold  # None unless multi-label (the schema refuses it otherwise)
         encoder = self.classifier.encoder
         encoded = []
         for text in request.all_texts:
@@ -135,13 +138,20 @@ class TextCNNAPI(BundleAPI):
     def encode_response(self, output: tuple[torch.Tensor, list[float]], context: dict) -> PredictResponse:
         logits, coverages = output
         top_k, with_probabilities = context.get("top_k"), context.get("probabilities", False)
+        threshold = context.get("threshold")
         predictions = []
-        for prediction in self.classifier.predictions_from_logits(logits, coverages):
+        for prediction in self.classifier.predictions_from_logits(logits, coverages, threshold):
             ranked = None
             if top_k and not prediction.unread:
                 # sorted() is stable: equal probabilities keep the labels' order
                 order = sorted(prediction.probabilities.items(), key=lambda item: -item[1])
                 ranked = [LabelScore(label=label, score=score) for label, score in order[:top_k]]
+            # Multi-label: `labels` is set (null when unread), at most top_k of them; single-label: left
+            # unset, so the answer has no such key (schemas.MultiLabelAnswer).
+            given = {}
+            if prediction.multi_label:
+                pairs = prediction.labels if prediction.labels is None else prediction.labels[:top_k]
+                given["labels"] = None if pairs is None else [LabelScore(label=n, score=p) for n, p in pairs]
             predictions.append(
                 TextPrediction(
                     label=prediction.label,
@@ -150,6 +160,7 @@ class TextCNNAPI(BundleAPI):
                     top_k=ranked,
                     coverage=prediction.coverage,
                     unread=prediction.unread,
+                    **given,
                 )
             )
         return PredictResponse(model=self.model_id, predictions=predictions)
@@ -168,18 +179,21 @@ class ExplainAPI(BundleAPI):
             model_path, "/explain", max_batch_size=1, batch_timeout=0.0, threads=threads, loop=loop
         )
 
-    def decode_request(self, request: ExplainRequest, context: dict) -> tuple[list[str], int]:
-        return request.all_texts, request.top
+    def decode_request(self, request: ExplainRequest, context: dict) -> ExplainItem:
+        return request.all_texts, request.top, request.threshold
 
-    def batch(self, inputs: list[tuple[list[str], int]]) -> list[tuple[list[str], int]]:
+    def batch(self, inputs: list[ExplainItem]) -> list[ExplainItem]:
         return inputs
 
-    def predict(self, batch: list[tuple[list[str], int]]) -> list[list[dict]]:
+    def predict(self, batch: list[ExplainItem]) -> list[list[dict]]:
         start = time.perf_counter()
-        answers = [[explain_text(self.classifier, text, top=top) for text in texts] for texts, top in batch]
+        answers = [
+            [explain_text(self.classifier, text, top=top, threshold=threshold) for text in texts]
+            for texts, top, threshold in batch
+        ]
         metrics.observe_coverage([a["coverage"] for answer in answers for a in answer], route="explain")
         metrics.observe_explain(
-            texts=sum(len(texts) for texts, _ in batch), seconds=time.perf_counter() - start
+            texts=sum(len(texts) for texts, _, _ in batch), seconds=time.perf_counter() - start
         )
         return answers
 

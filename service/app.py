@@ -94,6 +94,8 @@ def model_card(card: BundleCard, settings: ServeSettings) -> dict:
         "path": str(card.path),
         "created": card.created,
         "labels": list(card.labels),
+        "task": card.task,  # "single-label" or "multi-label" (predictions then carry `labels`)
+        "decision": decision_card(card),
         "vocab_size": card.vocab_size,
         "model": card.model,
         "pooling": card.pooling,  # the registry's summary of it: the page shows it
@@ -125,6 +127,17 @@ def model_card(card: BundleCard, settings: ServeSettings) -> dict:
     }
 
 
+def decision_card(card: BundleCard) -> dict | None:
+    """A multi-label model's decision rule, its thresholds by label name; None for single-label."""
+    if card.decision is None:
+        return None
+    return {
+        "thresholds": dict(zip(card.labels, card.decision["thresholds"], strict=True)),
+        "at_least_one": card.decision["at_least_one"],  # a text reaching no threshold gets its top label
+        "chosen": card.decision["chosen"],  # how the thresholds were chosen, in words
+    }
+
+
 def build_server(settings: ServeSettings, server_class: type[ls.LitServer] = ls.LitServer) -> ls.LitServer:
     """Check litserve, uvicorn, the bundle and the device here, in the main process, then assemble
     the LitServer: a `server_class` (service.server.TextCNNServer to run it, as `run` does)."""
@@ -137,6 +150,7 @@ def build_server(settings: ServeSettings, server_class: type[ls.LitServer] = ls.
         settings.max_text_chars,
         len(card.labels),
         max_explain_texts=settings.max_explain_texts,
+        multi_label=card.task == "multi-label",
     )
 
     api = TextCNNAPI(
@@ -178,15 +192,17 @@ _ERRORS = {
 _DOCS = {
     "/predict": (
         "Label one text or several",
-        "Give `text` or `texts`; the answer lists one prediction per text, in input order. "
-        "Errors are JSON with a `detail`.",
+        "Give `text` or `texts`; the answer lists one prediction per text, in input order. A multi-label "
+        "model (GET /info's `task`) gives each text `labels`, every label reaching its threshold "
+        "(`threshold` sets one for all). Errors are JSON with a `detail`.",
     ),
     "/explain": (
         "Explain the label of one text or several: the words and n-grams that decided it",
         "Give `text` or `texts` (fewer than /predict takes: `max_explain_texts`) and `top`; the answer "
         "lists one explanation per text, in input order: each token's part in the label's logit "
         "(the parts, `output_bias`, `filter_bias` and `residual` sum to `logit`), and the `top` "
-        "n-grams for and against the label. Errors are JSON with a `detail`.",
+        "n-grams for and against the label. A multi-label model adds `labels`: that split for each label "
+        "given (`threshold` as /predict's). Errors are JSON with a `detail`.",
     ),
 }
 

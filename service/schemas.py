@@ -8,6 +8,11 @@ predictions in input order, so one shape serves both:
     POST /explain {"texts": ["...", "..."], "top": 5}
     -> {"model": "mr@93a03903a534", "explanations": [textcnn.inference.explain.explain_text's dict, ...]}
 
+A multi-label model (GET /info's `task`) gives each text the labels whose probability reaches their
+threshold: its predictions and explanations carry `labels` (null for an unread text), and a request
+may set one `threshold` for every label. A single-label model's answers have no `labels` key, as
+before, and it refuses a `threshold` (422).
+
 Validation runs in the HTTP server, before a request is queued for the model: LitServe decodes
 a whole batch inside one `try` (litserve/loops/simple_loops.py, BatchedLoop.run_batched_loop),
 so an error raised there for one bad request would be the answer to every request batched with
@@ -20,7 +25,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from textcnn.errors import ConfigError
 
@@ -33,6 +47,7 @@ class RequestLimits(BaseModel):
     max_texts: int = 64
     max_text_chars: int = 5000
     num_classes: int | None = None  # the largest top_k; None: not checked (no model known yet)
+    multi_label: bool | None = None  # whether `threshold` is taken; None: not checked (no model known yet)
 
 
 MAX_TOP = 20  # most n-grams an explanation lists each way (`top` of POST /explain)
@@ -49,6 +64,7 @@ _REQUEST_EXAMPLES = [
         "probabilities": True,
     },
 ]
+_MULTI_LABEL_EXAMPLE = {"text": "so glad you are here , love you", "threshold": 0.3}
 _EXPLAIN_EXAMPLES = [
     {"text": "a gorgeous , witty , seductive movie ."},
     {"texts": ["the plot is thin and the jokes fall flat .", "a warm , funny film ."], "top": 3},
@@ -81,6 +97,11 @@ def _texts_schema(schema: dict[str, Any], limits: RequestLimits) -> None:
     texts = _branch(properties["texts"], "array")
     texts.update(minItems=1, maxItems=limits.max_texts)
     texts["items"].update(minLength=1, maxLength=limits.max_text_chars, pattern=NOT_BLANK)
+    if limits.multi_label is False:  # this server's model gives one label per text: only null is taken
+        threshold = properties["threshold"]
+        threshold.pop("anyOf", None)
+        threshold["type"] = "null"
+        threshold["description"] += " This server's model is single-label: leave it out (or null)."
     schema["oneOf"] = [
         {"required": ["text"], "properties": {"text": {"type": "string"}, "texts": {"type": "null"}}},
         {"required": ["texts"], "properties": {"texts": {"type": "array"}, "text": {"type": "null"}}},
@@ -94,12 +115,12 @@ def _request_schema(schema: dict[str, Any], model: type[PredictRequest]) -> None
     top_k = _branch(schema["properties"]["top_k"], "integer")
     if limits.num_classes is not None:
         top_k["maximum"] = limits.num_classes
-    schema["examples"] = _REQUEST_EXAMPLES
+    schema["examples"] = _REQUEST_EXAMPLES + ([_MULTI_LABEL_EXAMPLE] if limits.multi_label else [])
 
 
 def _explain_schema(schema: dict[str, Any], model: type[ExplainRequest]) -> None:
     _texts_schema(schema, model.limits)
-    schema["examples"] = _EXPLAIN_EXAMPLES
+    schema["examples"] = _EXPLAIN_EXAMPLES + ([_MULTI_LABEL_EXAMPLE] if model.limits.multi_label else [])
 
 
 def _branch(prop: dict, json_type: str) -> dict:
@@ -108,7 +129,8 @@ def _branch(prop: dict, json_type: str) -> dict:
 
 
 class TextsRequest(BaseModel):
-    """`text` or `texts`, checked against `limits`: what /predict and /explain take alike."""
+    """`text` or `texts`, checked against `limits`, and a multi-label model's `threshold`: what
+    /predict and /explain take alike."""
 
     # strict: JSON types are taken as they are ("2" is not an integer, "yes" not a boolean).
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -116,6 +138,14 @@ class TextsRequest(BaseModel):
     text: str | None = Field(None, description="One text; give this or `texts`, not both.")
     texts: list[str] | None = Field(
         None, description="Several texts, answered in the same order; give this or `text`."
+    )
+    threshold: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Multi-label models only: one threshold for every label, in place of the model's own "
+        "(GET /info's `decision`); a text gets each label whose probability reaches it. A single-label "
+        "model refuses it (422).",
     )
 
     limits: ClassVar[RequestLimits] = RequestLimits()
@@ -144,6 +174,10 @@ class TextsRequest(BaseModel):
     def _check_request(self) -> TextsRequest:
         if (self.text is None) == (self.texts is None):
             raise ValueError("give exactly one of `text` (one text) or `texts` (a list of texts)")
+        if self.threshold is not None and self.limits.multi_label is False:
+            raise ValueError(
+                "threshold is for a multi-label model; this one gives one label per text (GET /info's task)"
+            )
         return self
 
     @property
@@ -155,7 +189,9 @@ class PredictRequest(TextsRequest):
     model_config = ConfigDict(json_schema_extra=_request_schema)
 
     top_k: _json_int(1) | None = Field(
-        None, description="Also list the k most probable labels with their probabilities."
+        None,
+        description="Also list the k most probable labels with their probabilities (`top_k`). For a "
+        "multi-label model it also caps `labels`: at most k of the labels given, the most probable first.",
     )
     probabilities: bool = Field(False, description="Also give the probability of every label.")
 
@@ -187,19 +223,39 @@ def _check_one_text(text: str, limits: RequestLimits, where: str = "text") -> No
 
 
 def configure_limits(
-    max_texts: int, max_text_chars: int, num_classes: int | None, max_explain_texts: int = 8
+    max_texts: int,
+    max_text_chars: int,
+    num_classes: int | None,
+    max_explain_texts: int = 8,
+    multi_label: bool | None = None,
 ) -> RequestLimits:
     """Set the limits every `PredictRequest` and `ExplainRequest` is checked against in this process
-    (and its forks); returns those of `PredictRequest`."""
+    (and its forks), and whether the model takes a `threshold`; returns those of `PredictRequest`."""
     if min(max_texts, max_text_chars, max_explain_texts) < 1 or (num_classes is not None and num_classes < 1):
         raise ConfigError("request limits must be positive")
     PredictRequest.limits = RequestLimits(
-        max_texts=max_texts, max_text_chars=max_text_chars, num_classes=num_classes
+        max_texts=max_texts, max_text_chars=max_text_chars, num_classes=num_classes, multi_label=multi_label
     )
     ExplainRequest.limits = RequestLimits(
-        max_texts=max_explain_texts, max_text_chars=max_text_chars, num_classes=num_classes
+        max_texts=max_explain_texts,
+        max_text_chars=max_text_chars,
+        num_classes=num_classes,
+        multi_label=multi_label,
     )
     return PredictRequest.limits
+
+
+class MultiLabelAnswer(BaseModel):
+    """An answer whose `labels` is in its JSON only when set: a multi-label model's answers always set
+    it (null for an unread text), so a single-label model's keep the shape they had before it."""
+
+    # No return annotation: pydantic would take it for the JSON schema of the answer (`{}` for Any).
+    @model_serializer(mode="wrap")
+    def _leave_out_unset_labels(self, handler: SerializerFunctionWrapHandler):
+        data = handler(self)
+        if "labels" not in self.model_fields_set:
+            data.pop("labels", None)
+        return data
 
 
 class LabelScore(BaseModel):
@@ -207,19 +263,23 @@ class LabelScore(BaseModel):
     score: float = Field(description="Probability of the label.")
 
 
-class TextPrediction(BaseModel):
+class TextPrediction(MultiLabelAnswer):
     label: str | None = Field(
-        description="The most probable label; null when the text is unread (no token the model knows)."
+        description="The most probable label; null when the text is unread (no token the model knows). "
+        "Multi-label: the first of `labels`, null when no label is given."
     )
-    score: float | None = Field(description="Its probability; null when the text is unread.")
+    score: float | None = Field(
+        description="Its probability; null when the text is unread (or has no label)."
+    )
     probabilities: dict[str, float] | None = Field(
         None,
         description="Every label's probability; null unless the request asked for `probabilities`, and for an "
-        "unread text.",
+        "unread text. Multi-label: each label's own probability (a sigmoid; they need not sum to 1).",
     )
     top_k: list[LabelScore] | None = Field(
         None,
-        description="The k most probable labels, most probable first; null unless asked for (or unread).",
+        description="The k most probable labels, most probable first; null unless asked for (or unread). "
+        "Multi-label: given or not.",
     )
     coverage: float = Field(
         description="The share of the text's tokens the model's vocabulary knows, 0 to 1: far below what it "
@@ -228,6 +288,13 @@ class TextPrediction(BaseModel):
     unread: bool = Field(
         description="True when no word of the text is known to the model (another script or language; known "
         "punctuation alone does not count): it has no label, since the model's output would be its biases alone."
+    )
+    labels: list[LabelScore] | None = Field(
+        None,
+        description="Multi-label models only (absent for a single-label one): every label whose probability "
+        "reaches its threshold (the model's, or the request's `threshold`), most probable first, at most "
+        "`top_k` of them; empty when none does (unless the model gives every text its most probable label: "
+        "GET /info's `decision.at_least_one`); null when the text is unread.",
     )
 
 
@@ -255,7 +322,21 @@ class PredictResponse(BaseModel):
                             "unread": True,
                         },
                     ],
-                }
+                },
+                {
+                    "model": "emotions@5d41402abc4b",
+                    "predictions": [
+                        {
+                            "label": "joy",
+                            "score": 0.91,
+                            "probabilities": None,
+                            "top_k": None,
+                            "coverage": 1.0,
+                            "unread": False,
+                            "labels": [{"label": "joy", "score": 0.91}, {"label": "love", "score": 0.64}],
+                        }
+                    ],
+                },
             ]
         }
     )
@@ -329,7 +410,25 @@ class MemberVerdict(BaseModel):
     )
 
 
-class Explanation(BaseModel):
+class LabelExplanation(BaseModel):
+    """A multi-label model's explanation of one label it gives: that label's logit, split as the top level's."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    label: str
+    score: float = Field(description="Its probability (its own sigmoid).")
+    logit: float = Field(description="Its logit: the sum of the parts, the biases and the residual.")
+    output_bias: float = Field(description="The output layer's bias for the label.")
+    filter_bias: float = Field(description="What the filters' own biases add to the logit.")
+    token_parts: list[float] = Field(
+        description="Each token's part in the logit, one per token; negative: against the label."
+    )
+    residual: float = Field(description="The part of the logit the token parts do not account for.")
+    for_: list[NGram] = Field(alias="for", description="The n-grams that pushed hardest for the label.")
+    against: list[NGram] = Field(description="The n-grams that pushed hardest against it.")
+
+
+class Explanation(MultiLabelAnswer):
     """What `textcnn.inference.explain.explain_text` returns for one text."""
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
@@ -346,7 +445,10 @@ class Explanation(BaseModel):
         description="True when no word is known (punctuation alone does not count): the text has no label and nothing "
         "is split (the numbers are null)."
     )
-    label: str | None = Field(description="The most probable label: the one explained; null when unread.")
+    label: str | None = Field(
+        description="The most probable label: the one explained; null when unread. Multi-label: the first of "
+        "`labels` (null when none is given), while the top-level split is still the most probable label's."
+    )
     probabilities: dict[str, float] | None = Field(description="Every label's probability; null when unread.")
     logit: float | None = Field(
         description="The label's logit: the sum of the parts, the biases and the residual; null when unread."
@@ -367,6 +469,11 @@ class Explanation(BaseModel):
     against: list[NGram] = Field(description="The n-grams that pushed hardest against it.")
     members: list[MemberVerdict] | None = Field(
         None, description="For an ensemble, what each member said and its part; null for a single model."
+    )
+    labels: list[LabelExplanation] | None = Field(
+        None,
+        description="Multi-label models only (absent for a single-label one): one split per label given (its "
+        "threshold, or the request's `threshold`), most probable first; null when the text is unread.",
     )
 
 

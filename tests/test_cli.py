@@ -447,7 +447,9 @@ def test_train_flags_fall_through_to_the_config_defaults():
     def names(config, *ignored):
         return {f.name for f in dataclasses.fields(config)} - set(ignored)
 
-    assert set(MODEL_FLAGS.values()) == names(ModelConfig, "vocab_size", "num_classes", "extra")
+    assert set(MODEL_FLAGS.values()) == names(
+        ModelConfig, "vocab_size", "num_classes", "multi_label", "extra"
+    )
     assert set(TRAIN_FLAGS.values()) == names(TrainConfig, "rho", "eps", "bucket_batches")  # no flags
     assert set(VOCAB_FLAGS.values()) == names(VocabConfig)
     parser = build_parser()

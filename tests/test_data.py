@@ -66,8 +66,8 @@ def corpus_of(labels: list[str], name: str = "toy") -> Corpus:
 
 
 def test_registry_matches_cards(real_data):
-    # A data folder may hold more sets than the registry (goemotions waits for multi-label); every
-    # registered set is checked against its own card.
+    # A data folder may hold more sets than the registry; every registered set is checked against
+    # its own card.
     on_disk = {p.parent.name for p in real_data.glob("*/dataset.json")}
     assert set(REGISTRY) <= on_disk
     for name, spec in REGISTRY.items():
@@ -79,6 +79,7 @@ def test_registry_matches_cards(real_data):
         assert spec.about == meta["about"]
         assert spec.language == meta.get("language", "en")
         assert spec.reference == meta.get("reference_macro_f1", {})
+        assert spec.multi_label == meta.get("multi_label", False)
         assert spec.metric == (
             "macro_f1" if meta.get("metric", "accuracy").startswith("macro-F1") else "accuracy"
         )
@@ -106,8 +107,10 @@ def test_load_real_dataset_row_counts(real_data, name):
     }
     assert corpus.label_names == tuple(meta["labels"])
     assert corpus.tokenizer == REGISTRY[name].tokenizer
+    assert corpus.multi_label == meta.get("multi_label", False)
     for part in corpus.splits.values():
-        assert set(part.labels) <= set(corpus.label_names)
+        held = {name for y in part.labels for name in y} if corpus.multi_label else set(part.labels)
+        assert held <= set(corpus.label_names)
         assert len(part.lines) == len(part)
 
 
@@ -663,10 +666,10 @@ def test_load_corpus_dispatch(monkeypatch, tmp_path):
     monkeypatch.setattr(data_module, "load_hub", lambda *args, **kw: calls.append((args, kw)) or corpus)
     monkeypatch.chdir(tmp_path)  # no folder named owner/ here: the id goes to the Hub
     assert load_corpus("owner/name", text_column="t", label_column="l") is corpus
-    assert load_corpus("owner/name", strict_rows=True)
+    assert load_corpus("owner/name", strict_rows=True, allow_empty_labels=True)
     assert calls == [
-        (("owner/name", "t", "l"), {"strict_rows": False}),
-        (("owner/name", "text", "label"), {"strict_rows": True}),
+        (("owner/name", "t", "l"), {"strict_rows": False, "allow_empty_labels": False}),
+        (("owner/name", "text", "label"), {"strict_rows": True, "allow_empty_labels": True}),
     ]
 
     # A path that does not exist is not sent to the Hub: it was meant as a local dataset.

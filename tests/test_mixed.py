@@ -248,7 +248,7 @@ def test_format_1_bundles_predict_exactly_as_before(tmp_path):
     default before (its members are today's default's CNN group, bit for bit), saved as a format-1
     ensemble and loaded back: the same logits, to the last bit, as the code before mixed ensembles."""
     single = Classifier.load(REPO / "models" / "single", device="cpu")
-    assert not single.is_mixed and len(single.member_list()) == 1
+    assert not isinstance(single.model, MixedEnsemble) and len(single.member_list()) == 1
     assert single.logits(RECORDED_TEXTS).tolist() == RECORDED["single"]
     assert explain_text(single, RECORDED_TEXTS[1], top=3)["members"] is None
     default = Classifier.load(REPO / "models" / "default", device="cpu")
@@ -257,7 +257,7 @@ def test_format_1_bundles_predict_exactly_as_before(tmp_path):
     old.save(tmp_path / "max5", half=True)
     assert json.loads((tmp_path / "max5" / "config.json").read_text())["format_version"] == 1
     reloaded = Classifier.load(tmp_path / "max5", device="cpu")
-    assert isinstance(reloaded.model, Ensemble) and not reloaded.is_mixed
+    assert isinstance(reloaded.model, Ensemble) and not isinstance(reloaded.model, MixedEnsemble)
     assert reloaded.logits(RECORDED_TEXTS).tolist() == RECORDED["max x5"]
     explanation = explain_text(reloaded, RECORDED_TEXTS[1], top=3)
     assert abs(explanation["residual"]) < 1e-5 and len(explanation["members"]) == 5
@@ -425,5 +425,5 @@ def test_compose_in_the_library_weights_on_dev(mixed, fold):
         model = models[0] if len(models) == 1 else Ensemble.of(models)
         halves.append(Classifier(model, mixed.encoder, mixed.label_names, {"data": {"dataset": "synthetic"}}))
     composed = compose(halves, ["a", "b"], "dev", (fold.dev.texts, fold.dev.labels))
-    assert composed.is_mixed and len(composed.info["ensemble"]["shares"]) == 2
+    assert isinstance(composed.model, MixedEnsemble) and len(composed.info["ensemble"]["shares"]) == 2
     assert sum(composed.model.weights.tolist()) == pytest.approx(1)

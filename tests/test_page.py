@@ -43,6 +43,8 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 from test_service_e2e import serving, stop  # noqa: E402
+from test_service_multilabel import TEXTS as EMOTIONS  # noqa: E402
+from test_service_multilabel import train_multilabel_bundle  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO / "models" / "default"
@@ -508,5 +510,63 @@ def test_a_mixed_bundle_shows_its_members_and_what_each_said(browser, tiny_mixed
         assert "What the members said" in said
         for kind in ("max pooling ×2 (weight", "avg pooling (weight", "nbsvm (weight"):
             assert kind in said
+        assert console_errors(browser) == []
+        stop(process)
+
+
+def test_a_multi_label_bundle_shows_a_chip_per_label_given(browser, tmp_path):
+    """A chip per label given (/explain's `labels`), a bar per label with its threshold marked, and the
+    text shaded by the selected chip's label: the first, until another is chosen. Its own server."""
+    bundle = train_multilabel_bundle(tmp_path / "emotions")
+    with serving("--model", str(bundle), "--log-level", "warning", "--num-api-servers", "1") as (
+        process,
+        url,
+    ):
+        open_page(browser, url)
+        card = browser.find_element(
+            By.XPATH, "//*[@id='card']//dt[normalize-space()='Task']/following-sibling::dd"
+        )
+        decision = httpx.get(f"{url}/info").json()["model"]["decision"]
+        assert card.text == "multi-label" and "reaches its threshold (anger " in card.get_attribute("title")
+        texts = [EMOTIONS[0], EMOTIONS[1]]  # joy; love and anger
+        submit(browser, *texts)
+        shown = results(browser, 2)
+        explanations = httpx.post(f"{url}/explain", json={"texts": texts}).json()["explanations"]
+        assert [len(e["labels"]) for e in explanations] == [1, 2]
+        for result, explanation in zip(shown, explanations, strict=True):
+            chips = result.find_elements(By.CSS_SELECTOR, "h2 .chip")
+            names = [chip.find_element(By.CSS_SELECTOR, ".name").text for chip in chips]
+            assert names == [given["label"] for given in explanation["labels"]]
+            assert chips[0].get_attribute("aria-pressed") == "true"
+            bars = result.find_elements(By.CSS_SELECTOR, ".bar")
+            assert sorted(bar.get_attribute("aria-label").split()[0] for bar in bars) == [
+                "anger",
+                "joy",
+                "love",
+            ]
+            for bar in bars:
+                label = bar.get_attribute("aria-label").split()[0]
+                mark = bar.find_element(By.CSS_SELECTOR, ".threshold")
+                left = mark.location["x"] + mark.size["width"] / 2 - bar.location["x"]
+                assert left == pytest.approx(decision["thresholds"][label] * bar.size["width"], abs=2)
+            filled = {
+                bar.get_attribute("aria-label").split()[0]
+                for bar in result.find_elements(By.CSS_SELECTOR, ".bar:has(.fill.top)")
+            }
+            assert filled == set(names)
+            tokens = result.find_elements(By.CSS_SELECTOR, ".sentence .token")
+            parts = [float(token.get_attribute("data-part")) for token in tokens]
+            assert parts == pytest.approx(explanation["labels"][0]["token_parts"])
+        # Choosing the second label's chip shades the text by its split.
+        second = shown[1].find_elements(By.CSS_SELECTOR, "h2 .chip")[1]
+        second.click()
+        assert second.get_attribute("aria-pressed") == "true"
+        tokens = shown[1].find_elements(By.CSS_SELECTOR, ".sentence .token")
+        parts = [float(token.get_attribute("data-part")) for token in tokens]
+        assert parts == pytest.approx(explanations[1]["labels"][1]["token_parts"])
+        assert (
+            f"For {explanations[1]['labels'][1]['label']}"
+            in shown[1].find_element(By.CSS_SELECTOR, ".ngrams").text
+        )
         assert console_errors(browser) == []
         stop(process)

@@ -350,7 +350,7 @@ def test_decode_request_encodes_with_the_bundles_encoder(api, classifier, limits
     decoded = api.decode_request(request, context)
     assert [ids for ids, _ in decoded] == classifier.encoder.encode_many(request.all_texts)
     assert [share for _, share in decoded] == [5 / 6, 0.0]  # "zyzzyva" alone is unknown: unread
-    assert context == {"top_k": 1, "probabilities": False}
+    assert context == {"top_k": 1, "probabilities": False, "threshold": None}
 
 
 def test_batched_hooks_answer_each_request_as_predict_does(api, classifier):
@@ -510,6 +510,7 @@ BAD_BODIES = [
         *BAD_BODIES,
         ({"content": b'{"text": "a"}', "headers": {"content-type": "text/plain"}}, 422, "Content-Type"),
         ({"json": {"texts": ["a"], "top_k": 5}}, 422, "2 labels"),
+        ({"json": {"text": "a", "threshold": 0.5}}, 422, "threshold is for a multi-label model"),
         ({"json": {"text": "a", "extra": 1}}, 422, "Extra inputs"),
         ({"json": {"texts": ["a"] * 5}}, 422, "at most 4"),
     ],
@@ -594,6 +595,7 @@ def test_app_health_info_metrics_and_docs(client, tiny_bundle):
     model = info["model"]
     assert model["id"] == model_id(tiny_bundle) and model["labels"] == ["negative", "positive"]
     assert model["model"]["pooling"] == "max" and model["model"]["variant"] == "rand"
+    assert model["task"] == "single-label" and model["decision"] is None
     assert model["vocab_size"] > 2 and model["metrics"]["dev"]["accuracy"] is not None
     assert model["versions"]["serving"]["litserve"] == "0.2.19" and model["limits"]["max_texts"] == 4
     assert model["limits"]["max_explain_texts"] == 2 and model["batching"]["explain_workers"] == 1
@@ -655,6 +657,7 @@ def test_app_explains_each_text_and_the_parts_sum_to_the_logit(client, classifie
         ({"json": {"texts": ["a"] * 3}}, 422, "3 texts in one request; at most 2"),
         ({"json": {"text": "a", "top": 21}}, 422, "less than or equal to 20"),
         ({"json": {"text": "a", "top_k": 1}}, 422, "Extra inputs"),
+        ({"json": {"text": "a", "threshold": 0.5}}, 422, "threshold is for a multi-label model"),
     ],
 )
 def test_app_answers_bad_explain_input_like_predict(client, kwargs, status, fragment):

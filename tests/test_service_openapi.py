@@ -1,5 +1,6 @@
 """The OpenAPI document tells the truth: `schemathesis run` (every check, response schemas included)
-against a real server on loopback finds nothing.
+against a real server on loopback finds nothing, on a single-label model and on a multi-label one
+(whose requests take a `threshold` and whose answers carry `labels`).
 
 Its limits are small enough that no schema-valid request can pass max_body_bytes (4 texts of 100
 characters, each at most 12 bytes as JSON escapes, is under 1 MiB): the body limit is the one rule
@@ -8,6 +9,7 @@ JSON Schema cannot state, and schemathesis would count its 413 as a valid reques
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -19,18 +21,25 @@ pytest.importorskip("schemathesis", reason="schemathesis is not installed (the d
 httpx = pytest.importorskip("httpx")
 
 from test_service_e2e import CHILD_ENV, serving, stop  # noqa: E402
+from test_service_multilabel import train_multilabel_bundle  # noqa: E402
 
 MAX_EXAMPLES = 400  # per operation and phase: ~20 s on 2 cores (a fixed seed: the same run each time)
+LIMITS = ["--max-texts", "4", "--max-text-chars", "100", "--max-explain-texts", "2"]
 
 
-@pytest.fixture(scope="module")
-def url(tiny_bundle):
-    limits = ["--max-texts", "4", "--max-text-chars", "100", "--max-explain-texts", "2"]
-    args = ["--model", str(tiny_bundle), *limits, "--num-api-servers", "1", "--log-level", "warning"]
+@contextlib.contextmanager
+def small_server(bundle):
+    args = ["--model", str(bundle), *LIMITS, "--num-api-servers", "1", "--log-level", "warning"]
     with serving(*args) as (process, url):
         yield url
         code, output = stop(process)
     assert code == 0 and "Traceback" not in output, output
+
+
+@pytest.fixture(scope="module")
+def url(tiny_bundle):
+    with small_server(tiny_bundle) as url:
+        yield url
 
 
 def schemathesis_command() -> list[str]:
@@ -39,6 +48,19 @@ def schemathesis_command() -> list[str]:
 
 
 def test_schemathesis_finds_nothing_with_every_check(url, tmp_path):
+    schemathesis_finds_nothing(url, tmp_path, MAX_EXAMPLES)
+
+
+def test_schemathesis_finds_nothing_on_a_multi_label_model(tmp_path):
+    """`threshold` taken (and its bounds), `labels` in predictions and explanations: as the schema says."""
+    bundle = train_multilabel_bundle(tmp_path / "emotions")
+    with small_server(bundle) as url:
+        schemathesis_finds_nothing(url, tmp_path, MAX_EXAMPLES // 4)
+        body = httpx.post(f"{url}/predict", json={"text": "so glad", "threshold": 0.5}).json()
+        assert "labels" in body["predictions"][0]
+
+
+def schemathesis_finds_nothing(url: str, tmp_path, max_examples: int) -> None:
     result = subprocess.run(
         [
             *schemathesis_command(),
@@ -47,7 +69,7 @@ def test_schemathesis_finds_nothing_with_every_check(url, tmp_path):
             "--checks",
             "all",
             "--max-examples",
-            str(MAX_EXAMPLES),
+            str(max_examples),
             "--workers",
             "1",
             "--seed",

@@ -18,11 +18,11 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Batch": "textcnn.data.text",
     "BundleCard": "textcnn.inference.bundle",
-    "Classifier": "textcnn.inference.bundle",
+    "Classifier": "textcnn.inference.classifier",
     "Fold": "textcnn.data.splits",
     "ModelConfig": "textcnn.model.cnn",
     "Pooling": "textcnn.model.pooling.registry",
-    "Prediction": "textcnn.inference.bundle",
+    "Prediction": "textcnn.inference.classifier",
     "RunSettings": "textcnn.train.runs",
     "TextCNN": "textcnn.model.cnn",
     "TokenizerConfig": "textcnn.data.tokenizers",
@@ -82,7 +82,8 @@ if TYPE_CHECKING:
     from textcnn.data.tokenizers import TokenizerConfig
     from textcnn.data.tokenizers import register as register_tokenizer
     from textcnn.errors import BundleError, ConfigError, DataError, TextCNNError, VectorsError
-    from textcnn.inference.bundle import BundleCard, Classifier, Prediction
+    from textcnn.inference.bundle import BundleCard
+    from textcnn.inference.classifier import Classifier, Prediction
     from textcnn.inference.explain import explain_text
     from textcnn.model.cnn import ModelConfig, TextCNN
     from textcnn.model.pooling import register as register_pooling

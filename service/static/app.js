@@ -1,6 +1,8 @@
 // The page of textcnn's service: the model card from GET /info, and for each text typed, POST
 // /explain's label, a bar per class and the text itself, its own characters, with each token's span
 // shaded by the token's part in the label's logit (or, for a text the model cannot read, a notice).
+// A multi-label model's answer shows a chip per label given and each label's bar with its threshold
+// marked; the text is shaded for the chip selected (the first, at first).
 // Every text from the user or the server goes into the page through textContent (never innerHTML),
 // and the server's Content-Security-Policy allows no inline script: typed markup stays text.
 "use strict";
@@ -14,6 +16,7 @@
   const card = document.getElementById("card");
   let maxTexts = null; // from /info: limits.max_explain_texts
   let tokenizer = null; // from /info: the model's tokenizer (name, summary, ...), named for unread texts
+  let thresholds = null; // from /info: a multi-label model's threshold of each label, by name
   // Letters of the right-to-left scripts (Hebrew, Arabic, Syriac, Thaana, N'Ko, ... and Arabic's
   // presentation forms): a token of theirs inside an English sentence (a title, the detail line) is
   // isolated (U+2068 FSI ... U+2069 PDI), or the bidi algorithm carries the numbers after it into its run.
@@ -104,6 +107,8 @@
     const limits = model.limits || {};
     maxTexts = limits.max_explain_texts || null;
     tokenizer = model.tokenizer || null;
+    const decision = model.task === "multi-label" ? model.decision || {} : null;
+    thresholds = decision ? decision.thresholds || null : null;
     const rows = [
       ["Dataset", data.dataset],
       ["Pooling", (model.pooling || {}).name || config.pooling, (model.pooling || {}).summary], // summary on hover
@@ -115,6 +120,7 @@
       ["Labels", Array.isArray(model.labels) ? model.labels.join(", ") : null],
       ["Model", model.id],
     ];
+    if (decision) rows.splice(rows.length - 2, 0, ["Task", "multi-label", describeDecision(decision)]);
     const list = el("dl");
     rows.forEach(function (row) {
       const item = el("div", "item");
@@ -133,6 +139,17 @@
     } else {
       card.replaceChildren(list);
     }
+  }
+
+  // A multi-label model's decision on hover: "Each label whose probability reaches its threshold
+  // (anger 0.28, joy 0.25, love 0.27); at least the most probable one. Chosen on dev macro-F1 ...".
+  function describeDecision(decision) {
+    const cuts = Object.keys(decision.thresholds || {}).map(function (label) {
+      return label + " " + Number(decision.thresholds[label]).toFixed(2);
+    });
+    return "Each label whose probability reaches its threshold (" + cuts.join(", ") + ")" +
+      (decision.at_least_one ? "; at least the most probable one" : "") +
+      (decision.chosen ? ". Thresholds " + decision.chosen : "");
   }
 
   // The tokenizer on hover: the registry's summary, and what it is for.
@@ -439,6 +456,7 @@
     }
     const chars = Array.from(explanation.text);
     const spans = usableSpans(explanation, chars);
+    if (Array.isArray(explanation.labels)) return renderLabels(article, explanation, chars, spans);
     if (spans) placeNgrams(explanation, chars, spans);
     const heading = el("h2", "label", explanation.label + " ");
     heading.appendChild(el("span", "score", percent(explanation.probabilities[explanation.label])));
@@ -446,24 +464,34 @@
     const coverage = coverageLine(explanation);
     if (coverage) article.appendChild(coverage);
     article.appendChild(bars(explanation));
+    splitNodes(explanation, spans, detail).forEach(function (node) {
+      article.appendChild(node);
+    });
+    return article;
+  }
+
+  // One label's split (`explanation.label`'s): the text shaded by each token's part in its logit, the
+  // detail line, the n-grams for and against it, what the members said, and the sum that checks it.
+  function splitNodes(explanation, spans, detail) {
+    const nodes = [];
     if (!spans) {
       // No spans to place the tokens in the text (an older server): the text as typed, then the tokens.
       const typed = el("blockquote", "typed");
       typed.appendChild(el("span", "muted", "typed: "));
       typed.appendChild(el("q", null, explanation.text));
       typed.lastChild.dir = "auto";
-      article.appendChild(typed);
-      article.appendChild(el("p", "muted tokens-note", "as the model reads it, shaded by each word's part:"));
+      nodes.push(typed);
+      nodes.push(el("p", "muted tokens-note", "as the model reads it, shaded by each word's part:"));
     } else {
-      article.appendChild(el("p", "muted tokens-note", "as typed, each word shaded by its part in the " + explanation.label + " logit:"));
+      nodes.push(el("p", "muted tokens-note", "as typed, each word shaded by its part in the " + explanation.label + " logit:"));
     }
-    article.appendChild(sentence(explanation, detail)); // as typed: markup shows as markup, inert
-    article.appendChild(detail);
+    nodes.push(sentence(explanation, detail)); // as typed: markup shows as markup, inert
+    nodes.push(detail);
     const lists = el("div", "ngrams");
     lists.appendChild(ngramList("For " + explanation.label, explanation.for));
     lists.appendChild(ngramList("Against " + explanation.label, explanation.against));
-    article.appendChild(lists);
-    if (Array.isArray(explanation.members) && explanation.members.length) article.appendChild(memberVerdicts(explanation));
+    nodes.push(lists);
+    if (Array.isArray(explanation.members) && explanation.members.length) nodes.push(memberVerdicts(explanation));
     const parts = explanation.token_parts.reduce(function (a, b) {
       return a + b;
     }, 0);
@@ -475,7 +503,90 @@
         (explanation.exact ? "" : " + residual " + signed(explanation.residual) + " (an approximate split)")
     );
     check.title = explanation.attribution; // how the logit was split, in the library's words
-    article.appendChild(check);
+    nodes.push(check);
+    return nodes;
+  }
+
+  // -- a multi-label model's explanation ----------------------------------------------------
+
+  // Each label's own probability (they need not sum to 1), most probable first: the labels given
+  // filled, the others grey, each bar marked at the label's threshold (/info's decision).
+  function labelBars(explanation, given) {
+    const grid = el("div", "bars");
+    const probabilities = explanation.probabilities;
+    const names = Object.keys(probabilities).sort(function (a, b) {
+      return probabilities[b] - probabilities[a];
+    });
+    names.forEach(function (name) {
+      const p = probabilities[name];
+      const cut = thresholds && typeof thresholds[name] === "number" ? thresholds[name] : null;
+      grid.appendChild(el("span", "name", name));
+      const bar = el("div", "bar");
+      bar.setAttribute("role", "img");
+      bar.setAttribute("aria-label", name + " " + percent(p) + (cut === null ? "" : ", threshold " + percent(cut)));
+      const fill = el("div", given.indexOf(name) >= 0 ? "fill top" : "fill");
+      fill.style.width = (100 * p).toFixed(2) + "%"; // CSSOM: allowed by style-src 'self'
+      bar.appendChild(fill);
+      if (cut !== null) {
+        const mark = el("span", "threshold");
+        mark.style.left = (100 * cut).toFixed(2) + "%";
+        mark.title = "threshold " + percent(cut);
+        bar.appendChild(mark);
+      }
+      grid.appendChild(bar);
+      grid.appendChild(el("span", "value", percent(p)));
+    });
+    return grid;
+  }
+
+  // A chip per label given, most probable first: choosing one shades the text by that label's split.
+  // With none given, the text is shaded for the most probable label (the split at the top level).
+  function renderLabels(article, explanation, chars, spans) {
+    const probabilities = explanation.probabilities;
+    const top = Object.keys(probabilities).reduce(function (a, b) {
+      return probabilities[b] > probabilities[a] ? b : a;
+    });
+    // The members' verdicts are on the most probable label's logit: shown with its split only.
+    const views = explanation.labels.map(function (given) {
+      return Object.assign({}, explanation, given, { members: given.label === top ? explanation.members : null });
+    });
+    const fallback = Object.assign({}, explanation, { label: top, score: probabilities[top] });
+    (views.length ? views : [fallback]).forEach(function (view) {
+      if (spans) placeNgrams(view, chars, spans);
+    });
+    const heading = el("h2", "label chips");
+    const split = el("div", "split");
+    const chips = views.map(function (view, i) {
+      const chip = el("button", "chip");
+      chip.type = "button";
+      chip.appendChild(el("span", "name", view.label));
+      chip.appendChild(el("span", "score", percent(view.score)));
+      chip.title = "Shade the text by each word's part in the " + view.label + " logit";
+      chip.addEventListener("click", function () {
+        select(i);
+      });
+      heading.appendChild(chip);
+      return chip;
+    });
+    function select(i) {
+      chips.forEach(function (chip, j) {
+        chip.setAttribute("aria-pressed", String(i === j));
+        chip.classList.toggle("selected", i === j);
+      });
+      const detail = el("p", "detail muted", "Hover or focus a word: its n-gram, feature map and value.");
+      detail.setAttribute("aria-live", "polite");
+      split.replaceChildren.apply(split, splitNodes(i === null ? fallback : views[i], spans, detail));
+    }
+    if (!views.length) heading.appendChild(el("span", "none", "No label: none reaches its threshold"));
+    article.appendChild(heading);
+    const coverage = coverageLine(explanation);
+    if (coverage) article.appendChild(coverage);
+    article.appendChild(labelBars(explanation, views.map(function (view) { return view.label; })));
+    if (!views.length) {
+      article.appendChild(el("p", "muted tokens-note", "Shaded for the most probable label, " + top + "."));
+    }
+    article.appendChild(split);
+    select(views.length ? 0 : null);
     return article;
   }
 

@@ -20,6 +20,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def probability(text: str) -> float:
+    """A number strictly between 0 and 1 (a threshold)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {value}")
+    return value
+
+
 def non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -50,12 +61,20 @@ def int_list(text: str) -> tuple[int, ...]:
     return values
 
 
+def name_list(text: str) -> tuple[str, ...]:
+    """`--label-columns joy,love,fear`: names, comma-separated, none empty or repeated."""
+    names = tuple(part.strip() for part in text.split(","))
+    if not all(names) or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"expected distinct comma-separated column names, got {text!r}")
+    return names
+
+
 def add_data_arguments(parser: argparse.ArgumentParser, dataset_required: bool = False) -> None:
     group = parser.add_argument_group("data")
     group.add_argument(
         "--dataset",
         help="registered dataset (`textcnn datasets` lists them: mr, sst1, sst2, subj, trec, umsab-en ... "
-        "umsab-es, chnsenticorp), or several with one label set, comma-separated, trained as one "
+        "umsab-es, chnsenticorp, goemotions), or several with one label set, comma-separated, trained as one "
         "(umsab-en,umsab-fr,...); a local dataset read through `datasets` (a save_to_disk folder, a folder "
         "of data files, or one data file); or a Hub id owner/name",
     )
@@ -71,6 +90,23 @@ def add_data_arguments(parser: argparse.ArgumentParser, dataset_required: bool =
     group.add_argument("--test", dest="test_file", metavar="FILE", help="test file")
     group.add_argument("--text-column", default="text", help="column holding the text (default: text)")
     group.add_argument("--label-column", default="label", help="column holding the label (default: label)")
+    group.add_argument(
+        "--label-separator",
+        metavar="SEP",
+        help="multi-label files: split the label cell on SEP (e.g. '|' for joy|love); "
+        "a JSON list in the label field needs no flag",
+    )
+    group.add_argument(
+        "--label-columns",
+        type=name_list,
+        metavar="A,B,C",
+        help="multi-label files: one 0/1 column per label, these named columns (in place of --label-column)",
+    )
+    group.add_argument(
+        "--allow-empty-labels",
+        action="store_true",
+        help="multi-label files: accept rows with no label (refused by default, naming the line)",
+    )
     group.add_argument(
         "--folds", type=positive_int, help="k-fold cross-validation for data without a test split"
     )
@@ -94,6 +130,9 @@ def load_corpus_from_args(args: argparse.Namespace):
         text_column=args.text_column,
         label_column=args.label_column,
         strict_rows=args.strict_rows,
+        label_separator=args.label_separator,
+        label_columns=args.label_columns,
+        allow_empty_labels=args.allow_empty_labels,
     )
 
 
@@ -245,8 +284,17 @@ def run_settings_from_args(args: argparse.Namespace):
         )
     if probe.pretrained and not args.vectors:
         raise TextCNNError(f"--variant {probe.variant} needs --vectors (a vectors file or glove-6b-50d)")
+    decisions = {
+        name: getattr(args, name)
+        for name in ("thresholds", "at_least_one")
+        if getattr(args, name, None) is not None
+    }
     return RunSettings(
-        model_options, TrainConfig(**given(TRAIN_FLAGS)), VocabConfig(**given(VOCAB_FLAGS)), args.vectors
+        model_options,
+        TrainConfig(**given(TRAIN_FLAGS)),
+        VocabConfig(**given(VOCAB_FLAGS)),
+        args.vectors,
+        **decisions,
     )
 
 

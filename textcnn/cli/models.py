@@ -9,6 +9,7 @@ import json
 import signal
 import sys
 from pathlib import Path
+from textwrap import indent
 
 from textcnn.cli.flags import (
     load_corpus_from_args,
@@ -32,7 +33,7 @@ def _stop_on_sigterm_as_on_ctrl_c() -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from textcnn.data.folds import make_folds
-    from textcnn.inference.metrics import format_metrics, format_summary
+    from textcnn.inference.metrics import format_metrics, format_summary, per_label_table
     from textcnn.train.protocol import train_folds
 
     settings = run_settings_from_args(args)
@@ -49,13 +50,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     def report(fold, outcome) -> None:
         where = Path(args.out) if len(folds) == 1 else Path(args.out) / fold.name
+        dev = outcome.dev_metrics
         parts = [
             f"{fold.name}: best epoch {outcome.fit.best_epoch}",
-            f"dev {outcome.dev_metrics['accuracy']:.1%}",
+            f"dev macro-F1 {dev['macro_f1']:.1%}" if dev.get("multi_label") else f"dev {dev['accuracy']:.1%}",
         ]
         if outcome.test_metrics:
             parts.append(f"test {format_metrics(outcome.test_metrics)}")
         print(" | ".join(parts) + f" -> {where}", file=sys.stderr)
+        decision = outcome.classifier.decision
+        if decision is not None:  # multi-label: the thresholds and each label's figures
+            print(f"  thresholds {decision.chosen}", file=sys.stderr)
+            table = per_label_table(outcome.test_metrics or dev, decision.thresholds)
+            split = "test" if outcome.test_metrics else "dev"
+            print(f"  per label, on {split}:\n" + indent(table, "    "), file=sys.stderr)
         if outcome.vectors:
             print(f"  vectors: {outcome.vectors['summary']}", file=sys.stderr)
 
@@ -102,6 +110,11 @@ def _data_of_the_bundle(args: argparse.Namespace, trained_on: dict) -> None:
         )
     # A train file alone was cross-validated: cmd_evaluate then picks the fold it was held out from.
     args.train_file, args.dev_file, args.test_file = (files.get(split) for split in ("train", "dev", "test"))
+    # and its labels are read as they were at training (columns, separator, 0/1 columns), unless given
+    defaults = {"text_column": "text", "label_column": "label"}
+    for flag, value in (trained_on.get("reading") or {}).items():
+        if getattr(args, flag, None) in (None, False, defaults.get(flag)):
+            setattr(args, flag, value)
 
 
 def _bundle_fold(args: argparse.Namespace, classifier):
@@ -122,20 +135,28 @@ def _bundle_fold(args: argparse.Namespace, classifier):
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from textcnn.inference.bundle import Classifier
-    from textcnn.inference.metrics import format_metrics
+    from textcnn.inference.classifier import Classifier
+    from textcnn.inference.metrics import format_metrics, per_label_table
 
     classifier = Classifier.load(args.bundle, device=args.device)
     corpus, chosen = _bundle_fold(args, classifier)
     split = {"train": chosen.train, "dev": chosen.dev, "test": chosen.test}[args.split]
     if split is None:
         raise TextCNNError(f"{corpus.name} has no {args.split} split")
-    unknown = sorted(set(split.labels) - set(classifier.label_names))
+    if split.multi_label != classifier.multi_label:
+        kinds = {True: "multi-label", False: "single-label"}
+        raise TextCNNError(
+            f"{split.source}: {kinds[split.multi_label]} data for a {kinds[classifier.multi_label]} bundle"
+        )
+    if args.threshold is not None and not classifier.multi_label:
+        raise TextCNNError("--threshold is for multi-label bundles; this one gives one label per text")
+    seen = {y for row in split.labels for y in row} if split.multi_label else set(split.labels)
+    unknown = sorted(seen - set(classifier.label_names))
     if unknown:
         raise TextCNNError(
             f"{split.source}: labels the model does not know: {', '.join(map(repr, unknown[:5]))}"
         )
-    metrics = classifier.score(split.texts, split.labels) | {
+    metrics = classifier.score(split.texts, split.labels, args.threshold) | {
         "dataset": corpus.name,
         "split": args.split,
         "fold": chosen.name,
@@ -155,6 +176,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"; {metrics['unread']} unread (no word known: scored by the biases)" if metrics["unread"] else ""
         )
         print(f"  coverage: {metrics['coverage']:.1%} of the tokens known, on average{unread}")
+        if classifier.multi_label:
+            decision = classifier.decision.with_threshold(args.threshold)
+            print(f"  thresholds {decision.chosen}; per label:")
+            print(indent(per_label_table(metrics, decision.thresholds), "    "))
+            return 0
         width = max(len(name) for name in classifier.label_names)
         for name, row in metrics["per_class"].items():
             print(
@@ -166,7 +192,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
     """Compose member bundles into one (`textcnn.inference.compose`), measured on their data when it is here."""
-    from textcnn.inference.bundle import Classifier
+    from textcnn.inference.classifier import Classifier
     from textcnn.inference.compose import check_compatible, compose, split_metrics
 
     names = [str(path) for path in args.bundles]
@@ -205,34 +231,40 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from textcnn.inference.bundle import Classifier
+    from textcnn.inference.classifier import Classifier
 
     classifier = Classifier.load(args.bundle, device=args.device)
+    if args.threshold is not None and not classifier.multi_label:
+        raise TextCNNError("--threshold is for multi-label bundles; this one gives one label per text")
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
     texts = [text for text in texts if text.strip()]
     for start in range(0, len(texts), 4096):  # stream long inputs in slices
         chunk = texts[start : start + 4096]
-        for text, prediction in zip(
-            chunk, classifier.predict(chunk, batch_size=args.batch_size), strict=True
-        ):
+        predictions = classifier.predict(chunk, batch_size=args.batch_size, threshold=args.threshold)
+        for text, prediction in zip(chunk, predictions, strict=True):
             print(json.dumps({"text": text, **prediction.to_json()}, ensure_ascii=False))
     return 0
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from textcnn.inference.bundle import Classifier
+    from textcnn.inference.classifier import Classifier
     from textcnn.inference.explain import explain_text
 
     classifier = Classifier.load(args.bundle, device=args.device)
+    if args.threshold is not None and not classifier.multi_label:
+        raise TextCNNError("--threshold is for multi-label bundles; this one gives one label per text")
     texts = [text for text in (args.texts or [line.rstrip("\n") for line in sys.stdin]) if text.strip()]
     for text in texts:
-        explanation = explain_text(classifier, text, top=args.top)
+        explanation = explain_text(classifier, text, top=args.top, threshold=args.threshold)
         if args.json:
             print(json.dumps(explanation, ensure_ascii=False))
             continue
         if explanation["unread"]:
             tokens = " ".join(explanation["tokens"]) if explanation["spans"] != [[0, 0]] else "no token"
             print(f"{text}\n  -> not read: none of its tokens ({tokens}) is known to the model; no label")
+            continue
+        if classifier.multi_label:
+            _print_labels(text, explanation)
             continue
         print(
             f"{text}\n  -> {explanation['label']} "
@@ -263,6 +295,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
         residual = "" if explanation["exact"] else f", residual {explanation['residual']:+.3f}"
         print(f"  parts: {parts}  (filter biases {explanation['filter_bias']:+.3f}{residual})")
     return 0
+
+
+def _print_labels(text: str, explanation: dict) -> None:
+    """A multi-label explanation: each label given, its probability, and the n-grams for and against it."""
+    given = explanation["labels"]
+    names = ", ".join(f"{g['label']} {g['score']:.0%}" for g in given) or "no label reaches its threshold"
+    print(f"{text}\n  -> {names} ({explanation['coverage']:.0%} of its tokens known)")
+    for label in given:
+        print(f"  {label['label']}: logit {label['logit']:.2f}, bias {label['output_bias']:.2f}")
+        for side in ("for", "against"):
+            for c in label[side]:
+                print(f"     {c['contribution']:+7.3f}  {c['ngram']!r}")
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:

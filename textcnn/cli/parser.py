@@ -13,6 +13,7 @@ from textcnn.cli.flags import (
     non_negative_int,
     pooling_list,
     positive_int,
+    probability,
     study_defaults,
     tokenizer_choice,
     train_defaults,
@@ -23,7 +24,13 @@ from textcnn.errors import TextCNNError
 def build_parser() -> argparse.ArgumentParser:
     from textcnn import __version__
     from textcnn.model.pooling import POOLINGS, describe
-    from textcnn.model.variants import COMBINE_METHODS, LINEAR_KINDS, VARIANTS
+    from textcnn.model.variants import (
+        COMBINE_METHODS,
+        LINEAR_KINDS,
+        MIN_SUPPORT,
+        THRESHOLD_MODES,
+        VARIANTS,
+    )
     from textcnn.train.config import AMP_MODES, OPTIMIZERS
 
     parser = argparse.ArgumentParser(
@@ -115,6 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="how an ensemble combines its members: mean of their probabilities (default), or dev: "
         "each part's weight (a pooling's members, the linear member) chosen on dev by log loss",
     )
+    labels = train.add_argument_group("multi-label data (rows with several labels)")
+    labels.add_argument(
+        "--thresholds",
+        choices=THRESHOLD_MODES,
+        help="how the thresholds that decide a text's labels are chosen on dev: per-label (default: one "
+        f"shared cut, then its own for each label with at least {MIN_SUPPORT} dev rows) or global (one for all)",
+    )
+    labels.add_argument(
+        "--at-least-one",
+        action=argparse.BooleanOptionalAction,
+        help="a text whose labels all miss their thresholds still gets its most probable one (default: "
+        "when every training row has a label)",
+    )
     fitting.add_argument("--half", action="store_true", help="store fp16 weights (half the bundle size)")
     fitting.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from its checkpoint"
@@ -137,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", choices=("test", "dev", "train"), default="test", help="default test")
     evaluate.add_argument("--seed", type=int, help="split seed for held-out parts (default: the bundle's)")
     evaluate.add_argument("--json", action="store_true", help="print the full metrics as JSON")
+    evaluate.add_argument(
+        "--threshold", type=probability, help="multi-label bundles: one threshold for every label"
+    )
     evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
     ensemble = commands.add_parser(
@@ -168,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("bundle", help="model bundle folder")
     predict.add_argument("texts", nargs="*", help="texts to label; none: read one a line from stdin")
     predict.add_argument("--batch-size", type=positive_int, default=256, help="texts per forward pass")
+    predict.add_argument(
+        "--threshold",
+        type=probability,
+        help="multi-label bundles: one threshold for every label instead of the bundle's (chosen on dev)",
+    )
     predict.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
     explain = commands.add_parser(
@@ -180,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("bundle", help="model bundle folder")
     explain.add_argument("texts", nargs="*", help="texts to explain; none: read one a line from stdin")
     explain.add_argument("--top", type=positive_int, default=5, help="n-grams to show each way")
+    explain.add_argument(
+        "--threshold", type=probability, help="multi-label bundles: one threshold for every label"
+    )
     explain.add_argument("--json", action="store_true", help="print one JSON line per text")
     explain.add_argument("--device", default="auto", help="auto, cpu or cuda")
 

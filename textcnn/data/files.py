@@ -5,6 +5,12 @@ way wherever it comes from: one line naming the file and line (`train.csv:17: no
 Rows whose text is empty are the one exception: real copies of the benchmarks carry a few, so they
 are skipped with one `DataWarning` per file, and refused only with `strict_rows=True`. (The
 `datasets` paths in `textcnn.data.hub` collect their rows with the same `_Rows`, for the same rule.)
+
+Multi-label rows come in three layouts, read to the same tuples of labels: a JSON list in the label
+field (`"label": ["joy", "love"]`), a label cell split on a separator (`joy|love`, with
+`label_separator="|"`), or one 0/1 column per label (`label_columns=("joy", "love")`). A row with
+no label is refused unless `allow_empty_labels`: in most multi-label sets an empty row is an
+annotation slip, while in some ("none of these topics") it is data.
 """
 
 from __future__ import annotations
@@ -14,12 +20,12 @@ import csv
 import json
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from textcnn.data.splits import Corpus, LabeledTexts, _check_seen_in_train
+from textcnn.data.splits import Corpus, Label, LabeledTexts, _check_seen_in_train, _in_label_order, _label_set
 from textcnn.data.tokenizers import DEFAULT_TOKENIZER
 from textcnn.errors import DataError, DataWarning
 
@@ -78,24 +84,113 @@ def _label_of(value: Any, where: str) -> str:
     return value.strip()
 
 
+def _labels_of(values: Sequence[Any], where: str, allow_empty: bool) -> tuple[str, ...]:
+    """A multi-label row's labels, each checked as `_label_of` checks one, duplicates dropped."""
+    names: dict[str, None] = {}  # a dict keeps the file's order, which a set would not
+    for position, value in enumerate(values, start=1):
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            shown = repr(value) if isinstance(value, bool) else type(value).__name__
+            raise DataError(
+                f"{where}: label {position} of the list must be a string or an integer, got {shown}"
+            )
+        if isinstance(value, str) and not value.strip():
+            raise DataError(f"{where}: label {position} of the list is empty")
+        names[_label_of(value, where)] = None
+    if not names and not allow_empty:
+        raise DataError(
+            f"{where}: no label (a row needs at least one; --allow-empty-labels accepts rows with none)"
+        )
+    return tuple(names)
+
+
+_ZERO_ONE = {"0": False, "0.0": False, "false": False, "1": True, "1.0": True, "true": True}
+
+
+def _flag_of(value: Any, column: str, where: str) -> bool:
+    """A label column's cell: 0/1 (or false/true, as spreadsheets and pandas write them)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _ZERO_ONE:
+        return _ZERO_ONE[value.strip().lower()]
+    raise DataError(f"{where}: column {column!r} must be 0 or 1, got {value!r}")
+
+
+@dataclass(frozen=True)
+class _LabelLayout:
+    """Where a row keeps its label: one column (a name, or a JSON list of names), one column split
+    on `separator`, or one 0/1 column per label (`columns`)."""
+
+    column: str = "label"
+    separator: str | None = None
+    columns: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.separator is not None and self.columns is not None:
+            raise DataError("give either a label separator or label columns, not both")
+        if self.separator == "":
+            raise DataError("the label separator is empty; give the character(s) between labels, e.g. '|'")
+        if self.columns is not None:
+            if not self.columns or any(not c for c in self.columns):
+                raise DataError(f"label columns must be non-empty names, got {list(self.columns)}")
+            twice = sorted({c for c in self.columns if self.columns.count(c) > 1})
+            if twice:
+                raise DataError(f"label columns named twice: {', '.join(twice)}")
+
+    @property
+    def needed(self) -> tuple[str, ...]:
+        """The columns a row must have besides the text."""
+        return self.columns if self.columns is not None else (self.column,)
+
+    def value(self, row: Mapping[str, Any], where: str) -> Any:
+        """The row's label as `_Rows.add` takes it: a scalar (single-label) or a list of names."""
+        if self.columns is not None:
+            return [c for c in self.columns if _flag_of(row[c], c, where)]
+        value = row[self.column]
+        if self.separator is None or isinstance(value, list):
+            return value
+        if value is None or isinstance(value, str):
+            return [part.strip() for part in (value or "").split(self.separator) if part.strip()]
+        return [value]  # an integer, or something `_labels_of` refuses with the row's line
+
+
 @dataclass
 class _Rows:
-    """What a reader collects, with the skip-or-refuse rule for empty text in one place for all readers."""
+    """What a reader collects, with the skip-or-refuse rule for empty text in one place for all readers.
+
+    The first row kept decides the kind of the data: a list of labels makes it multi-label, and a
+    later row of the other kind is refused, naming the line that decided.
+    """
 
     strict: bool
+    allow_empty_labels: bool = False
+    unit: str = "line"  # what `number` counts, for the message naming the row that decided the kind
     texts: list[str] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
+    labels: list[Label] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
+    multi: bool | None = None
+    decided_at: int = 0
 
     def add(self, text: Any, label: Any, number: int, where: str) -> None:
         # A skipped row's label is not checked: the row is not used, and the warning names its line.
         if not self.strict and _is_blank(text):
             self.skipped.append(number)
             return
-        self.texts.append(_text_of(text, where))
-        self.labels.append(_label_of(label, where))
+        text = _text_of(text, where)
+        self.labels.append(self._label(label, number, where))
+        self.texts.append(text)
         self.lines.append(number)
+
+    def _label(self, value: Any, number: int, where: str) -> Label:
+        multi = isinstance(value, (list, tuple))
+        if self.multi is None:
+            self.multi, self.decided_at = multi, number
+        elif multi != self.multi:
+            here, there = ("a list", "a single label") if multi else ("a single label", "a list")
+            raise DataError(f"{where}: label is {here} here but {there} on {self.unit} {self.decided_at}")
+        return _labels_of(value, where, self.allow_empty_labels) if multi else _label_of(value, where)
 
     def labeled(self, source: str) -> LabeledTexts:
         return LabeledTexts(
@@ -117,8 +212,7 @@ def _warn_skipped(data: LabeledTexts, unit: str = "line") -> None:
     )
 
 
-def _read_jsonl(path: Path, text_column: str, label_column: str, strict_rows: bool) -> _Rows:
-    rows = _Rows(strict_rows)
+def _read_jsonl(path: Path, text_column: str, layout: _LabelLayout, rows: _Rows) -> _Rows:
     for number, line in _decoded_lines(path):
         if not line.strip():
             continue
@@ -131,10 +225,13 @@ def _read_jsonl(path: Path, text_column: str, label_column: str, strict_rows: bo
             raise DataError(
                 f"{where}: not a JSON object (got {type(row).__name__}); expected one object a line (JSON Lines)"
             )
-        for column in (text_column, label_column):
+        for column in (text_column, *layout.needed):
             if column not in row:
                 raise DataError(f"{where}: no column {column!r} (columns: {', '.join(map(str, row))})")
-        rows.add(row[text_column], row[label_column], number, where)
+        if _is_blank(row[text_column]):
+            rows.add(row[text_column], None, number, where)  # skipped (or refused, strict): label unread
+            continue
+        rows.add(row[text_column], layout.value(row, where), number, where)
     return rows
 
 
@@ -162,20 +259,19 @@ class _LineTracker:
         return next((n for n, blank in self.since_mark if not blank), self.since_mark[-1][0])
 
 
-def _read_delimited(path: Path, text_column: str, label_column: str, tsv: bool, strict_rows: bool) -> _Rows:
+def _read_delimited(path: Path, text_column: str, layout: _LabelLayout, tsv: bool, rows: _Rows) -> _Rows:
     tracker = _LineTracker(path)
     # CSV follows RFC 4180 (quoted fields may hold commas, quotes, newlines); TSV as pandas and
     # spreadsheets write it has no quoting, so a quote character there is just text.
     reader = (
         csv.DictReader(tracker, delimiter="\t", quoting=csv.QUOTE_NONE) if tsv else csv.DictReader(tracker)
     )
-    rows = _Rows(strict_rows)
     try:
         header = reader.fieldnames
         if header is None:
             raise DataError(f"{path}: empty file (no header, no rows)")
         header_line = tracker.row_start()
-        for column in (text_column, label_column):
+        for column in (text_column, *layout.needed):
             if column not in header:
                 columns = ", ".join(header) or "none"
                 raise DataError(f"{path}:{header_line}: no column {column!r} (columns: {columns})")
@@ -192,7 +288,10 @@ def _read_delimited(path: Path, text_column: str, label_column: str, tsv: bool, 
                 # A quote opened and never closed swallows the rest of the file into one field.
                 hint = " (an unclosed quote?)" if any("\n" in (v or "") for v in row.values()) else ""
                 raise DataError(f"{where}: {count} of the header's {len(header)} fields{hint}")
-            rows.add(row[text_column], row[label_column], number, where)
+            if _is_blank(row[text_column]):
+                rows.add(row[text_column], None, number, where)  # skipped (or refused, strict): label unread
+                continue
+            rows.add(row[text_column], layout.value(row, where), number, where)
     except csv.Error as exc:
         number = tracker.since_mark[-1][0] if tracker.since_mark else 1
         raise DataError(f"{path}:{number}: malformed {'TSV' if tsv else 'CSV'} ({exc})") from None
@@ -210,22 +309,34 @@ def read_labeled_file(
     label_column: str = "label",
     *,
     strict_rows: bool = False,
+    label_separator: str | None = None,
+    label_columns: Sequence[str] | None = None,
+    allow_empty_labels: bool = False,
 ) -> LabeledTexts:
     """Read one labelled file, format by suffix: .jsonl/.json (JSON Lines), .csv, .tsv (with header).
 
     Rows with empty text are skipped with a `DataWarning` (recorded in `skipped`), or refused as a
     DataError naming their line with `strict_rows`; a file with no other rows is refused either way.
+    Multi-label rows (a JSON list in `label_column`, a cell split on `label_separator`, or 0/1
+    `label_columns` in place of `label_column`) give tuples of labels, each row's in the file's
+    order, duplicates dropped; a row with none is refused unless `allow_empty_labels`.
     """
     path = Path(path)
+    if isinstance(label_columns, str):  # tuple("joy") would be three one-letter columns
+        raise DataError(f"label columns are a list of column names, got the string {label_columns!r}")
+    layout = _LabelLayout(
+        label_column, label_separator, tuple(label_columns) if label_columns is not None else None
+    )
+    rows = _Rows(strict_rows, allow_empty_labels)
     kind = _READERS.get(path.suffix.lower())
     if kind is None:
         raise DataError(
             f"{path}: unknown file type {path.suffix or '(no suffix)'!r}; use .jsonl, .json, .csv or .tsv"
         )
     if kind == "jsonl":
-        rows = _read_jsonl(path, text_column, label_column, strict_rows)
+        _read_jsonl(path, text_column, layout, rows)
     else:
-        rows = _read_delimited(path, text_column, label_column, kind == "tsv", strict_rows)
+        _read_delimited(path, text_column, layout, kind == "tsv", rows)
     if not rows.texts:
         if rows.skipped:
             raise DataError(f"{path}: no rows with text (all {len(rows.skipped)} rows have empty text)")
@@ -244,18 +355,58 @@ def load_files(
     name: str | None = None,
     *,
     strict_rows: bool = False,
+    label_separator: str | None = None,
+    label_columns: Sequence[str] | None = None,
+    allow_empty_labels: bool = False,
 ) -> Corpus:
-    """A corpus from user files; a train file alone is cross-validated, as Kim did for MR and Subj."""
+    """A corpus from user files; a train file alone is cross-validated, as Kim did for MR and Subj.
+
+    The label names are the sorted labels seen in train, or `label_columns` in their order; the
+    multi-label options are `read_labeled_file`'s, and apply to every file.
+    """
     given = {"train": train, "dev": dev, "test": test}
     splits = {
-        split: read_labeled_file(path, text_column, label_column, strict_rows=strict_rows)
+        split: read_labeled_file(
+            path,
+            text_column,
+            label_column,
+            strict_rows=strict_rows,
+            label_separator=label_separator,
+            label_columns=label_columns,
+            allow_empty_labels=allow_empty_labels,
+        )
         for split, path in given.items()
         if path is not None
     }
     _check_seen_in_train(splits)
-    label_names = tuple(sorted(set(splits["train"].labels)))
+    multi_label = splits["train"].multi_label
+    if label_columns is not None:
+        label_names = tuple(label_columns)
+    else:
+        label_names = tuple(sorted(_label_set(splits["train"].labels)))
+    splits = {split: _in_label_order(data, label_names) for split, data in splits.items()}
     if set(splits) == {"train"}:
         splits = {"all": splits["train"]}
     files = {split: str(path) for split, path in given.items() if path is not None}
     source = ", ".join(files.values())
-    return Corpus(name or Path(train).stem, label_names, splits, DEFAULT_TOKENIZER, source, files)
+    return Corpus(
+        name or Path(train).stem,
+        label_names,
+        splits,
+        DEFAULT_TOKENIZER,
+        source,
+        files,
+        multi_label=multi_label,
+        reading={
+            k: v
+            for k, v in {
+                "text_column": text_column if text_column != "text" else None,
+                "label_column": label_column if label_column != "label" else None,
+                "label_separator": label_separator,
+                "label_columns": list(label_columns) if label_columns else None,
+                "allow_empty_labels": allow_empty_labels or None,
+            }.items()
+            if v is not None
+        }
+        or None,
+    )

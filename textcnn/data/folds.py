@@ -4,13 +4,18 @@ Loading returns a `Corpus` (what is on disk); `make_folds` turns it into the tra
 arrangements to run, following Kim's protocols: 10-fold cross-validation for sets released as a
 single file (MR, Subj), the fixed splits otherwise, with 10% of train held out as dev where no dev
 split exists (Kim 2014, section 3.1 and 3.3).
+
+Multi-label data (rows holding tuples of labels) is split seeded but unstratified, for both the
+held-out dev part and the k folds: a row's label set is no class to stratify on (GoEmotions' 28
+labels make hundreds of sets, most of a few rows), and iterative stratification (Sechidis et al.,
+2011) is a dependency and a second code path for a small gain on sets this size.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from textcnn.data.splits import Corpus, Fold, LabeledTexts, _check_seen_in_train
+from textcnn.data.splits import Corpus, Fold, LabeledTexts, _check_seen_in_train, _label_set
 from textcnn.errors import DataError
 
 DEFAULT_FOLDS = 10  # Kim (2014), Table 1: "CV" means 10-fold cross-validation
@@ -26,6 +31,8 @@ def _hold_out(data: LabeledTexts, fraction: float, seed: int) -> tuple[list[int]
     from sklearn.model_selection import train_test_split
 
     indices = list(range(len(data)))
+    if data.multi_label:
+        return _hold_out_unstratified(data, indices, fraction, seed)
     try:
         train_idx, dev_idx = train_test_split(
             indices, test_size=fraction, stratify=list(data.labels), random_state=seed
@@ -46,8 +53,32 @@ def _hold_out(data: LabeledTexts, fraction: float, seed: int) -> tuple[list[int]
     return sorted([*train_idx, *kept]), sorted(dev_idx), False
 
 
-def _dev_source(fraction: float, seed: int, stratified: bool) -> str:
-    return f"{fraction * 100:g}% of train, {'stratified, ' if stratified else ''}seed {seed}"
+def _hold_out_unstratified(
+    data: LabeledTexts, indices: list[int], fraction: float, seed: int
+) -> tuple[list[int], list[int], bool]:
+    from sklearn.model_selection import train_test_split
+
+    try:
+        train_idx, dev_idx = train_test_split(indices, test_size=fraction, random_state=seed)
+    except ValueError:
+        raise DataError(
+            f"{data.source}: {len(data)} rows are too few to hold out {fraction:.0%} as dev; "
+            "give a --dev file or more data"
+        ) from None
+    return sorted(train_idx), sorted(dev_idx), False
+
+
+def _dev_source(fraction: float, seed: int, stratified: bool, multi_label: bool = False) -> str:
+    how = "unstratified (multi-label), " if multi_label else "stratified, " if stratified else ""
+    return f"{fraction * 100:g}% of train, {how}seed {seed}"
+
+
+def _only_one_label(data: LabeledTexts) -> None:
+    """A classifier needs two labels or more; for multi-label rows, two across all rows."""
+    names = _label_set(data.labels)
+    if len(names) < 2:
+        shown = repr(next(iter(names))) if names else "none"
+        raise DataError(f"{data.source}: only one label ({shown}); a classifier needs two or more")
 
 
 def make_folds(
@@ -77,6 +108,8 @@ def make_folds(
         raise DataError(f"--folds must be at least 2, got {n_folds}")
     if fold is not None and not 0 <= fold < n_folds:
         raise DataError(f"--fold must be between 0 and {n_folds - 1} (folds are numbered from 0), got {fold}")
+    if data.multi_label:
+        return _multi_label_folds(data, n_folds, folds, fold, seed, dev_fraction)
     counts = Counter(data.labels)
     if len(counts) < 2:
         raise DataError(
@@ -115,6 +148,41 @@ def make_folds(
     return result
 
 
+def _multi_label_folds(
+    data: LabeledTexts, n_folds: int, folds: int | None, fold: int | None, seed: int, dev_fraction: float
+) -> list[Fold]:
+    """`make_folds`' cross-validation for multi-label rows: shuffled k-fold, unstratified."""
+    _only_one_label(data)
+    if len(data) < n_folds:
+        raise DataError(
+            f"{data.source}: {len(data)} rows are too few for {n_folds}-fold cross-validation; "
+            "use fewer --folds or more data"
+        )
+
+    from sklearn.model_selection import KFold
+
+    splitter = KFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    wanted = {0} if folds is None and fold is None else set(range(n_folds)) if fold is None else {fold}
+    result: list[Fold] = []
+    for index, (train_part, test_part) in enumerate(splitter.split(list(data.texts))):
+        if index not in wanted:
+            continue
+        train_data = data.subset(sorted(int(i) for i in train_part))
+        train_idx, dev_idx, _ = _hold_out(train_data, dev_fraction, seed)
+        result.append(
+            Fold(
+                name=f"fold-{index}",
+                index=index,
+                train=train_data.subset(train_idx),
+                dev=train_data.subset(dev_idx),
+                test=data.subset(sorted(int(i) for i in test_part)),
+                dev_source=_dev_source(dev_fraction, seed, False, multi_label=True),
+                of=n_folds,
+            )
+        )
+    return result
+
+
 def _fixed_split_fold(
     corpus: Corpus, folds: int | None, fold: int | None, seed: int, dev_fraction: float
 ) -> Fold:
@@ -123,16 +191,12 @@ def _fixed_split_fold(
         having = "a test split" if "test" in corpus.splits else "fixed splits"
         raise DataError(f"{corpus.name} has {having}; {flag} is for datasets without one")
     train = corpus.splits["train"]
-    labels = set(train.labels)
-    if len(labels) < 2:
-        raise DataError(
-            f"{train.source}: only one label ({next(iter(labels))!r}); a classifier needs two or more"
-        )
+    _only_one_label(train)
     _check_seen_in_train(corpus.splits)
     if "dev" in corpus.splits:
         dev, dev_source = corpus.splits["dev"], "dev split"
     else:
         train_idx, dev_idx, stratified = _hold_out(train, dev_fraction, seed)
         train, dev = train.subset(train_idx), train.subset(dev_idx)
-        dev_source = _dev_source(dev_fraction, seed, stratified)
+        dev_source = _dev_source(dev_fraction, seed, stratified, multi_label=train.multi_label)
     return Fold("split", None, train, dev, corpus.splits.get("test"), dev_source)

@@ -2,7 +2,9 @@
 
 `datasets` is an optional dependency, imported only inside these loaders, so the rest of the data
 layer (and the offline tests) runs without it. Each path converts to the same `Corpus` as the file
-readers, with the same row checks and the same skip-or-refuse rule for empty text.
+readers, with the same row checks and the same skip-or-refuse rule for empty text. A label column
+holding lists (GoEmotions' `labels`, a `Sequence`/`List` of `ClassLabel` ids or of names) gives
+multi-label rows, as a JSON list does in a file.
 """
 
 from __future__ import annotations
@@ -14,23 +16,42 @@ from typing import Any
 
 from textcnn.data.files import _Rows, _warn_skipped
 from textcnn.data.registry import REGISTRY
-from textcnn.data.splits import Corpus, LabeledTexts, _check_known_labels, _check_seen_in_train
+from textcnn.data.splits import (
+    Corpus,
+    LabeledTexts,
+    _check_known_labels,
+    _check_seen_in_train,
+    _in_label_order,
+    _label_set,
+)
 from textcnn.data.tokenizers import DEFAULT_TOKENIZER
 from textcnn.errors import DataError
 
 
+def _class_name(value: Any, names: Sequence[str] | None, at: str) -> Any:
+    """A ClassLabel id's name (each id's, for a list); anything else as it is, for `_Rows` to check."""
+    if isinstance(value, list):
+        return [_class_name(v, names, at) for v in value]
+    if names and isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value < len(names):
+            raise DataError(f"{at}: label {value} is outside the ClassLabel's {len(names)} names")
+        return names[value]
+    return value
+
+
 def _hf_rows(
-    texts: list, labels: list, names: Sequence[str] | None, where: str, strict_rows: bool
+    texts: list,
+    labels: list,
+    names: Sequence[str] | None,
+    where: str,
+    strict_rows: bool,
+    allow_empty_labels: bool = False,
 ) -> LabeledTexts:
-    """One Hugging Face split's rows; ClassLabel ids become their names."""
-    rows = _Rows(strict_rows)
+    """One Hugging Face split's rows; ClassLabel ids become their names, in lists too."""
+    rows = _Rows(strict_rows, allow_empty_labels, unit="row")
     for row, (text, value) in enumerate(zip(texts, labels, strict=True), start=1):
         at = f"{where}:{row}"
-        if names and isinstance(value, int) and not isinstance(value, bool):
-            if not 0 <= value < len(names):
-                raise DataError(f"{at}: label {value} is outside the ClassLabel's {len(names)} names")
-            value = names[value]
-        rows.add(text, value, row, at)
+        rows.add(text, _class_name(value, names, at), row, at)
     if rows.skipped and not rows.texts:
         raise DataError(f"{where}: no rows with text (all {len(rows.skipped)} rows have empty text)")
     return rows.labeled(where)
@@ -44,6 +65,7 @@ def corpus_from_hf(
     *,
     strict_rows: bool = False,
     source: str | None = None,
+    allow_empty_labels: bool = False,
 ) -> Corpus:
     """Convert a `datasets.DatasetDict` (train / validation / test) to a Corpus.
 
@@ -51,7 +73,8 @@ def corpus_from_hf(
     sorted distinct training values. A test split labelled -1 throughout (GLUE-style hidden test
     labels) is dropped, since it cannot be scored. Rows with empty text are skipped (one warning
     per split) as in files; their numbers are rows of the split, from 1. `source` prefixes every
-    message (default `hub:NAME`).
+    message (default `hub:NAME`). A label column of lists (a `Sequence`/`List` of ClassLabel ids,
+    or of names) makes a multi-label corpus; `allow_empty_labels` accepts rows whose list is empty.
     """
     renames = {"train": "train", "validation": "dev", "valid": "dev", "dev": "dev", "test": "test"}
     source = source or f"hub:{name}"
@@ -68,32 +91,43 @@ def corpus_from_hf(
             if column not in part.column_names:
                 raise DataError(f"{where}: no column {column!r} (columns: {', '.join(part.column_names)})")
         feature = part.features[label_column]
-        names = getattr(feature, "names", None)  # a ClassLabel: ints in the data, names in the schema
+        # A list column (`Sequence`/`List`) describes its elements in `.feature`.
+        element = getattr(feature, "feature", feature)
+        names = getattr(element, "names", None)  # a ClassLabel: ints in the data, names in the schema
         if names and label_names is None:
             label_names = tuple(str(n) for n in names)
         raw_labels = list(part[label_column])
         if names and ours != "train" and raw_labels and all(value == -1 for value in raw_labels):
             continue
-        splits[ours] = _hf_rows(list(part[text_column]), raw_labels, names, where, strict_rows)
+        splits[ours] = _hf_rows(
+            list(part[text_column]), raw_labels, names, where, strict_rows, allow_empty_labels
+        )
     if not splits["train"]:
         raise DataError(f"{source}/train: no rows")
     if label_names is None:
-        label_names = tuple(sorted(set(splits["train"].labels)))
+        label_names = tuple(sorted(_label_set(splits["train"].labels)))
     else:
         for data in splits.values():
             _check_known_labels(data, label_names, "the ClassLabel names")
     _check_seen_in_train(splits)
+    multi_label = splits["train"].multi_label
+    splits = {ours: _in_label_order(data, label_names) for ours, data in splits.items()}
     for data in splits.values():
         _warn_skipped(data, unit="row")  # after the checks, so a refused dataset does not also warn
     if set(splits) == {"train"}:
         splits = {"all": splits["train"]}
     registered = next((s for s in REGISTRY.values() if s.hub_id == name), None)
     tokenizer = registered.tokenizer if registered else DEFAULT_TOKENIZER
-    return Corpus(name, label_names, splits, tokenizer, source)
+    return Corpus(name, label_names, splits, tokenizer, source, multi_label=multi_label)
 
 
 def load_hub(
-    hub_id: str, text_column: str = "text", label_column: str = "label", *, strict_rows: bool = False
+    hub_id: str,
+    text_column: str = "text",
+    label_column: str = "label",
+    *,
+    strict_rows: bool = False,
+    allow_empty_labels: bool = False,
 ) -> Corpus:
     """Fetch a corpus from the Hugging Face Hub through `datasets` (online machines only);
     `owner/name:config` names one configuration of a dataset that has several (UMSAB's languages)."""
@@ -114,7 +148,14 @@ def load_hub(
         ) from None
     if not isinstance(dataset_dict, Mapping):
         raise DataError(f"hub:{hub_id}: expected a dataset with named splits")
-    return corpus_from_hf(hub_id, dataset_dict, text_column, label_column, strict_rows=strict_rows)
+    return corpus_from_hf(
+        hub_id,
+        dataset_dict,
+        text_column,
+        label_column,
+        strict_rows=strict_rows,
+        allow_empty_labels=allow_empty_labels,
+    )
 
 
 # `datasets`' packaged builders for a single data file given as --dataset (a folder is left to
@@ -148,6 +189,7 @@ def load_local(
     label_column: str = "label",
     *,
     strict_rows: bool = False,
+    allow_empty_labels: bool = False,
 ) -> Corpus:
     """A dataset on this machine, read through `datasets` and converted as a Hub one is.
 
@@ -194,5 +236,11 @@ def load_local(
     if not isinstance(loaded, Mapping):  # a single `Dataset` saved to disk: one split, like one file
         loaded = {"train": loaded}
     return corpus_from_hf(
-        str(path), loaded, text_column, label_column, strict_rows=strict_rows, source=source
+        str(path),
+        loaded,
+        text_column,
+        label_column,
+        strict_rows=strict_rows,
+        source=source,
+        allow_empty_labels=allow_empty_labels,
     )

@@ -1,9 +1,10 @@
 """The registry of the benchmarks, where their files are found, and which of them are here.
 
-The registry is the one place that knows each benchmark's labels, splits, language, the tokenizer it
-suggests, the metric its papers report and their published figures (Kim 2014's accuracies for the
-English sets, the UMSAB paper's macro-F1 for the tweets), so that `textcnn datasets`, the loaders,
-the benchmarks and the tests agree on them. A dataset only suggests a tokenizer: `--tokenizer`
+The registry is the one place that knows each benchmark's labels (and whether a row holds several),
+splits, language, the tokenizer it suggests, the metric its papers report and their published
+figures (Kim 2014's accuracies for the English sets, the UMSAB paper's macro-F1 for the tweets,
+GoEmotions' BERT baselines), so that `textcnn datasets`, the loaders, the benchmarks and the tests
+agree on them. A dataset only suggests a tokenizer: `--tokenizer`
 (`RunSettings.tokenizer`) chooses.
 The benchmark files are never copied into this repository: they are read from a data folder given
 at run time (`--data-dir` or `TEXTCNN_DATA_DIR`), or fetched from the Hugging Face Hub.
@@ -35,6 +36,9 @@ class DatasetSpec:
     language: str = "en"
     metric: str = "accuracy"  # what its papers report: "accuracy" or "macro_f1"
     reference: dict[str, float] = field(default_factory=dict)  # published figures in `metric` x 100
+    # Rows hold a list of labels (the card's `multi_label`), kept in the files' `label_column`.
+    multi_label: bool = False
+    label_column: str = "label"
 
     @property
     def protocol(self) -> str:
@@ -189,6 +193,57 @@ REGISTRY: dict[str, DatasetSpec] = {
             for code, language, reference in _UMSAB
         ),
         DatasetSpec(
+            name="goemotions",
+            # The card's order (Demszky et al.'s, neutral last), which is also the Hub's ClassLabel ids.
+            labels=(
+                "admiration",
+                "amusement",
+                "anger",
+                "annoyance",
+                "approval",
+                "caring",
+                "confusion",
+                "curiosity",
+                "desire",
+                "disappointment",
+                "disapproval",
+                "disgust",
+                "embarrassment",
+                "excitement",
+                "fear",
+                "gratitude",
+                "grief",
+                "joy",
+                "love",
+                "nervousness",
+                "optimism",
+                "pride",
+                "realization",
+                "relief",
+                "remorse",
+                "sadness",
+                "surprise",
+                "neutral",
+            ),
+            splits=("train", "dev", "test"),
+            tokenizer="unicode",  # Reddit text: emoji, [NAME] masks, non-Latin words now and then
+            # The `simplified` configuration is these splits, its `labels` a list of ClassLabel ids
+            # (`textcnn.data.hub` names them); pass --label-column labels.
+            hub_id="google-research-datasets/go_emotions:simplified",
+            about=(
+                "Reddit comments, each with one or more of 27 emotions or neutral (GoEmotions, Demszky "
+                "et al., ACL 2020). Multi-label: 'labels' is a list. Names and religions are masked as "
+                "[NAME], [RELIGION]."
+            ),
+            metric="macro_f1",
+            reference={
+                "bert-base-cased (Demszky et al. 2020)": 46.0,
+                "bert-base-cased (monologg/GoEmotions-pytorch, test)": 50.3,
+            },
+            multi_label=True,
+            label_column="labels",
+        ),
+        DatasetSpec(
             name="chnsenticorp",
             labels=("negative", "positive"),
             splits=("all",),
@@ -271,6 +326,7 @@ def dataset_status(data_dir: str | os.PathLike | None = None) -> list[dict]:
                 "metric": spec.metric,
                 "kim2014": dict(spec.kim2014),
                 "reference": dict(spec.reference),
+                "multi_label": spec.multi_label,
             }
         )
     return rows

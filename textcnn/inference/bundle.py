@@ -26,22 +26,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from textcnn.data.text import Batch, TextEncoder, Vocabulary, similar_length_chunks
+from textcnn.data.text import TextEncoder, Vocabulary
 from textcnn.errors import BundleError, TextCNNError
+from textcnn.inference.classifier import Classifier, Prediction
+from textcnn.inference.decisions import Decision
 from textcnn.model.cnn import ModelConfig, TextCNN
 from textcnn.model.ensemble import Ensemble
 from textcnn.model.linear_member import LinearConfig, LinearMember
-from textcnn.model.mixed import Member, MixedEnsemble
+from textcnn.model.mixed import MixedEnsemble
 from textcnn.model.pooling import get_pooling
-from textcnn.runtime import atomic_write_bytes, package_versions, resolve_device
+from textcnn.runtime import atomic_write_bytes, package_versions
+
+__all__ = ["BundleCard", "Classifier", "Prediction", "bundle_id", "load_bundle", "save_bundle"]
 
 FORMAT = "textcnn-bundle"
 FORMAT_VERSION = 1  # a single model or an ensemble of one shape
@@ -49,31 +52,6 @@ MIXED_FORMAT_VERSION = 2  # a mixed ensemble
 READABLE_VERSIONS = (FORMAT_VERSION, MIXED_FORMAT_VERSION)
 CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE = "config.json", "vocab.json", "weights.safetensors"
 LINEAR_FILE = "linear.safetensors"
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One text's answer. A text with no token the model knows, or known only by its punctuation
-    (`coverage` 0, `textcnn.data.text.coverage`), is *unread*: the model's output for it would be its
-    biases (and punctuation), so it gets no label, score or probabilities."""
-
-    label: str | None  # None: unread
-    score: float | None  # probability of `label`
-    probabilities: dict[str, float] | None  # every class, by label name
-    coverage: float = 1.0  # the share of the text's tokens the vocabulary knows
-
-    @property
-    def unread(self) -> bool:
-        return self.label is None
-
-    def to_json(self) -> dict:
-        return {
-            "label": self.label,
-            "score": self.score,
-            "probabilities": self.probabilities,
-            "coverage": self.coverage,
-            "unread": self.unread,
-        }
 
 
 @dataclass(frozen=True)
@@ -100,6 +78,8 @@ class BundleCard:
     members: tuple[dict, ...]  # each member: kind, weight, and its pooling and shape (CNN) or C (linear)
     tokenizer: dict  # the registry's word on its tokenizer: name, options, summary, what it is for
     tokens: dict | None = None  # what the tokenizer made of the training texts (TokenizerReport.to_json())
+    task: str = "single-label"  # or "multi-label": one sigmoid per label, thresholds in `decision`
+    decision: dict | None = None  # multi-label: the thresholds and how they were chosen (Decision.to_json())
 
 
 def _pooling_card(names: Sequence[str]) -> dict:
@@ -137,21 +117,6 @@ def _tokenizer_card(encoder: TextEncoder) -> dict:
     }
 
 
-def _member_card(member: Member) -> dict:
-    """What /info and the card say of one member."""
-    card = {"member": member.index, "kind": member.kind, "weight": member.weight}
-    if isinstance(member.model, LinearMember):
-        return card | {"features": member.model.config.features, "C": member.model.config.C}
-    config = member.model.config
-    return card | {
-        "group": member.group,
-        "pooling": config.pooling,
-        "variant": config.variant,
-        "filter_widths": list(config.filter_widths),
-        "num_filters": config.num_filters,
-    }
-
-
 def bundle_id(path: str | Path) -> str:
     """`<folder name>@<first 12 hex digits of the weights' sha256>`, the digest config.json records;
     a config without one (or not readable as JSON) gives the sha256 of config.json itself instead."""
@@ -166,304 +131,169 @@ def bundle_id(path: str | Path) -> str:
     return f"{path.resolve().name}@{digest[:12]}"
 
 
-class Classifier:
-    """A model with its vocabulary and label names: texts in, label names and probabilities out.
+def save_bundle(classifier: Classifier, path: Path, half: bool = False) -> BundleCard:
+    """Write `classifier` as a bundle folder at `path` (`Classifier.save`); its card."""
+    path.mkdir(parents=True, exist_ok=True)
+    from safetensors.torch import save
 
-    `model` is a `TextCNN`, an `Ensemble` or a `MixedEnsemble` (whose forwards give the log of
-    their members' mean probabilities, so everything below treats it as one model's logits)."""
-
-    def __init__(
-        self,
-        model: TextCNN | Ensemble | MixedEnsemble,
-        encoder: TextEncoder,
-        label_names: Sequence[str],
-        info: dict | None = None,
-    ):
-        classes, vocab_size = _shape(model)
-        if len(label_names) != classes:
-            raise BundleError(f"{len(label_names)} label names for a model with {classes} classes")
-        if len(encoder.vocab) != vocab_size:
-            raise BundleError(f"vocabulary of {len(encoder.vocab)} for a model expecting {vocab_size}")
-        self.model = model.eval()
-        self.encoder = encoder
-        self.label_names = list(label_names)
-        self.info = dict(info or {})  # everything else from config.json: training, data, metrics
-        self._card: BundleCard | None = None  # set by load and save
-
-    @property
-    def card(self) -> BundleCard:
-        """The bundle this classifier was loaded from, or last saved to (BundleError if neither)."""
-        if self._card is None:
-            raise BundleError("this classifier was neither loaded from a bundle nor saved to one")
-        return self._card
-
-    @property
-    def is_ensemble(self) -> bool:
-        """More than one model behind the predictions (an ensemble, or a mixed one)."""
-        return isinstance(self.model, Ensemble | MixedEnsemble)
-
-    @property
-    def is_mixed(self) -> bool:
-        return isinstance(self.model, MixedEnsemble)
-
-    @property
-    def members(self) -> list[TextCNN]:
-        """The CNNs behind the predictions: the model itself, or an ensemble's CNN members."""
-        if isinstance(self.model, MixedEnsemble):
-            return [m.model for m in self.model.members() if isinstance(m.model, TextCNN)]
-        return self.model.member_models() if isinstance(self.model, Ensemble) else [self.model]
-
-    def member_list(self) -> list[Member]:
-        """Every member with its kind and its weight in the combination (one, weight 1, for a single model)."""
-        if isinstance(self.model, MixedEnsemble):
-            return self.model.members()
-        models = self.members
-        return [
-            Member(k, "cnn", model, 1.0 / len(models), 0 if self.is_ensemble else None)
-            for k, model in enumerate(models)
-        ]
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.label_names)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.buffers() if self.is_mixed else self.model.parameters()).device
-
-    @property
-    def min_length(self) -> int:
-        if isinstance(self.model, MixedEnsemble):
-            return self.model.min_length
-        return max(self.model.config.map_widths)
-
-    def to(self, device: str | torch.device) -> Classifier:
-        self.model.to(resolve_device(device))
-        return self
-
-    @torch.inference_mode()
-    def logits_for_batch(self, batch: Batch) -> torch.Tensor:
-        """Logits (B, C) as float32 on the CPU for an already padded batch (the service's hot path)."""
-        batch = batch.to(self.device)
-        return self.model(batch.ids, batch.lengths).float().cpu()
-
-    def logits(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
-        """Logits (N, C) in input order; batches are formed from texts of similar length."""
-        return self.logits_of_ids(self._encoded(texts), batch_size)
-
-    def _encoded(self, texts: Sequence[str]) -> list[list[int]]:
-        if isinstance(texts, str):
-            raise TypeError("takes a sequence of texts, not a single string")
-        return self.encoder.encode_many(texts)
-
-    def logits_of_ids(self, encoded: Sequence[Sequence[int]], batch_size: int = 256) -> torch.Tensor:
-        """Logits (N, C) of encoded texts (`encoder.encode_many`), in input order."""
-        out = torch.empty(len(encoded), self.num_classes)
-        for rows, batch in self.batches(encoded, batch_size):
-            out[rows] = self.logits_for_batch(batch)
-        return out
-
-    def batches(
-        self, sequences: Sequence[Sequence[int]], max_rows: int, max_tokens: int | None = None
-    ) -> Iterator[tuple[list[int], Batch]]:
-        """Encoded texts as padded batches of similar length, each with the indices of its rows.
-
-        At most `max_rows` rows each, and rows x padded length at most `max_tokens` (a longer text
-        goes alone); see `similar_length_chunks`. Made one at a time, as they are asked for.
-        """
-        lengths = [len(ids) for ids in sequences]
-        for rows in similar_length_chunks(lengths, max_rows, max_tokens, min_length=self.min_length):
-            yield rows, self.encoder.pad([sequences[i] for i in rows], self.min_length)
-
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        return torch.softmax(self.logits(texts, batch_size), dim=1).numpy()
-
-    def predictions_from_logits(
-        self, logits: torch.Tensor, coverages: Sequence[float] | None = None
-    ) -> list[Prediction]:
-        """Label names and probabilities from logits (N, C); `coverages[i]` (the share of text i's
-        tokens the vocabulary knows, `textcnn.data.text.coverage`) 0 makes text i unread."""
-        probabilities = torch.softmax(logits.float(), dim=1)
-        best = probabilities.argmax(dim=1).tolist()
-        rows = probabilities.tolist()
-        coverages = [1.0] * len(rows) if coverages is None else coverages
-        return [
-            Prediction(
-                label=self.label_names[b],
-                score=row[b],
-                probabilities=dict(zip(self.label_names, row, strict=True)),
-                coverage=share,
-            )
-            if share > 0
-            else Prediction(None, None, None, 0.0)
-            for b, row, share in zip(best, rows, coverages, strict=True)
-        ]
-
-    def predict(self, texts: Sequence[str], batch_size: int = 256) -> list[Prediction]:
-        encoded = self._encoded(texts)
-        coverages = [self.encoder.coverage(text, ids) for text, ids in zip(texts, encoded, strict=True)]
-        return self.predictions_from_logits(self.logits_of_ids(encoded, batch_size), coverages)
-
-    def score(self, texts: Sequence[str], labels: Sequence[str]) -> dict:
-        """`classification_metrics` of this classifier on labelled texts (label names it knows): what
-        `textcnn evaluate` prints and a composed bundle records for its dev and test parts."""
-        from textcnn.inference.metrics import classification_metrics
-
-        index = {name: i for i, name in enumerate(self.label_names)}
-        encoded = self._encoded(list(texts))
-        predicted = self.logits_of_ids(encoded).argmax(dim=1).tolist()
-        metrics = classification_metrics([index[y] for y in labels], predicted, self.label_names)
-        # Unread texts are scored by the class the biases favour, as always; how many there were:
-        shares = [self.encoder.coverage(text, ids) for text, ids in zip(texts, encoded, strict=True)]
-        metrics["unread"] = sum(1 for share in shares if share == 0)
-        metrics["coverage"] = sum(shares) / len(shares) if shares else None
-        return metrics
-
-    # -- bundles ------------------------------------------------------------------------------
-
-    def save(self, path: str | Path, half: bool = False) -> Path:
-        """Write the bundle; `half` stores fp16 weights (half the size, loaded back as fp32)."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        from safetensors.torch import save
-
-        state = {
-            k: v.detach().to("cpu", torch.float16 if half else torch.float32).contiguous()
-            for k, v in self.model.state_dict().items()
-            if not k.startswith("linear.")
-        }
-        weights = save(state, metadata={"format": FORMAT})
-        mixed = isinstance(self.model, MixedEnsemble)
-        config = {
-            "format": FORMAT,
-            "format_version": MIXED_FORMAT_VERSION if mixed else FORMAT_VERSION,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "versions": package_versions(),
-            "labels": self.label_names,
-            "vocab_size": len(self.encoder.vocab),
-            "text": self.encoder.to_json(),
-            **({"mixture": None} if mixed else {"model": self.model.config.to_json()}),
-            "weights": {
-                "file": WEIGHTS_FILE,
-                "dtype": "float16" if half else "float32",
-                "sha256": hashlib.sha256(weights).hexdigest(),
-            },
-        } | {k: v for k, v in self.info.items() if k not in _RESERVED_KEYS and k != "ensemble"}
-        linear = None
-        if mixed and self.model.linear is not None:  # fp32 always: its keys are int64, its weights few
-            linear = save(
-                {k: v.detach().cpu().contiguous() for k, v in self.model.linear.state_dict().items()},
-                metadata={"format": FORMAT},
-            )
-        if mixed:
-            config["mixture"] = self._mixture_section(linear)
-        if self.is_ensemble:  # only an ensemble's config has the section: it decides how to load
-            config["ensemble"] = self._ensemble_section()
-        # config.json goes last: it names the weights' digests, so a bundle caught half-written
-        # (new weights, old config) is reported as inconsistent instead of loading.
-        atomic_write_bytes(path / WEIGHTS_FILE, weights)
-        if linear is not None:
-            atomic_write_bytes(path / LINEAR_FILE, linear)
-        atomic_write_bytes(
-            path / VOCAB_FILE, json.dumps(self.encoder.vocab.to_json(), ensure_ascii=False).encode()
+    state = {
+        k: v.detach().to("cpu", torch.float16 if half else torch.float32).contiguous()
+        for k, v in classifier.model.state_dict().items()
+        if not k.startswith("linear.")
+    }
+    weights = save(state, metadata={"format": FORMAT})
+    mixed = isinstance(classifier.model, MixedEnsemble)
+    config = {
+        "format": FORMAT,
+        "format_version": MIXED_FORMAT_VERSION if mixed else FORMAT_VERSION,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": package_versions(),
+        "labels": classifier.label_names,
+        "vocab_size": len(classifier.encoder.vocab),
+        "text": classifier.encoder.to_json(),
+        **({"mixture": None} if mixed else {"model": classifier.model.config.to_json()}),
+        "weights": {
+            "file": WEIGHTS_FILE,
+            "dtype": "float16" if half else "float32",
+            "sha256": hashlib.sha256(weights).hexdigest(),
+        },
+    } | {k: v for k, v in classifier.info.items() if k not in _RESERVED_KEYS and k != "ensemble"}
+    linear = None
+    if mixed and classifier.model.linear is not None:  # fp32 always: its keys are int64, its weights few
+        linear = save(
+            {k: v.detach().cpu().contiguous() for k, v in classifier.model.linear.state_dict().items()},
+            metadata={"format": FORMAT},
         )
-        for name, data in self.encoder.files().items():  # a learned tokenizer's model (sha256 in config)
-            atomic_write_bytes(path / name, data)
-        atomic_write_bytes(path / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False).encode())
-        if linear is None:  # a mixed bundle's linear member, from an earlier save to this folder
-            (path / LINEAR_FILE).unlink(missing_ok=True)
-        self._card = self._card_for(path, config)
-        return path
+    if mixed:
+        config["mixture"] = _mixture_section(classifier, linear)
+    if classifier.is_ensemble:  # only an ensemble's config has the section: it decides how to load
+        config["ensemble"] = _ensemble_section(classifier)
+    if classifier.decision is not None:
+        config["decision"] = classifier.decision.to_json()
+    # config.json goes last: it names the weights' digests, so a bundle caught half-written
+    # (new weights, old config) is reported as inconsistent instead of loading.
+    atomic_write_bytes(path / WEIGHTS_FILE, weights)
+    if linear is not None:
+        atomic_write_bytes(path / LINEAR_FILE, linear)
+    atomic_write_bytes(
+        path / VOCAB_FILE, json.dumps(classifier.encoder.vocab.to_json(), ensure_ascii=False).encode()
+    )
+    for name, data in classifier.encoder.files().items():  # a learned tokenizer's model (sha256 in config)
+        atomic_write_bytes(path / name, data)
+    atomic_write_bytes(path / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False).encode())
+    if linear is None:  # a mixed bundle's linear member, from an earlier save to this folder
+        (path / LINEAR_FILE).unlink(missing_ok=True)
+    return _card_for(classifier, path, config)
 
-    def _card_for(self, path: Path, config: dict) -> BundleCard:
-        """The card of the bundle at `path`, whose config.json is `config`, written for this classifier."""
-        training = config.get("training") or {}
-        members = self.member_list()
-        cnns = [m.model.config for m in members if isinstance(m.model, TextCNN)]
-        return BundleCard(
-            id=bundle_id(path),
-            path=path.resolve(),
-            created=config.get("created"),
-            labels=tuple(self.label_names),
-            vocab_size=len(self.encoder.vocab),
-            # a mixed bundle's first CNN shape (each member's is in `members`)
-            model=cnns[0].to_json() if cnns else {},
-            text=self.encoder.to_json(),
-            data=config.get("data"),
-            metrics=config.get("metrics"),
-            training={k: training.get(k) for k in ("best_epoch", "epochs_run", "stopped_early", "config")},
-            ensemble=config.get("ensemble"),
-            vectors=config.get("vectors"),
-            versions=config.get("versions"),
-            pooling=_pooling_card([c.pooling for c in cnns]) if cnns else _LINEAR_POOLING,
-            members=tuple(_member_card(m) for m in members),
-            tokenizer=_tokenizer_card(self.encoder),
-            tokens=config.get("tokens"),
-        )
 
-    def _ensemble_section(self) -> dict:
-        """config.json's `ensemble`: the member count (which the weights' shapes follow), what
-        training said of each member (`info["ensemble"]["members"]`, when it came from training)
-        and, for a mixed ensemble, how the members are combined."""
-        size = self.model.size if self.is_mixed else self.model.models
-        section = dict(self.info.get("ensemble") or {})
-        members = list(section.get("members") or [{} for _ in range(size)])
-        if len(members) != size:
-            raise BundleError(f"{len(members)} member records for an ensemble of {size}")
-        if self.is_mixed:
-            section.setdefault("combine", "mean of the members' probabilities")
-            section["weights"] = self.model.weights.tolist()
-            members = [
-                {**record, "kind": m.kind, **({"pooling": m.model.config.pooling} if m.kind == "cnn" else {})}
-                for record, m in zip(members, self.model.members(), strict=True)
-            ]
-        return {**section, "size": size, "members": members}
+def _card_for(classifier: Classifier, path: Path, config: dict) -> BundleCard:
+    """The card of the bundle at `path`, whose config.json is `config`, written for `classifier`."""
+    training = config.get("training") or {}
+    members = classifier.member_list()
+    cnns = [m.model.config for m in members if m.kind == "cnn"]
+    return BundleCard(
+        id=bundle_id(path),
+        path=path.resolve(),
+        created=config.get("created"),
+        labels=tuple(classifier.label_names),
+        vocab_size=len(classifier.encoder.vocab),
+        # a mixed bundle's first CNN shape (each member's is in `members`)
+        model=cnns[0].to_json() if cnns else {},
+        text=classifier.encoder.to_json(),
+        data=config.get("data"),
+        metrics=config.get("metrics"),
+        training={k: training.get(k) for k in ("best_epoch", "epochs_run", "stopped_early", "config")},
+        ensemble=config.get("ensemble"),
+        vectors=config.get("vectors"),
+        versions=config.get("versions"),
+        pooling=_pooling_card([c.pooling for c in cnns]) if cnns else _LINEAR_POOLING,
+        members=tuple(m.card for m in members),
+        tokenizer=_tokenizer_card(classifier.encoder),
+        tokens=config.get("tokens"),
+        task="multi-label" if classifier.multi_label else "single-label",
+        decision=classifier.decision.to_json() if classifier.decision is not None else None,
+    )
 
-    def _mixture_section(self, linear: bytes | None) -> dict:
-        """config.json's `mixture` (version 2): what to build before the weights are read."""
-        model: MixedEnsemble = self.model
-        section: dict = {
-            "groups": [{"model": g.config.to_json(), "size": g.models} for g in model.groups],
-            "linear": None,
-            "weights": model.weights.tolist(),
+
+def _ensemble_section(classifier: Classifier) -> dict:
+    """config.json's `ensemble`: the member count (which the weights' shapes follow), what
+    training said of each member (`info["ensemble"]["members"]`, when it came from training)
+    and, for a mixed ensemble, how the members are combined."""
+    size = len(classifier.member_list())
+    section = dict(classifier.info.get("ensemble") or {})
+    members = list(section.get("members") or [{} for _ in range(size)])
+    if len(members) != size:
+        raise BundleError(f"{len(members)} member records for an ensemble of {size}")
+    if isinstance(classifier.model, MixedEnsemble):
+        section.setdefault("combine", "mean of the members' probabilities")
+        section["weights"] = classifier.model.weights.tolist()
+        members = [
+            {**record, "kind": m.kind, **({"pooling": m.model.config.pooling} if m.kind == "cnn" else {})}
+            for record, m in zip(members, classifier.model.members(), strict=True)
+        ]
+    return {**section, "size": size, "members": members}
+
+
+def _mixture_section(classifier: Classifier, linear: bytes | None) -> dict:
+    """config.json's `mixture` (version 2): what to build before the weights are read."""
+    model: MixedEnsemble = classifier.model
+    section: dict = {
+        "groups": [{"model": g.config.to_json(), "size": g.models} for g in model.groups],
+        "linear": None,
+        "weights": model.weights.tolist(),
+    }
+    if linear is not None:
+        section["linear"] = model.linear.config.to_json() | {
+            "file": LINEAR_FILE,
+            "sha256": hashlib.sha256(linear).hexdigest(),
         }
-        if linear is not None:
-            section["linear"] = model.linear.config.to_json() | {
-                "file": LINEAR_FILE,
-                "sha256": hashlib.sha256(linear).hexdigest(),
-            }
-        return section
+    return section
 
-    @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "auto") -> Classifier:
-        path = Path(path)
-        if not path.is_dir():
-            raise BundleError(f"{path}: no model bundle here (expected a folder with {CONFIG_FILE})")
-        config = _read_config(path)
-        vocab = Vocabulary.load(path / VOCAB_FILE)  # raises its own BundleError naming vocab.json
-        encoder = _encoder(path, config.get("text") or {}, vocab)
+
+def load_bundle(path: str | Path, device: str | torch.device = "auto") -> Classifier:
+    """The classifier of the bundle at `path` (`Classifier.load`)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise BundleError(f"{path}: no model bundle here (expected a folder with {CONFIG_FILE})")
+    config = _read_config(path)
+    vocab = Vocabulary.load(path / VOCAB_FILE)  # raises its own BundleError naming vocab.json
+    encoder = _encoder(path, config.get("text") or {}, vocab)
+    try:
+        if config["format_version"] == MIXED_FORMAT_VERSION:
+            model = _mixed_model(config["mixture"], vocab)
+        else:
+            model_config = ModelConfig.from_json(config["model"])
+            model = (
+                TextCNN(model_config)
+                if "ensemble" not in config
+                else Ensemble(model_config, _size(path, config))
+            )
+    except TextCNNError as exc:
+        raise BundleError(f"{path / CONFIG_FILE}: {exc}") from None
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise BundleError(f"{path / CONFIG_FILE}: malformed model section ({exc!r})") from None
+    model.load_state_dict(_read_weights(path, config, model), strict=not isinstance(model, MixedEnsemble))
+    if isinstance(model, MixedEnsemble) and model.linear is not None:
+        model.linear.load_state_dict(_read_linear(path, config["mixture"]["linear"], model.linear))
+    decision = None
+    if model.multi_label:
         try:
-            if config["format_version"] == MIXED_FORMAT_VERSION:
-                model = _mixed_model(config["mixture"], vocab)
-            else:
-                model_config = ModelConfig.from_json(config["model"])
-                model = (
-                    TextCNN(model_config)
-                    if "ensemble" not in config
-                    else Ensemble(model_config, _size(path, config))
-                )
+            decision = Decision.from_json(config["decision"], len(config["labels"]))
         except TextCNNError as exc:
-            raise BundleError(f"{path / CONFIG_FILE}: {exc}") from None
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise BundleError(f"{path / CONFIG_FILE}: malformed model section ({exc!r})") from None
-        model.load_state_dict(_read_weights(path, config, model), strict=not isinstance(model, MixedEnsemble))
-        if isinstance(model, MixedEnsemble) and model.linear is not None:
-            model.linear.load_state_dict(_read_linear(path, config["mixture"]["linear"], model.linear))
-        classifier = cls(
-            model, encoder, config["labels"], {k: v for k, v in config.items() if k not in _RESERVED_KEYS}
-        )
-        classifier._card = classifier._card_for(path, config)
-        return classifier.to(device)
+            raise BundleError(f"{path / CONFIG_FILE}: decision: {exc}") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(
+                f"{path / CONFIG_FILE}: a multi-label bundle needs its decision ({exc!r})"
+            ) from None
+    classifier = Classifier(
+        model,
+        encoder,
+        config["labels"],
+        {k: v for k, v in config.items() if k not in _RESERVED_KEYS},
+        decision,
+    )
+    classifier._card = _card_for(classifier, path, config)
+    return classifier.to(device)
 
 
 _RESERVED_KEYS = {
@@ -477,6 +307,7 @@ _RESERVED_KEYS = {
     "model",
     "mixture",
     "weights",
+    "decision",
 }
 _LINEAR_POOLING = {
     "name": None,
@@ -484,13 +315,6 @@ _LINEAR_POOLING = {
     "explained": "each n-gram's weight",
     "exact": True,
 }
-
-
-def _shape(model: TextCNN | Ensemble | MixedEnsemble) -> tuple[int, int]:
-    """(classes, vocabulary size) the model expects."""
-    if isinstance(model, MixedEnsemble):
-        return model.num_classes, model.vocab_size
-    return model.config.num_classes, model.config.vocab_size
 
 
 def _mixed_model(section: dict, vocab: Vocabulary) -> MixedEnsemble:

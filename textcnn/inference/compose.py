@@ -17,10 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from textcnn.errors import BundleError
-from textcnn.inference.bundle import Classifier
+from textcnn.inference.classifier import Classifier
+from textcnn.inference.decisions import Decision, choose_thresholds
+from textcnn.inference.metrics import headline
 from textcnn.model.cnn import ModelConfig, TextCNN
 from textcnn.model.ensemble import Ensemble
 from textcnn.model.linear_member import LinearMember
@@ -38,6 +41,12 @@ def check_compatible(bundles: Sequence[Classifier], names: Sequence[str]) -> Non
         if bundle.label_names != first.label_names:
             raise BundleError(
                 f"{name}: labels {bundle.label_names} differ from {first_name}'s {first.label_names}"
+            )
+        if bundle.multi_label != first.multi_label:
+            kinds = {True: "multi-label", False: "single-label"}
+            raise BundleError(
+                f"{name} is {kinds[bundle.multi_label]}, {first_name} {kinds[first.multi_label]}: "
+                "members must answer the same question"
             )
         if bundle.encoder.to_json() != first.encoder.to_json():
             raise BundleError(
@@ -67,7 +76,7 @@ def _split(bundle: Classifier) -> dict:
 
 
 def _linear(bundle: Classifier) -> LinearMember | None:
-    return bundle.model.linear if isinstance(bundle.model, MixedEnsemble) else None
+    return next((m.model for m in bundle.member_list() if m.kind != "cnn"), None)
 
 
 def _records(bundle: Classifier, name: str) -> list[dict]:
@@ -106,7 +115,7 @@ def compose(
     linear, linear_record = None, None
     for bundle, name in zip(bundles, names, strict=True):
         for member, record in zip(bundle.member_list(), _records(bundle, name), strict=True):
-            if isinstance(member.model, TextCNN):
+            if member.kind == "cnn":
                 cnns.append((member.model, record | {"kind": "cnn", "pooling": member.model.config.pooling}))
             else:
                 linear, linear_record = member.model, record | {"kind": member.kind}
@@ -119,30 +128,54 @@ def compose(
     first = bundles[0]
     info = {k: v for k, v in first.info.items() if k in ("data", "vectors", "text")}
     sources = {"composed_from": list(names)}
+    if combine == "dev" and dev is None:
+        raise BundleError("weights chosen on dev need the dev texts (the members' data)")
     if len(groups) == 1 and linear is None and combine == "mean" and len(cnns) > 1:
         section = {"combine": "mean of the members' probabilities", "members": records, **sources}
-        return Classifier(groups[0], first.encoder, first.label_names, info | {"ensemble": section})
-    if len(cnns) == 1 and linear is None:
-        return Classifier(
-            cnns[0][0], first.encoder, first.label_names, info | {"training": first.info.get("training")}
-        )
-    model = MixedEnsemble(groups, linear).eval()
-    section: dict = {"combine": "mean of the members' probabilities", "members": records, **sources}
-    composed = Classifier(model, first.encoder, first.label_names, info | {"ensemble": section})
-    if combine == "dev":
-        if dev is None:
-            raise BundleError("weights chosen on dev need the dev texts (the members' data)")
-        labels = torch.as_tensor([first.label_names.index(y) for y in dev[1]])
-        encoded = first.encoder.encode_many(dev[0])
-        batches = (
-            (batch.ids, batch.lengths)
-            for batch in (
-                first.encoder.pad(encoded[start : start + 512], composed.min_length)
-                for start in range(0, len(encoded), 512)
-            )
-        )
-        section |= weigh_on_dev(model, batches, labels)
+        composed = Classifier(groups[0], first.encoder, first.label_names, info | {"ensemble": section})
+    elif len(cnns) == 1 and linear is None:
+        training = {"training": first.info.get("training")}
+        composed = Classifier(cnns[0][0], first.encoder, first.label_names, info | training)
+    else:
+        model = MixedEnsemble(groups, linear).eval()
+        section: dict = {"combine": "mean of the members' probabilities", "members": records, **sources}
+        composed = Classifier(model, first.encoder, first.label_names, info | {"ensemble": section})
+        if combine == "dev":
+            labels = _dev_targets(composed, dev[1])
+            section |= weigh_on_dev(model, _dev_batches(composed, dev[0]), labels)
+    if composed.multi_label:
+        composed.decision = _decision(composed, first, dev)
     return composed
+
+
+def _dev_targets(classifier: Classifier, labels: Sequence) -> torch.Tensor:
+    """Dev labels as the model's targets: class ids, or (multi-label) 0/1 rows."""
+    if classifier.multi_label:
+        return torch.as_tensor(classifier.label_rows(labels), dtype=torch.float32)
+    return torch.as_tensor([classifier.label_names.index(y) for y in labels])
+
+
+def _dev_batches(classifier: Classifier, texts: Sequence[str]):
+    encoded = classifier.encoder.encode_many(texts)
+    for start in range(0, len(encoded), 512):
+        batch = classifier.encoder.pad(encoded[start : start + 512], classifier.min_length)
+        yield batch.ids, batch.lengths
+
+
+def _decision(composed: Classifier, first: Classifier, dev: tuple | None) -> Decision:
+    """A multi-label bundle's thresholds: chosen again on dev for the composed model (its
+    probabilities are not any member's), or, without dev texts, the first bundle's, said so."""
+    if dev is None:
+        return Decision(
+            first.decision.thresholds,
+            first.decision.at_least_one,
+            f"{first.decision.chosen} (of the first member bundle; no dev texts to choose again)",
+        )
+    probabilities = torch.sigmoid(composed.logits(list(dev[0]))).numpy()
+    decision, _ = choose_thresholds(
+        probabilities, np.asarray(composed.label_rows(dev[1])), "per-label", first.decision.at_least_one
+    )
+    return decision
 
 
 def split_metrics(classifier: Classifier, fold) -> dict:
@@ -153,5 +186,5 @@ def split_metrics(classifier: Classifier, fold) -> dict:
         if split is None or not len(split):
             continue
         scores = classifier.score(split.texts, split.labels)
-        metrics[split_name] = {k: scores[k] for k in ("n", "accuracy", "macro_f1")}
+        metrics[split_name] = headline(scores)
     return metrics

@@ -30,16 +30,21 @@ go to the earlier width, filter, slot and window.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 
-from textcnn.inference.bundle import Classifier
+from textcnn.inference.classifier import Classifier
+from textcnn.model import output
 from textcnn.model.cnn import ModelConfig, TextCNN, width_parameters
 from textcnn.model.linear_member import LinearMember
-from textcnn.model.mixed import Member
+from textcnn.model.members import Member
 from textcnn.model.pooling import get_pooling
 from textcnn.model.pooling.functions import Pooled
+from textcnn.model.variants import LINEAR_KINDS
 
 
 @dataclass(frozen=True)
@@ -291,8 +296,28 @@ def _char_split(member: LinearMember, tokens: list[str], ids: list[int], c: int,
     return float(member.bias[c].double().cpu()) * config.scale, 0.0, token_parts, sides
 
 
-def explain_text(classifier: Classifier, text: str, top: int = 5) -> dict:
+@dataclass(frozen=True)
+class _Explainer:
+    """How a kind of member is explained: its forward (logits (C,) and what its split needs of
+    that forward) and its split of one class's logit (output bias, filter bias, token parts, entries)."""
+
+    forward: Callable[[Any, Any], tuple[torch.Tensor, Any]]
+    split: Callable[[Any, list[str], list[int], Any, int, int], tuple]
+
+
+_CNN = _Explainer(_forward, _member_split)
+_LINEAR = _Explainer(
+    lambda member, batch: (_linear_forward(member, batch), None),
+    lambda member, tokens, ids, _, c, top: _linear_split(member, tokens, ids, c, top),
+)
+EXPLAINERS = {"cnn": _CNN} | dict.fromkeys(LINEAR_KINDS, _LINEAR)  # by `Member.kind`
+
+
+def explain_text(classifier: Classifier, text: str, top: int = 5, threshold: float | None = None) -> dict:
     """The predicted class's logit of `text`, split over biases and tokens; see the module docstring.
+
+    A multi-label bundle's answer has `labels`: one such split per label it gives (its thresholds, or
+    `threshold` for every label), most probable first; the top-level split is its most probable label's.
 
     An ensemble predicts the (weighted) mean of its members' probabilities; what is split is then the
     weighted mean of its members' logits for the class it predicts: each member's split times its
@@ -312,58 +337,74 @@ def explain_text(classifier: Classifier, text: str, top: int = 5) -> dict:
     if read["unread"]:
         return _unread(classifier, text, tokens, read)
     batch = classifier.encoder.pad([ids], classifier.min_length).to(classifier.device)
-    forwards = [
-        _forward(m.model, batch) if isinstance(m.model, TextCNN) else (_linear_forward(m.model, batch), None)
-        for m in members
-    ]
-    own = [torch.softmax(logits, dim=0) for logits, _ in forwards]
+    explainers = [EXPLAINERS[m.kind] for m in members]
+    forwards = [e.forward(m.model, batch) for m, e in zip(members, explainers, strict=True)]
+    own = [output.probabilities(logits, classifier.multi_label) for logits, _ in forwards]
     probabilities = sum(m.weight * p for m, p in zip(members, own, strict=True))
     c = int(probabilities.argmax())
-    logit = output_bias = filter_bias = 0.0
-    token_parts = torch.zeros(len(tokens), dtype=torch.float64)
-    sides: dict[str, list[dict]] = {"for": [], "against": []}
-    verdicts = []
-    for member, (logits, pooled), p in zip(members, forwards, own, strict=True):
-        if isinstance(member.model, TextCNN):
-            bias, filters, parts, entries = _member_split(member.model, tokens, ids, pooled, c, top)
-        else:
-            bias, filters, parts, entries = _linear_split(member.model, tokens, ids, c, top)
-        w = member.weight
-        logit += float(logits[c]) * w
-        output_bias += bias * w
-        filter_bias += filters * w
-        token_parts += parts * w
-        for side, listed in entries.items():
-            sides[side] += listed if not classifier.is_ensemble else [_share(e, member) for e in listed]
-        verdicts.append(
-            {
-                "member": member.index,
-                "kind": member.kind,
-                "pooling": member.model.config.pooling if member.kind == "cnn" else None,
-                "weight": w,
-                "label": classifier.label_names[int(p.argmax())],
-                "probabilities": dict(zip(classifier.label_names, p.tolist(), strict=True)),
-                "logit": float(logits[c]),
-                "token_parts": (parts * w).tolist(),
-            }
-        )
-    cnns = [m.model.config for m in members if isinstance(m.model, TextCNN)]
+
+    def split(c: int) -> tuple[dict, list[dict]]:
+        """Label c's logit split over biases and tokens, and each member's verdict."""
+        logit = output_bias = filter_bias = 0.0
+        token_parts = torch.zeros(len(tokens), dtype=torch.float64)
+        sides: dict[str, list[dict]] = {"for": [], "against": []}
+        verdicts = []
+        for member, explainer, (logits, state), p in zip(members, explainers, forwards, own, strict=True):
+            bias, filters, parts, entries = explainer.split(member.model, tokens, ids, state, c, top)
+            w = member.weight
+            logit += float(logits[c]) * w
+            output_bias += bias * w
+            filter_bias += filters * w
+            token_parts += parts * w
+            for side, listed in entries.items():
+                sides[side] += listed if not classifier.is_ensemble else [_share(e, member) for e in listed]
+            verdicts.append(
+                {
+                    "member": member.index,
+                    "kind": member.kind,
+                    "pooling": member.model.config.pooling if member.kind == "cnn" else None,
+                    "weight": w,
+                    "label": classifier.label_names[int(p.argmax())],
+                    "probabilities": dict(zip(classifier.label_names, p.tolist(), strict=True)),
+                    "logit": float(logits[c]),
+                    "token_parts": (parts * w).tolist(),
+                }
+            )
+        return {
+            "logit": logit,
+            "output_bias": output_bias,
+            "filter_bias": filter_bias,
+            "token_parts": token_parts.tolist(),
+            "residual": logit - output_bias - filter_bias - float(token_parts.sum()),
+            "for": sorted(sides["for"], key=lambda g: -g["contribution"])[:top],
+            "against": sorted(sides["against"], key=lambda g: g["contribution"])[:top],
+        }, verdicts
+
+    top_split, verdicts = split(c)
+    label: str | None = classifier.label_names[c]
+    labels = None
+    if classifier.multi_label:  # one split per label given, most probable first
+        given = classifier.decision.with_threshold(threshold).decide(probabilities[None].numpy())[0]
+        order = sorted(np.flatnonzero(given).tolist(), key=lambda k: -float(probabilities[k]))
+        labels = [
+            {"label": classifier.label_names[k], "score": float(probabilities[k]), **split(k)[0]}
+            for k in order
+        ]
+        label = labels[0]["label"] if labels else None
+    cnns = [m.model.config for m in members if m.kind == "cnn"]
     return {
         "text": text,
         "tokens": tokens,
         **read,
-        "label": classifier.label_names[c],
+        "label": label,
         "probabilities": dict(zip(classifier.label_names, probabilities.tolist(), strict=True)),
-        "logit": logit,
-        "output_bias": output_bias,
-        "filter_bias": filter_bias,
-        "token_parts": token_parts.tolist(),
-        "residual": logit - output_bias - filter_bias - float(token_parts.sum()),
+        **{k: v for k, v in top_split.items() if k not in ("for", "against")},
         "exact": all(get_pooling(config.pooling).exact for config in cnns),
         "attribution": _combined_attribution(classifier, members, cnns),
-        "for": sorted(sides["for"], key=lambda g: -g["contribution"])[:top],
-        "against": sorted(sides["against"], key=lambda g: g["contribution"])[:top],
+        "for": top_split["for"],
+        "against": top_split["against"],
         "members": verdicts if classifier.is_ensemble else None,
+        **({"labels": labels} if classifier.multi_label else {}),
     }
 
 
@@ -387,12 +428,13 @@ def _unread(classifier: Classifier, text: str, tokens: list[str], read: dict) ->
         "for": [],
         "against": [],
         "members": None,
+        **({"labels": None} if classifier.multi_label else {}),
     }
 
 
 def _combined_attribution(classifier: Classifier, members: list[Member], cnns: list[ModelConfig]) -> str:
     parts = list(dict.fromkeys(_attribution(config) for config in cnns))
-    linear = [m for m in members if not isinstance(m.model, TextCNN)]
+    linear = [m for m in members if m.kind != "cnn"]
     if linear:
         parts.append(
             f"the {linear[0].kind} member: each n-gram's value times its weight, exact by construction."

@@ -19,6 +19,7 @@ from torch import nn
 
 from textcnn.data.text import PAD_ID
 from textcnn.errors import ConfigError
+from textcnn.model.members import Member
 from textcnn.model.pooling import get_pooling, validate
 from textcnn.model.pooling.functions import Pooled
 from textcnn.model.variants import VARIANTS
@@ -51,6 +52,9 @@ class ModelConfig:
     region_slots: int = 0
     dropout: float = 0.5  # Kim: "dropout rate (p) of 0.5"
     max_norm: float | None = 3.0  # Kim: "l2 constraint (s) of 3" on the output weight rows
+    # One sigmoid per label instead of a softmax over classes (textcnn.model.output): the network
+    # is the same, its logits are read, trained and combined as independent labels.
+    multi_label: bool = False
     extra: dict = field(default_factory=dict, compare=False)  # free-form notes carried into bundles
 
     def __post_init__(self) -> None:
@@ -81,7 +85,7 @@ class ModelConfig:
             raise ConfigError(f"filter_widths must be positive integers, got {self.filter_widths}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        for name in ("wide", "convolution"):
+        for name in ("wide", "convolution", "multi_label"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.max_norm is not None and not self.max_norm > 0:
@@ -121,7 +125,10 @@ class ModelConfig:
         return len(self.map_widths) * self.maps_per_width * per_map
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self) | {"filter_widths": list(self.filter_widths)}
+        data = dataclasses.asdict(self) | {"filter_widths": list(self.filter_widths)}
+        if not self.multi_label:  # a single-label config is written as before multi-label existed
+            del data["multi_label"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> ModelConfig:
@@ -410,3 +417,37 @@ class TextCNN(nn.Module):
 
     def apply_max_norm(self) -> None:
         apply_max_norm(self.classifier.weight, self.config.max_norm)
+
+    # -- as a bundle's model and as a member (one interface for all: textcnn.model.members) ------
+
+    kind = "cnn"
+    is_ensemble = False
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    @property
+    def vocab_size(self) -> int:
+        return self.config.vocab_size
+
+    @property
+    def multi_label(self) -> bool:
+        return self.config.multi_label
+
+    @property
+    def min_length(self) -> int:
+        return max(self.config.map_widths)
+
+    def members(self) -> list[Member]:
+        return [Member(0, "cnn", self, 1.0, None)]
+
+    def card_fields(self, group: int | None) -> dict:
+        config = self.config
+        return {
+            "group": group,
+            "pooling": config.pooling,
+            "variant": config.variant,
+            "filter_widths": list(config.filter_widths),
+            "num_filters": config.num_filters,
+        }

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import torch
 
+from textcnn.model import output
 from textcnn.model.cnn import ModelConfig, TextCNN
 from textcnn.model.group import ModelGroup
+from textcnn.model.members import Member
 
 
 class Ensemble(ModelGroup):
@@ -48,10 +50,35 @@ class Ensemble(ModelGroup):
         return super().forward(ids.expand(K, *ids.shape), lengths.expand(K, *lengths.shape))
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        probabilities = torch.softmax(self.member_logits(ids, lengths).float(), dim=2).mean(dim=0)
-        # (logsumexp of the log-softmaxes is the same, at twice the cost of the whole forward for
-        # one text.) The clamp keeps a class every member rules out finite: its log loss stays finite.
-        return probabilities.clamp_min(torch.finfo(torch.float32).tiny).log()
+        # The log of the mean softmax (logsumexp of the log-softmaxes is the same, at twice the cost
+        # of the whole forward for one text; the clamp keeps a class every member rules out finite),
+        # or, multi-label, the logit of each label's mean sigmoid: textcnn.model.output.
+        return output.combine(self.member_logits(ids, lengths), None, self.config.multi_label)
+
+    # -- a bundle's model (textcnn.model.members) ----------------------------------------------
+
+    is_ensemble = True
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    @property
+    def vocab_size(self) -> int:
+        return self.config.vocab_size
+
+    @property
+    def multi_label(self) -> bool:
+        return self.config.multi_label
+
+    @property
+    def min_length(self) -> int:
+        return max(self.config.map_widths)
+
+    def members(self) -> list[Member]:
+        """The members as single models, each weighing 1/K in the mean, all in group 0."""
+        models = self.member_models()
+        return [Member(k, "cnn", model, 1.0 / len(models), 0) for k, model in enumerate(models)]
 
     def member_models(self) -> list[TextCNN]:
         """The members as single `TextCNN`s (copies, on this ensemble's device), made once: for what

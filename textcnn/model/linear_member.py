@@ -48,6 +48,7 @@ from torch import nn
 
 from textcnn.data.text import PAD_ID
 from textcnn.errors import ConfigError
+from textcnn.model import output
 from textcnn.model.variants import LINEAR_KINDS
 
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # as the baselines, chosen on dev
@@ -61,6 +62,7 @@ class LinearConfig:
     features: int
     C: float = 1.0  # the regularization dev chose
     scale: float = 1.0  # the temperature's inverse, fitted on dev
+    multi_label: bool = False  # one-vs-rest: each label's own score, read through a sigmoid
 
     def __post_init__(self) -> None:
         if self.kind not in LINEAR_KINDS:
@@ -88,11 +90,11 @@ class LinearConfig:
             "features": self.features,
             "C": self.C,
             "scale": self.scale,
-        }
+        } | ({"multi_label": True} if self.multi_label else {})
 
     @classmethod
     def from_json(cls, data: dict) -> LinearConfig:
-        known = {"kind", "vocab_size", "num_classes", "features", "C", "scale"}
+        known = {"kind", "vocab_size", "num_classes", "features", "C", "scale", "multi_label"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown linear member keys: {', '.join(unknown)}")
@@ -247,22 +249,34 @@ class LinearMember(nn.Module):
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.config.scale * self.scores(ids, lengths)
 
+    # -- as a member (textcnn.model.members) -----------------------------------------------------
+
+    @property
+    def kind(self) -> str:
+        return self.config.kind
+
+    def card_fields(self, group: int | None) -> dict:
+        return {"features": self.config.features, "C": self.config.C}
+
     # -- fitting ----------------------------------------------------------------------------
 
     @classmethod
     def fit(
         cls,
         kind: str,
-        train: tuple[torch.Tensor, torch.Tensor, Sequence[int]],
-        dev: tuple[torch.Tensor, torch.Tensor, Sequence[int]],
+        train: tuple[torch.Tensor, torch.Tensor, Sequence],
+        dev: tuple[torch.Tensor, torch.Tensor, Sequence],
         vocab_size: int,
         num_classes: int,
         grid: Sequence[float] = C_GRID,
         vocab: Sequence[str] | None = None,
+        multi_label: bool = False,
     ) -> LinearMember:
         """Fit on `train` (ids, lengths, labels) for each C of `grid`, keep the best on dev
         accuracy (ties: the smaller C), then fit `scale` on dev's log loss. `vocab`: the
-        vocabulary's tokens, which a `char-lr` member's features come from."""
+        vocabulary's tokens, which a `char-lr` member's features come from. `multi_label`: the
+        labels are 0/1 rows (N, C), one binary model per label (one-vs-rest), C chosen on dev
+        macro-F1 at the best shared threshold, `scale` on dev's binary log loss."""
         if kind not in LINEAR_KINDS:
             raise ConfigError(f"unknown linear member {kind!r}; choose one of {', '.join(LINEAR_KINDS)}")
         if kind == "char-lr":
@@ -274,7 +288,9 @@ class LinearMember(nn.Module):
             table, keys = None, torch.unique(ngram_keys(train[0], train[1], vocab_size)[1])  # sorted
             X_train = _count_matrix(train[0], train[1], keys, vocab_size)
         features = X_train.shape[1]
-        member = cls(LinearConfig(kind, vocab_size, num_classes, features), vocab, table)
+        member = cls(
+            LinearConfig(kind, vocab_size, num_classes, features, multi_label=multi_label), vocab, table
+        )
         with torch.no_grad():
             if keys is not None:
                 member.keys.copy_(keys)
@@ -283,20 +299,27 @@ class LinearMember(nn.Module):
         y_train, y_dev = np.asarray(train[2]), np.asarray(dev[2])
         best = None
         for C in grid:
-            weight, bias = _fit_weights(kind, X_train, y_train, C, num_classes)
+            if multi_label:
+                weight, bias = _fit_one_vs_rest(kind, X_train, y_train, C)
+            else:
+                weight, bias = _fit_weights(kind, X_train, y_train, C, num_classes)
             with torch.no_grad():
                 member.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
                 member.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
                 dev_scores = member.scores(dev[0], dev[1])
-            accuracy = float((dev_scores.argmax(dim=1).numpy() == y_dev).mean())
-            if best is None or accuracy > best[0]:
-                best = (accuracy, C, member.weight.clone(), member.bias.clone(), dev_scores)
+            if multi_label:
+                scale = fit_scale(dev_scores, torch.as_tensor(y_dev), multi_label=True)
+                score = output.macro_f1_at_best_cut(torch.sigmoid(scale * dev_scores), torch.as_tensor(y_dev))
+            else:
+                score = float((dev_scores.argmax(dim=1).numpy() == y_dev).mean())
+            if best is None or score > best[0]:
+                best = (score, C, member.weight.clone(), member.bias.clone(), dev_scores)
         _, C, weight, bias, dev_scores = best
         with torch.no_grad():
             member.weight.copy_(weight)
             member.bias.copy_(bias)
-        scale = fit_scale(dev_scores, torch.as_tensor(y_dev))
-        member.config = LinearConfig(kind, vocab_size, num_classes, features, C, scale)
+        scale = fit_scale(dev_scores, torch.as_tensor(y_dev), multi_label=multi_label)
+        member.config = LinearConfig(kind, vocab_size, num_classes, features, C, scale, multi_label)
         return member.eval()
 
 
@@ -357,12 +380,29 @@ def _fit_weights(kind: str, X, y: np.ndarray, C: float, num_classes: int) -> tup
     return full_weight, full_bias
 
 
-def fit_scale(scores: torch.Tensor, labels: torch.Tensor, steps: int = 60) -> float:
-    """The positive factor a minimizing the log loss of softmax(a · scores) (a convex problem in
-    log a is not guaranteed, so a bracketed golden-section search over log a in [e^-6, e^6])."""
+def _fit_one_vs_rest(kind: str, X, Y: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray]:
+    """(weight (F, C), bias (C,)): one binary model per label column of Y (N, C) against the rest."""
+    weight, bias = np.zeros((X.shape[1], Y.shape[1])), np.full(Y.shape[1], -1e4)
+    for c in range(Y.shape[1]):
+        if 0 < Y[:, c].sum() < len(Y):  # a label on no (or every) training row stays off (on)
+            w, b = _fit_weights(kind, X, Y[:, c].astype(np.int64), C, 2)
+            weight[:, c], bias[c] = w[:, 1] - w[:, 0], b[1] - b[0]
+        elif Y[:, c].sum():
+            bias[c] = 1e4
+    return weight, bias
+
+
+def fit_scale(
+    scores: torch.Tensor, labels: torch.Tensor, steps: int = 60, multi_label: bool = False
+) -> float:
+    """The positive factor a minimizing the log loss of softmax(a · scores) (sigmoid per label for
+    `multi_label`, labels then 0/1 rows) (a convex problem in log a is not guaranteed, so a
+    bracketed golden-section search over log a in [e^-6, e^6])."""
     scores = scores.double()
 
     def loss(log_scale: float) -> float:
+        if multi_label:
+            return float(output.loss(scores * np.exp(log_scale), labels, True).mean())
         return float(torch.nn.functional.cross_entropy(scores * np.exp(log_scale), labels))
 
     low, high = -6.0, 6.0

@@ -21,29 +21,20 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from textcnn.errors import ConfigError
-from textcnn.model.cnn import TextCNN
+from textcnn.model import output
 from textcnn.model.ensemble import Ensemble
 from textcnn.model.linear_member import LinearMember
-
-
-@dataclass(frozen=True)
-class Member:
-    """One member as explanations and cards see it: what it is, its model, its weight in the mix."""
-
-    index: int  # its position among all members (CNN members first, in group order)
-    kind: str  # "cnn", or the linear member's kind ("nbsvm", "tfidf-lr")
-    model: TextCNN | LinearMember
-    weight: float
-    group: int | None  # the CNN group it belongs to; None for the linear member
+from textcnn.model.members import Member
 
 
 class MixedEnsemble(nn.Module):
+    is_ensemble = True
+
     def __init__(
         self,
         groups: Sequence[Ensemble],
@@ -53,14 +44,15 @@ class MixedEnsemble(nn.Module):
         super().__init__()
         if not groups and linear is None:
             raise ConfigError("a mixed ensemble needs at least one member")
-        shapes = [(g.config.vocab_size, g.config.num_classes) for g in groups]
+        shapes = [(g.config.vocab_size, g.config.num_classes, g.config.multi_label) for g in groups]
         if linear is not None:
-            shapes.append((linear.config.vocab_size, linear.config.num_classes))
+            shapes.append((linear.config.vocab_size, linear.config.num_classes, linear.config.multi_label))
         if len(set(shapes)) != 1:
             raise ConfigError(
-                f"members must share one vocabulary and label set; (vocabulary, classes): {shapes}"
+                "members must share one vocabulary, label set and output (softmax or sigmoids); "
+                f"(vocabulary, classes, multi-label): {shapes}"
             )
-        self.vocab_size, self.num_classes = shapes[0]
+        self.vocab_size, self.num_classes, self.multi_label = shapes[0]
         self.groups = nn.ModuleList(groups)
         self.linear = linear
         self.size = sum(g.models for g in groups) + (linear is not None)
@@ -88,11 +80,10 @@ class MixedEnsemble(nn.Module):
         return torch.cat(parts)
 
     def member_probabilities(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.member_logits(ids, lengths), dim=2)
+        return output.probabilities(self.member_logits(ids, lengths), self.multi_label)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        probabilities = torch.einsum("m,mbc->bc", self.weights, self.member_probabilities(ids, lengths))
-        return probabilities.clamp_min(torch.finfo(torch.float32).tiny).log()  # as Ensemble.forward
+        return output.combine(self.member_logits(ids, lengths), self.weights, self.multi_label)
 
     def members(self) -> list[Member]:
         """Every member, with its weight: the CNN members as single `TextCNN`s (copies, made once)."""
@@ -131,7 +122,11 @@ def normalized_weights(weights: Sequence[float] | None, size: int) -> torch.Tens
 
 
 def dev_weights(
-    probabilities: torch.Tensor, labels: torch.Tensor, parts: Sequence[Sequence[int]], step: float = 0.1
+    probabilities: torch.Tensor,
+    labels: torch.Tensor,
+    parts: Sequence[Sequence[int]],
+    step: float = 0.1,
+    multi_label: bool = False,
 ) -> tuple[list[float], dict]:
     """Weights from a grid over each part's share (multiples of `step`, summing to 1; within a part
     the share is split evenly), the one with the lowest log loss on dev (ties: the earlier point of
@@ -148,12 +143,17 @@ def dev_weights(
         for share, members in zip(shares, parts, strict=True):
             weights[list(members)] = share / len(members)
         mixed = torch.einsum("m,mnc->nc", weights, probabilities.double())
-        loss = float(torch.nn.functional.nll_loss(mixed.clamp_min(1e-12).log(), labels))
+        loss = output.log_loss_of_probabilities(mixed, labels, multi_label)
         if best is None or loss < best[0] - 1e-12:
-            accuracy = float((mixed.argmax(dim=1) == labels).double().mean())
+            accuracy = (
+                output.macro_f1_at_best_cut(mixed, labels)  # multi-label: dev macro-F1
+                if multi_label
+                else float((mixed.argmax(dim=1) == labels).double().mean())
+            )
             best = (loss, weights.tolist(), shares, accuracy)
     loss, weights, shares, accuracy = best
-    return weights, {"shares": [round(s, 6) for s in shares], "dev_log_loss": loss, "dev_accuracy": accuracy}
+    score = "dev_macro_f1" if multi_label else "dev_accuracy"
+    return weights, {"shares": [round(s, 6) for s in shares], "dev_log_loss": loss, score: accuracy}
 
 
 DEV_COMBINE = (
@@ -169,6 +169,6 @@ def weigh_on_dev(model: MixedEnsemble, batches, labels: torch.Tensor) -> dict:
         probabilities = torch.cat(
             [model.member_probabilities(ids, lengths) for ids, lengths in batches], dim=1
         )
-    weights, chosen = dev_weights(probabilities, labels, model.parts())
+    weights, chosen = dev_weights(probabilities, labels, model.parts(), multi_label=model.multi_label)
     model.set_weights(weights)
     return {"combine": DEV_COMBINE, **chosen}

@@ -8,3 +8,8 @@ a mixed ensemble combines its members (`textcnn.model.mixed`)."""
 VARIANTS = ("rand", "static", "non-static", "multichannel")
 LINEAR_KINDS = ("nbsvm", "tfidf-lr", "char-lr")
 COMBINE_METHODS = ("mean", "dev")
+
+# Multi-label data: how the thresholds that decide a text's labels are chosen on dev
+# (textcnn.inference.decisions), and the dev rows a label needs for a threshold of its own.
+THRESHOLD_MODES = ("per-label", "global")
+MIN_SUPPORT = 30

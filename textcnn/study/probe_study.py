@@ -23,7 +23,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from textcnn.data.splits import Fold
-from textcnn.inference.bundle import CONFIG_FILE, Classifier
+from textcnn.inference.bundle import CONFIG_FILE
+from textcnn.inference.classifier import Classifier
 from textcnn.runtime import atomic_write_bytes
 from textcnn.study.plan import Run, StudyConfig, study_folds
 from textcnn.study.probes import (

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from textcnn.data.text import similar_length_chunks
-from textcnn.inference.bundle import Classifier
+from textcnn.inference.classifier import Classifier
 from textcnn.inference.explain import explain_text
 from textcnn.model.cnn import pool_maps, width_parameters
 from textcnn.model.pooling.functions import max_pool

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from textcnn.data.text import TextEncoder
+from textcnn.model import output
 from textcnn.train.config import TrainConfig
 
 
@@ -23,17 +24,26 @@ class EncodedSplit:
 
     ids: torch.Tensor  # (N, T_max) int64, PAD_ID beyond each length
     lengths: torch.Tensor  # (N,) int64
-    labels: torch.Tensor  # (N,) int64
+    labels: torch.Tensor  # (N,) int64 class ids, or (N, C) float 0/1 rows for multi-label data
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def multi_label(self) -> bool:
+        return self.labels.dim() == 2
+
     @classmethod
     def encode(
-        cls, encoder: TextEncoder, texts: Sequence[str], labels: Sequence[int], min_length: int
+        cls, encoder: TextEncoder, texts: Sequence[str], labels: Sequence, min_length: int
     ) -> EncodedSplit:
+        """`labels`: class ids, or (multi-label) one 0/1 row per text."""
         batch = encoder.pad(encoder.encode_many(texts), min_length)
-        return cls(batch.ids, batch.lengths, torch.as_tensor(list(labels), dtype=torch.long))
+        rows = list(labels)
+        multi = bool(rows) and isinstance(rows[0], list | tuple)
+        return cls(
+            batch.ids, batch.lengths, torch.as_tensor(rows, dtype=torch.float32 if multi else torch.long)
+        )
 
     def to(self, device: torch.device) -> EncodedSplit:
         return EncodedSplit(self.ids.to(device), self.lengths.to(device), self.labels.to(device))
@@ -70,7 +80,7 @@ class StackedSplits:
 
     ids: torch.Tensor  # (K, N_max + 1, T_max)
     lengths: torch.Tensor  # (K, N_max + 1)
-    labels: torch.Tensor  # (K, N_max + 1)
+    labels: torch.Tensor  # (K, N_max + 1), or (K, N_max + 1, C) for multi-label data
     sizes: list[int]
     host_lengths: list[torch.Tensor]  # each model's own lengths (N_k,), on the CPU: epochs are planned there
 
@@ -84,7 +94,8 @@ class StackedSplits:
         width = max(s.ids.shape[1] for s in splits)
         ids = torch.zeros((len(splits), rows, width), dtype=torch.long)
         lengths = torch.zeros((len(splits), rows), dtype=torch.long)
-        labels = torch.zeros((len(splits), rows), dtype=torch.long)
+        extra = tuple(splits[0].labels.shape[1:])  # (C,) for multi-label data
+        labels = torch.zeros((len(splits), rows, *extra), dtype=splits[0].labels.dtype)
         for k, split in enumerate(splits):
             ids[k, : len(split), : split.ids.shape[1]] = split.ids.cpu()
             lengths[k, : len(split)] = split.lengths.cpu()
@@ -103,10 +114,27 @@ class StackedSplits:
             [self.host_lengths[k] for k in keep],
         )
 
+    @property
+    def multi_label(self) -> bool:
+        return self.labels.dim() == 3
+
     def accuracies(self, predictions: torch.Tensor) -> list[float]:
-        """Each model's accuracy, from predictions (K, N_max) on the CPU as `evaluate_group` gives."""
+        """Each model's accuracy, from predictions (K, N_max) on the CPU as `evaluate_group` gives
+        (multi-label: probabilities (K, N_max, C), and the share of texts with every label right at 0.5)."""
         labels = self.labels.cpu()
+        if self.multi_label:
+            return [
+                float(((predictions[k, :n] >= 0.5) == labels[k, :n].bool()).all(dim=1).float().mean())
+                for k, n in enumerate(self.sizes)
+            ]
         return [float((predictions[k, :n] == labels[k, :n]).float().mean()) for k, n in enumerate(self.sizes)]
+
+    def macro_f1s(self, probabilities: torch.Tensor) -> list[float]:
+        """Multi-label: each model's macro-F1 at its best shared threshold (what early stopping selects on)."""
+        labels = self.labels.cpu()
+        return [
+            output.macro_f1_at_best_cut(probabilities[k, :n], labels[k, :n]) for k, n in enumerate(self.sizes)
+        ]
 
 
 @dataclass

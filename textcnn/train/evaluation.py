@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from textcnn.model import output
 from textcnn.model.cnn import TextCNN
 from textcnn.model.group import ModelGroup
 from textcnn.model.mixed import MixedEnsemble
@@ -18,20 +19,25 @@ from textcnn.train.batches import EncodedSplit, StackedSplits
 
 @torch.inference_mode()
 def evaluate_split(model: TextCNN, split: EncodedSplit, batch_size: int = 1000) -> tuple[torch.Tensor, float]:
-    """Predicted class ids (N,) on the CPU and the mean cross-entropy, in the split's order."""
+    """Predicted class ids (N,) on the CPU and the mean cross-entropy, in the split's order;
+    for multi-label data each label's probability (N, C) and the mean binary cross-entropy."""
     was_training = model.training
     model.eval()
     order = torch.argsort(split.lengths.cpu(), stable=True)
     lengths_cpu = split.lengths.cpu()
-    predictions = torch.empty(len(split), dtype=torch.long)
+    multi = split.multi_label
+    predictions = torch.empty(split.labels.shape) if multi else torch.empty(len(split), dtype=torch.long)
     loss_sum = torch.zeros((), device=split.ids.device)
     widest = model.min_length if isinstance(model, MixedEnsemble) else max(model.config.filter_widths)
     for chunk in order.split(batch_size):
         width = max(int(lengths_cpu[chunk].max()), widest)
         index = chunk.to(split.ids.device)
         logits = model(split.ids[index, :width], split.lengths[index]).float()
-        loss_sum += F.cross_entropy(logits, split.labels[index], reduction="sum")
-        predictions[chunk] = logits.argmax(dim=1).cpu()
+        if multi:
+            loss_sum += output.loss(logits, split.labels[index], True).sum()
+        else:
+            loss_sum += F.cross_entropy(logits, split.labels[index], reduction="sum")
+        predictions[chunk] = (torch.sigmoid(logits) if multi else logits.argmax(dim=1)).cpu()
     model.train(was_training)
     return predictions, float(loss_sum) / max(len(split), 1)
 
@@ -40,7 +46,8 @@ def evaluate_split(model: TextCNN, split: EncodedSplit, batch_size: int = 1000) 
 def evaluate_group(
     group: ModelGroup, splits: StackedSplits, batch_size: int = 1000
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predicted class ids (K, N_max) on the CPU and each model's mean cross-entropy (K,)."""
+    """Predicted class ids (K, N_max) on the CPU and each model's mean cross-entropy (K,)
+    (multi-label: each label's probability (K, N_max, C) and the mean binary cross-entropy)."""
     was_training = group.training
     group.eval()
     K, device = group.models, splits.ids.device
@@ -48,7 +55,12 @@ def evaluate_group(
     real = torch.arange(lengths_cpu.shape[1])[None, :] < torch.as_tensor(splits.sizes)[:, None]
     # Each model's rows shortest first, so a chunk of positions holds similar lengths in every model.
     order = torch.argsort(lengths_cpu.masked_fill(~real, 10**9), dim=1, stable=True)
-    predictions = torch.zeros(lengths_cpu.shape, dtype=torch.long)
+    multi = splits.multi_label
+    predictions = (
+        torch.zeros(splits.labels[:, :-1].shape)
+        if multi
+        else torch.zeros(lengths_cpu.shape, dtype=torch.long)
+    )
     loss_sum = torch.zeros(K, device=device)
     rows = torch.arange(K)[:, None]
     device_rows = rows.to(device)
@@ -63,10 +75,8 @@ def evaluate_group(
             splits.lengths[device_rows, index],
             widths=widths,
         ).float()
-        ce = F.cross_entropy(
-            logits.flatten(0, 1), splits.labels[device_rows, index].flatten(), reduction="none"
-        )
+        ce = output.loss(logits, splits.labels[device_rows, index], multi)  # (K, b)
         loss_sum += (ce.view(K, -1) * real[rows, chunk].to(device)).sum(dim=1)
-        predictions[rows, chunk] = logits.argmax(dim=2).cpu()
+        predictions[rows, chunk] = (torch.sigmoid(logits) if multi else logits.argmax(dim=2)).cpu()
     group.train(was_training)
     return predictions, loss_sum / torch.as_tensor(splits.sizes, device=device).clamp_min(1)

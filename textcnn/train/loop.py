@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from textcnn.errors import ConfigError, TextCNNError
+from textcnn.model import output
 from textcnn.model.cnn import TextCNN
 from textcnn.model.group import ModelGroup, select_rows
 from textcnn.runtime import atomic_write_bytes, resolve_device
@@ -129,6 +129,8 @@ def fit_group(
             train_seconds = time.perf_counter() - epoch_started
             dev_predictions, dev_loss_tensor = evaluate_group(group, dev)
             dev_accuracies, dev_losses = dev.accuracies(dev_predictions), dev_loss_tensor.tolist()
+            # Multi-label data selects on dev macro-F1 (at the best shared threshold), not exact match.
+            dev_f1s = dev.macro_f1s(dev_predictions) if dev.multi_label else None
             stopping, epoch_records = [], []
             for position, record in enumerate(active):
                 epoch_record = {
@@ -137,6 +139,7 @@ def fit_group(
                     "train_accuracy": train_accuracies[position],
                     "dev_loss": dev_losses[position],
                     "dev_accuracy": dev_accuracies[position],
+                    **({"dev_macro_f1": dev_f1s[position]} if dev_f1s is not None else {}),
                     "seconds": round(time.perf_counter() - epoch_started, 3),  # with the dev evaluation
                     # training steps only; in a group, the group's time (every model's share)
                     "sentences_per_second": round(train.sizes[position] / train_seconds, 1),
@@ -194,6 +197,7 @@ def _train_epoch(
     group.train()
     loss_sum = torch.zeros(K, device=device)
     correct = torch.zeros(K, dtype=torch.long, device=device)
+    multi = train.multi_label
     steps = tqdm(
         range(len(plan.widths)), desc=f"epoch {epoch + 1}", unit="batch", leave=False, disable=not progress
     )
@@ -207,7 +211,7 @@ def _train_epoch(
                 masks[step] if masks is not None else None,
                 widths,
             )
-        ce = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), reduction="none").view(K, B)
+        ce = output.loss(logits.float(), labels, multi)  # (K, B)
         loss = (ce * weight[step]).sum()  # the sum of each model's mean loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -215,7 +219,10 @@ def _train_epoch(
         group.apply_max_norm()
         real = weight[step] > 0
         loss_sum += (ce.detach() * real).sum(dim=1)
-        correct += ((logits.detach().argmax(dim=2) == labels) & real).sum(dim=1)
+        if multi:  # every label right at 0.5
+            correct += (((logits.detach() > 0) == labels.bool()).all(dim=2) & real).sum(dim=1)
+        else:
+            correct += ((logits.detach().argmax(dim=2) == labels) & real).sum(dim=1)
         if progress and step % 25 == 0:
             steps.set_postfix(loss=f"{float(loss.detach()) / K:.3f}")
     sizes = torch.as_tensor(train.sizes, device=device)
@@ -223,6 +230,12 @@ def _train_epoch(
 
 
 # -- what the loop keeps of each model, and how a model leaves the group ---------------------
+
+
+def selection_score(epoch: dict) -> float:
+    """What early stopping (and the best epoch) selects on: dev accuracy, or for multi-label data
+    dev macro-F1 (GoEmotions' metric; exact match rewards predicting "neutral" alone)."""
+    return epoch.get("dev_macro_f1", epoch["dev_accuracy"])
 
 
 @dataclass
@@ -234,7 +247,7 @@ class ModelRecord:
     patience: int | None
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0  # 1-based; 0 while no epoch has ended
-    best_dev_accuracy: float = -1.0
+    best_dev_accuracy: float = -1.0  # the best `selection_score` (dev macro-F1 for multi-label data)
     best_state: dict[str, torch.Tensor] | None = None  # the best epoch's weights, on the CPU
     bad_epochs: int = 0  # epochs since the best one
     result: FitResult | None = None  # set when the model stops
@@ -242,9 +255,10 @@ class ModelRecord:
     def observe(self, epoch: dict, weights: dict[str, torch.Tensor]) -> bool:
         """Take one epoch's record (and the weights it ended with); True: patience is spent, stop."""
         self.history.append(epoch)
-        if epoch["dev_accuracy"] > self.best_dev_accuracy:
+        score = selection_score(epoch)
+        if score > self.best_dev_accuracy:
             self.best_dev_accuracy, self.best_epoch, self.bad_epochs = (
-                epoch["dev_accuracy"],
+                score,
                 epoch["epoch"],
                 0,
             )

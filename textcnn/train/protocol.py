@@ -18,7 +18,7 @@ from pathlib import Path
 
 from textcnn.data.splits import Corpus, Fold
 from textcnn.errors import ConfigError
-from textcnn.inference.bundle import Classifier
+from textcnn.inference.classifier import Classifier
 from textcnn.runtime import atomic_write_bytes
 from textcnn.train.checkpoint import CHECKPOINT_FILE
 from textcnn.train.loop import LOG_FILE, FitResult, fit
@@ -216,6 +216,8 @@ def _data_info(corpus: Corpus, fold: Fold, split_seed: int) -> dict:
             "dataset": corpus.name,
             "source": corpus.source,
             **({"files": corpus.files} if corpus.files else {}),
+            **({"reading": corpus.reading} if corpus.reading else {}),
+            **({"multi_label": True} if corpus.multi_label else {}),
             "fold": fold.name,
             "fold_index": fold.index,
             "folds": fold.of,

@@ -26,8 +26,10 @@ from textcnn.data.splits import Corpus, Fold, LabeledTexts
 from textcnn.data.text import TextEncoder, TokenizerReport, Vocabulary, fit_tokenizer, tokenizer_report
 from textcnn.data.tokenizers import DEFAULT_TOKENIZER, TokenizerConfig
 from textcnn.errors import ConfigError
-from textcnn.inference.bundle import Classifier
-from textcnn.inference.metrics import classification_metrics
+from textcnn.inference.classifier import Classifier
+from textcnn.inference.decisions import THRESHOLD_MODES, choose_thresholds
+from textcnn.inference.metrics import classification_metrics, headline, multilabel_metrics
+from textcnn.model import output
 from textcnn.model.cnn import ModelConfig, TextCNN
 from textcnn.model.ensemble import Ensemble
 from textcnn.model.linear_member import LinearMember
@@ -63,10 +65,18 @@ class RunSettings:
     # The tokenizer (`textcnn.data.tokenizers`), or its `--tokenizer` spelling; None: what the data
     # suggests (`for_corpus`: the registry's choice for a benchmark), else `unicode`.
     tokenizer: TokenizerConfig | str | None = None
+    # Multi-label data: how the thresholds are chosen on dev (`textcnn.inference.decisions`), and
+    # whether a text always gets its top label (None: when every training text has a label).
+    thresholds: str = "per-label"
+    at_least_one: bool | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.tokenizer, str):
             object.__setattr__(self, "tokenizer", TokenizerConfig.parse(self.tokenizer))
+        if self.thresholds not in THRESHOLD_MODES:
+            raise ConfigError(
+                f"unknown threshold mode {self.thresholds!r}; choose {' or '.join(THRESHOLD_MODES)}"
+            )
 
     @property
     def tokenizer_config(self) -> TokenizerConfig:
@@ -140,9 +150,18 @@ def prepare_run(
         raise ConfigError(f"variant {variant!r} needs pretrained vectors (--vectors)")
     parts = [fold.train, fold.dev, *([fold.test] if fold.test is not None and len(fold.test) else [])]
     label_index = {name: i for i, name in enumerate(label_names)}
-    unknown = sorted({label for part in parts for label in part.labels} - set(label_index))
+    multi_label = fold.train.multi_label
+    if any(part.multi_label != multi_label for part in parts):
+        raise ConfigError("train, dev and test must all be multi-label, or none of them")
+    seen = {label for part in parts for row in part.labels for label in (row if multi_label else (row,))}
+    unknown = sorted(seen - set(label_index))
     if unknown:
         raise ConfigError(f"labels not among the label names: {', '.join(map(repr, unknown[:5]))}")
+
+    def targets(part: LabeledTexts) -> list:
+        if not multi_label:
+            return [label_index[y] for y in part.labels]
+        return [[int(name in row) for name in label_names] for row in part.labels]
 
     max_length = settings.vocab.max_length
     tokenizer = fit_tokenizer(settings.tokenizer_config, fold.train.texts)
@@ -172,13 +191,14 @@ def prepare_run(
     config = ModelConfig(
         vocab_size=len(vocab),
         num_classes=len(label_names),
-        **(options | ({"region_slots": 1} if set_slots else {})),
+        **(
+            options
+            | ({"region_slots": 1} if set_slots else {})
+            | ({"multi_label": True} if multi_label else {})
+        ),
     )
     widest = max(config.filter_widths)
-    train, dev, *test = (
-        EncodedSplit.encode(encoder, part.texts, [label_index[y] for y in part.labels], widest)
-        for part in parts
-    )
+    train, dev, *test = (EncodedSplit.encode(encoder, part.texts, targets(part), widest) for part in parts)
     if set_slots:
         config = dataclasses.replace(config, region_slots=config.region_slots_for(int(train.lengths.max())))
     model = TextCNN(config)  # nothing since the seeding drew random numbers: the same initial model
@@ -190,6 +210,7 @@ def prepare_run(
         "dev_rows": len(dev),
         "vectors": str(vectors) if vectors else None,
         "tokenizer": str(tokenizer.config),
+        **({"multi_label": True} if multi_label else {}),
     }
     return PreparedRun(
         model,
@@ -332,8 +353,13 @@ def finish_ensemble(runs: Sequence[PreparedRun], members: Sequence[TrainOutcome]
     ensemble = Ensemble.of([m.classifier.model for m in members]).eval()
     section = {"combine": "mean of the members' probabilities", "members": records}
     outcome = _outcome(runs[0], ensemble, fit, {"ensemble": section})
-    fit.best_dev_accuracy = outcome.dev_metrics["accuracy"]
+    fit.best_dev_accuracy = _selected(outcome.dev_metrics)
     return outcome
+
+
+def _selected(metrics: dict) -> float:
+    """What selection reads of a split's metrics: accuracy, or multi-label macro-F1 (as the loop)."""
+    return metrics["macro_f1"] if metrics.get("multi_label") else metrics["accuracy"]
 
 
 def finish_mixed(
@@ -354,19 +380,25 @@ def finish_mixed(
         train, dev = base.train, base.dev
         linear = LinearMember.fit(
             mixture.linear,
-            (train.ids, train.lengths, train.labels.tolist()),
-            (dev.ids, dev.lengths, dev.labels.tolist()),
+            (
+                train.ids,
+                train.lengths,
+                train.labels.long().tolist() if train.multi_label else train.labels.tolist(),
+            ),
+            (dev.ids, dev.lengths, dev.labels.long().tolist() if dev.multi_label else dev.labels.tolist()),
             len(base.encoder.vocab),
             len(base.label_names),
             vocab=base.encoder.vocab.itos,
+            multi_label=train.multi_label,
         )
+        score = "macro_f1" if train.multi_label else "accuracy"
         records.append(
             {
                 "kind": mixture.linear,
                 "C": linear.config.C,
                 "scale": linear.config.scale,
-                "dev_accuracy": _alone_accuracy(linear, dev),
-                "test_accuracy": _alone_accuracy(linear, base.test) if base.test is not None else None,
+                f"dev_{score}": _alone_score(linear, dev),
+                f"test_{score}": _alone_score(linear, base.test) if base.test is not None else None,
             }
         )
     model = MixedEnsemble(groups, linear).eval()
@@ -376,13 +408,13 @@ def finish_mixed(
         combine["parts"] = [_part_name(model, i) for i in range(len(model.parts()))]
     fit = _members_fit(members, order)
     outcome = _outcome(base, model, fit, {"ensemble": {**combine, "members": records}})
-    fit.best_dev_accuracy = outcome.dev_metrics["accuracy"]
+    fit.best_dev_accuracy = _selected(outcome.dev_metrics)
     return outcome
 
 
 def _member_record(run: PreparedRun, member: TrainOutcome) -> dict:
     """What an ensemble's `ensemble` section records of a trained member."""
-    return {
+    record = {
         "seed": run.settings.train.seed,
         "best_epoch": member.fit.best_epoch,
         "epochs_run": member.fit.epochs_run,
@@ -390,6 +422,10 @@ def _member_record(run: PreparedRun, member: TrainOutcome) -> dict:
         "dev_accuracy": member.dev_metrics["accuracy"],
         "test_accuracy": member.test_metrics["accuracy"] if member.test_metrics else None,
     }
+    if member.dev_metrics.get("multi_label"):
+        record["dev_macro_f1"] = member.dev_metrics["macro_f1"]
+        record["test_macro_f1"] = member.test_metrics["macro_f1"] if member.test_metrics else None
+    return record
 
 
 def _members_fit(members: Sequence[TrainOutcome], order: Sequence[int]) -> FitResult:
@@ -422,9 +458,12 @@ def _chunks(split: EncodedSplit, size: int = 1000):
         yield split.ids[start : start + size, : max(int(lengths.max()), 1)], lengths
 
 
-def _alone_accuracy(linear: LinearMember, split: EncodedSplit) -> float:
-    """The linear member's accuracy on a split, evaluated as every model is (`evaluate_split`)."""
+def _alone_score(linear: LinearMember, split: EncodedSplit) -> float:
+    """The linear member's accuracy on a split, evaluated as every model is (`evaluate_split`);
+    multi-label: its macro-F1 at the best shared threshold."""
     predicted, _ = evaluate_split(MixedEnsemble([], linear), split)
+    if split.multi_label:
+        return output.macro_f1_at_best_cut(predicted, split.labels)
     return float((predicted == split.labels.cpu()).double().mean())
 
 
@@ -439,12 +478,28 @@ def _outcome(
     summary (`sections` after the run's own)."""
     label_names = run.label_names
     dev_predictions, _ = evaluate_split(model, run.dev)
-    dev_metrics = classification_metrics(run.dev.labels.tolist(), dev_predictions.tolist(), label_names)
+    decision = chosen = None
+    if run.dev.multi_label:  # thresholds from dev, then every split scored with them
+        at_least_one = run.settings.at_least_one
+        if at_least_one is None:  # the data says so: every training text has a label
+            at_least_one = bool((run.train.labels.sum(dim=1) > 0).all())
+        decision, chosen = choose_thresholds(
+            dev_predictions.numpy(), run.dev.labels.numpy(), run.settings.thresholds, at_least_one
+        )
+        dev_metrics = multilabel_metrics(
+            run.dev.labels.numpy(), decision.decide(dev_predictions.numpy()), label_names
+        )
+    else:
+        dev_metrics = classification_metrics(run.dev.labels.tolist(), dev_predictions.tolist(), label_names)
     test_metrics = test_predictions = None
     if run.test is not None:
         predicted, _ = evaluate_split(model, run.test)
-        test_predictions = predicted.tolist()
-        test_metrics = classification_metrics(run.test.labels.tolist(), test_predictions, label_names)
+        if decision is not None:
+            test_predictions = decision.decide(predicted.numpy()).tolist()
+            test_metrics = multilabel_metrics(run.test.labels.numpy(), test_predictions, label_names)
+        else:
+            test_predictions = predicted.tolist()
+            test_metrics = classification_metrics(run.test.labels.tolist(), test_predictions, label_names)
 
     model.to("cpu")
     summary = {
@@ -457,6 +512,7 @@ def _outcome(
             "interrupted": result.interrupted,
             "seconds": round(result.seconds, 2),
             "versions": package_versions(),
+            **({"thresholds": chosen} if chosen is not None else {}),
         },
         "vectors": run.coverage,
         "tokens": run.tokens.to_json() if run.tokens is not None else None,
@@ -464,12 +520,12 @@ def _outcome(
         **(run.info or {}),
         **(sections or {}),
     }
-    classifier = Classifier(model, run.encoder, label_names, summary)
+    if decision is not None:
+        summary["metrics"]["per_label"] = {  # the card's per-label table: test's, else dev's
+            name: {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+            for name, row in (test_metrics or dev_metrics)["per_class"].items()
+        }
+    classifier = Classifier(model, run.encoder, label_names, summary, decision)
     return TrainOutcome(
         classifier, result, dev_metrics, test_metrics, run.coverage, test_predictions, run.tokens
     )
-
-
-def headline(metrics: dict) -> dict:
-    """The bundle's and cv.json's few numbers of a split's metrics."""
-    return {k: metrics[k] for k in ("n", "accuracy", "macro_f1")}

@@ -131,7 +131,7 @@ def train_choice(
 
 
 def _compose_folds(corpus, folds, member_dirs: Sequence[Path], best_dir: Path, combine: str) -> dict:
-    from textcnn.inference.bundle import Classifier
+    from textcnn.inference.classifier import Classifier
     from textcnn.inference.compose import compose, split_metrics
     from textcnn.inference.metrics import summarize_folds
 
