@@ -15,7 +15,8 @@ cut, then a label's own where it has at least 30 dev rows), scored on test:
   dev macro-F1 (the issue's baseline, "46.8 here");
 - `tfidf-lr`, `char-lr`: the bundle's linear members alone (`textcnn train --ensemble 0 --linear ...`);
 - `cnn`: one CNN (Kim's CNN-rand shape, one sigmoid per label, binary cross-entropy, early stopping
-  on dev macro-F1), `textcnn train`;
+  on dev macro-F1), `textcnn train`: member 0 of the ensemble below, which trains in the group
+  exactly as it would alone (`textcnn.train.loop`), its thresholds chosen on dev for it;
 - `ensemble`: K CNNs (seeds 0..K-1) trained together, `textcnn train --ensemble K`;
 - `ensemble + char-lr`: the two composed, each part's weight chosen on dev by log loss, thresholds
   chosen again on dev (`textcnn ensemble ... --combine dev`).
@@ -28,6 +29,7 @@ the tables printed for RESULTS.md are written from the cells.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -35,6 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from accuracy import machine
@@ -43,6 +46,7 @@ from textcnn.data.corpus import load_corpus
 from textcnn.data.folds import make_folds
 from textcnn.data.registry import REGISTRY
 from textcnn.data.text import fit_tokenizer
+from textcnn.data.tokenizers import TokenizerConfig
 from textcnn.inference.bundle import Classifier
 from textcnn.inference.compose import compose
 from textcnn.inference.decisions import choose_thresholds
@@ -56,7 +60,8 @@ HERE = Path(__file__).parent
 RUNS = HERE / "results" / "multilabel_runs.jsonl"
 RESULTS = HERE / "results" / "multilabel.json"
 CACHE = HERE / "results" / "multilabel_cache"
-CELLS = ("linear", "tfidf-lr", "char-lr", "cnn", "ensemble", "ensemble + char-lr")
+CELLS = ("linear", "tfidf-lr", "char-lr", "cnn", "ensemble", "ensemble + char-lr", "glove", "all + char-lr")
+GLOVE = {"variant": "non-static", "vectors": "glove-6b-50d"}  # the `glove` cell's CNNs
 C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0)
 
 
@@ -99,7 +104,7 @@ def linear_cell(fold, names) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
 
-    tokenizer = fit_tokenizer("unicode", fold.train.texts)
+    tokenizer = fit_tokenizer(TokenizerConfig.parse("unicode"), fold.train.texts)
 
     def joined(texts):
         return [" ".join(tokenizer.split(text)) for text in texts]
@@ -152,15 +157,24 @@ def run(args) -> None:
         tokenizer="unicode",
     )
     cache = args.cache
-    trained = {"cnn": cache / "cnn", "ensemble": cache / f"ensemble-{args.members}"}
+    glove = dataclasses.replace(
+        settings,
+        model_options={**settings.model_options, "variant": GLOVE["variant"]},
+        vectors=GLOVE["vectors"],
+    )
+    trained = {
+        "cnn": cache / "cnn",
+        "ensemble": cache / f"ensemble-{args.members}",
+        "glove": cache / f"glove-{args.members}",
+    }
 
-    def train(where: Path, ensemble: int, mixture: Mixture | None = None) -> tuple[Classifier, float]:
+    def train(
+        where: Path, ensemble: int, mixture: Mixture | None = None, how: RunSettings = settings
+    ) -> tuple[Classifier, float]:
         if (where / "config.json").exists() and not (where / "checkpoint.safetensors").exists():
             return Classifier.load(where, device="cpu"), 0.0
         started = time.perf_counter()
-        train_folds(
-            corpus, [fold], where, settings, progress=not args.quiet, ensemble=ensemble, mixture=mixture
-        )
+        train_folds(corpus, [fold], where, how, progress=not args.quiet, ensemble=ensemble, mixture=mixture)
         return Classifier.load(where, device="cpu"), time.perf_counter() - started
 
     for cell in args.cells:
@@ -173,18 +187,35 @@ def run(args) -> None:
         elif cell in ("tfidf-lr", "char-lr"):
             classifier, _ = train(cache / cell, 0, Mixture(linear=cell))
             record = bundle_cell(classifier, fold, names)
-        elif cell == "cnn":
-            classifier, _ = train(trained["cnn"], 1)
-            record = bundle_cell(classifier, fold, names, epochs=classifier.info["training"]["best_epoch"])
+        elif cell == "cnn":  # member 0 of the ensemble: a model trains in a group exactly as alone
+            ensemble, _ = train(trained["ensemble"], args.members)
+            single = Classifier(ensemble.members[0], ensemble.encoder, ensemble.label_names)
+            single.decision = choose_thresholds(  # chosen on dev for it, as its own training would
+                torch.sigmoid(single.logits(list(fold.dev.texts))).numpy(),
+                targets(fold.dev.labels, names),
+                "per-label",
+                ensemble.decision.at_least_one,
+            )[0]
+            single.save(trained["cnn"])
+            record = bundle_cell(
+                single, fold, names, epochs=ensemble.info["ensemble"]["members"][0]["best_epoch"]
+            )
         elif cell == "ensemble":
             classifier, _ = train(trained["ensemble"], args.members)
             record = bundle_cell(classifier, fold, names, members=args.members)
-        else:
-            ensemble, _ = train(trained["ensemble"], args.members)
+        elif cell == "glove":
+            classifier, _ = train(trained["glove"], args.members, how=glove)
+            record = bundle_cell(classifier, fold, names, members=args.members, **GLOVE)
+        else:  # the CNN ensembles with the char-lr member, each part's weight chosen on dev
+            parts = ["ensemble"] if cell == "ensemble + char-lr" else ["ensemble", "glove"]
+            bundles = [
+                train(trained[p], args.members, how=glove if p == "glove" else settings)[0] for p in parts
+            ]
             linear, _ = train(cache / "char-lr", 0, Mixture(linear="char-lr"))
-            names_ = [str(trained["ensemble"]), str(cache / "char-lr")]
-            classifier = compose([ensemble, linear], names_, "dev", (fold.dev.texts, fold.dev.labels))
-            classifier.save(cache / "ensemble-char-lr")
+            names_ = [*(str(trained[p]) for p in parts), str(cache / "char-lr")]
+            dev = (fold.dev.texts, fold.dev.labels)
+            classifier = compose([*bundles, linear], names_, "dev", dev)
+            classifier.save(cache / cell.replace(" + ", "-"))
             record = bundle_cell(
                 classifier, fold, names, members=args.members, weights=classifier.model.weights.tolist()
             )
@@ -229,6 +260,8 @@ def describe(cell: dict) -> str:
         "cnn": f"one CNN ({shape}, {s.get('optimizer')})",
         "ensemble": f"{cell.get('members')} CNNs ({shape})",
         "ensemble + char-lr": f"{cell.get('members')} CNNs + char-lr, weights on dev",
+        "glove": f"{cell.get('members')} CNNs, GloVe 6B 50-d non-static",
+        "all + char-lr": f"{cell.get('members')} CNNs + {cell.get('members')} GloVe CNNs + char-lr, weights on dev",
     }.get(cell["cell"], cell["cell"])
 
 

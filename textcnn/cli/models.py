@@ -220,8 +220,9 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
         kind = member.model.config.pooling if member.kind == "cnn" else member.kind
         kinds[kind] = kinds.get(kind, 0) + 1
     parts = ", ".join(f"{kind} x{n}" if n > 1 else kind for kind, n in kinds.items())
+    key, shown = ("macro_f1", " macro-F1") if composed.multi_label else ("accuracy", "")
     figures = "".join(
-        f" | {name} {scores['accuracy']:.1%}" for name, scores in (composed.info.get("metrics") or {}).items()
+        f" | {name}{shown} {scores[key]:.1%}" for name, scores in (composed.info.get("metrics") or {}).items()
     )
     print(
         f"{args.out}: {len(composed.member_list())} members ({parts}), {args.combine}{figures}",

@@ -104,6 +104,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     chosen = ranked(records)[: args.top]
     header = {
         "data": corpus.name,
+        # what trials are ranked by: early stopping's own score (textcnn.train.loop.selection_score)
+        "selection": "dev macro-F1" if corpus.multi_label else "dev accuracy",
         "command": "textcnn " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["tune"] else "",
         "budget": f"{budget.trials} trials" + (f", {budget.seconds:.0f} s" if budget.seconds else ""),
         "searcher": searcher,

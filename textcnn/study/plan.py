@@ -151,6 +151,12 @@ def group_runs(runs: Sequence[Run], size: int) -> list[list[Run]]:
 def study_folds(config: StudyConfig, data_dir: str | None = None) -> tuple[dict, dict[str, list[Fold]]]:
     """(corpora, folds) by dataset: fixed splits as one fold, cross-validated ones cut to max_folds."""
     corpora = {name: load_registered(name, data_dir) for name in config.datasets}
+    multi = [name for name, corpus in corpora.items() if corpus.multi_label]
+    if multi:  # its statistics pair per-sentence correctness (McNemar): one label a sentence
+        raise ConfigError(
+            f"{', '.join(multi)}: multi-label; the pooling study compares single-label classifiers "
+            "(textcnn train and textcnn tune take multi-label data)"
+        )
     folds = {}
     for name, corpus in corpora.items():
         cross_validated = "all" in corpus.splits

@@ -11,7 +11,7 @@ from textcnn.runtime import atomic_write_bytes
 from textcnn.tune.run import describe
 
 
-def plot_trials(records: Sequence[dict], path: Path) -> bool:
+def plot_trials(records: Sequence[dict], path: Path, selection: str = "dev accuracy") -> bool:
     """Dev accuracy of every trial that finished an epoch, by pooling and by width; False if none."""
     scored = [r for r in records if r["best_dev_accuracy"] is not None]
     if not scored:
@@ -35,9 +35,9 @@ def plot_trials(records: Sequence[dict], path: Path) -> bool:
             ax.scatter(jitter, ys, s=16, c=colours, alpha=0.8)
             ax.hlines(max(ys), x - 0.3, x + 0.3, color="black", linewidth=1)
         ax.set_xticks(range(len(values)), values, rotation=45, ha="right", fontsize=8)
-        ax.set_title(f"dev accuracy {title}", fontsize=10)
+        ax.set_title(f"{selection} {title}", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel("best dev accuracy (%)")
+    axes[0].set_ylabel(f"best {selection} (%)")
     figure.text(
         0.5,
         0.01,
@@ -85,10 +85,10 @@ def write_report(
         f"- Space: `{header['space']}`.",
         "",
     ]
-    if plot_trials(records, out / "plots" / "tune.png"):
+    if plot_trials(records, out / "plots" / "tune.png", header.get("selection", "dev accuracy")):
         lines += ["![trials](plots/tune.png)", ""]
     lines += [
-        "## Best configurations (dev accuracy)",
+        f"## Best configurations ({header.get('selection', 'dev accuracy')})",
         "",
         "| rank | dev | epochs | stage | configuration |",
         "|---:|---:|---:|---|---|",

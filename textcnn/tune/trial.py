@@ -76,8 +76,9 @@ def _restore(run_dir: Path) -> bool:
 
 
 def _curve(run_dir: Path) -> list[float]:
-    """Dev accuracy by epoch, from `fit`'s log (which a restored checkpoint carries)."""
-    from textcnn.train.loop import LOG_FILE
+    """Dev accuracy by epoch (multi-label data: dev macro-F1, what early stopping selects on too),
+    from `fit`'s log (which a restored checkpoint carries)."""
+    from textcnn.train.loop import LOG_FILE, selection_score
 
     by_epoch: dict[int, float] = {}
     log = run_dir / LOG_FILE
@@ -85,7 +86,7 @@ def _curve(run_dir: Path) -> list[float]:
         for line in log.read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
             if "epoch" in record and "dev_accuracy" in record:
-                by_epoch[int(record["epoch"])] = float(record["dev_accuracy"])
+                by_epoch[int(record["epoch"])] = float(selection_score(record))
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 
@@ -95,7 +96,7 @@ def run_trial(config: dict, data: TrialData) -> None:
     from ray import tune
 
     from textcnn.train.checkpoint import CHECKPOINT_FILE
-    from textcnn.train.loop import fit
+    from textcnn.train.loop import fit, selection_score
     from textcnn.train.runs import prepare_run
 
     torch.set_num_threads(data.threads)
@@ -113,7 +114,7 @@ def run_trial(config: dict, data: TrialData) -> None:
             checkpoint = tune.Checkpoint.from_directory(str(run_dir))
             tune.report(
                 {
-                    "dev_accuracy": record["dev_accuracy"],
+                    "dev_accuracy": selection_score(record),  # multi-label: dev macro-F1
                     "best_dev_accuracy": max(curve),
                     "best_epoch": curve.index(max(curve)) + 1,
                     "epoch": record["epoch"],
