@@ -31,18 +31,18 @@ def _hold_out(data: LabeledTexts, fraction: float, seed: int) -> tuple[list[int]
     from sklearn.model_selection import train_test_split
 
     indices = list(range(len(data)))
-    if data.multi_label:
-        return _hold_out_unstratified(data, indices, fraction, seed)
-    try:
-        train_idx, dev_idx = train_test_split(
-            indices, test_size=fraction, stratify=list(data.labels), random_state=seed
-        )
-        return sorted(train_idx), sorted(dev_idx), True
-    except ValueError:
-        pass
-    counts = Counter(data.labels)
-    splittable = [i for i in indices if counts[data.labels[i]] >= 2]
-    kept = [i for i in indices if counts[data.labels[i]] < 2]
+    splittable, kept = indices, []  # multi-label rows: seeded, unstratified
+    if not data.multi_label:
+        try:
+            train_idx, dev_idx = train_test_split(
+                indices, test_size=fraction, stratify=list(data.labels), random_state=seed
+            )
+            return sorted(train_idx), sorted(dev_idx), True
+        except ValueError:
+            pass
+        counts = Counter(data.labels)
+        splittable = [i for i in indices if counts[data.labels[i]] >= 2]
+        kept = [i for i in indices if counts[data.labels[i]] < 2]
     try:
         train_idx, dev_idx = train_test_split(splittable, test_size=fraction, random_state=seed)
     except ValueError:
@@ -51,21 +51,6 @@ def _hold_out(data: LabeledTexts, fraction: float, seed: int) -> tuple[list[int]
             "give a --dev file or more data"
         ) from None
     return sorted([*train_idx, *kept]), sorted(dev_idx), False
-
-
-def _hold_out_unstratified(
-    data: LabeledTexts, indices: list[int], fraction: float, seed: int
-) -> tuple[list[int], list[int], bool]:
-    from sklearn.model_selection import train_test_split
-
-    try:
-        train_idx, dev_idx = train_test_split(indices, test_size=fraction, random_state=seed)
-    except ValueError:
-        raise DataError(
-            f"{data.source}: {len(data)} rows are too few to hold out {fraction:.0%} as dev; "
-            "give a --dev file or more data"
-        ) from None
-    return sorted(train_idx), sorted(dev_idx), False
 
 
 def _dev_source(fraction: float, seed: int, stratified: bool, multi_label: bool = False) -> str:
@@ -125,27 +110,9 @@ def make_folds(
     from sklearn.model_selection import StratifiedKFold
 
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    wanted = {0} if folds is None and fold is None else set(range(n_folds)) if fold is None else {fold}
-    result: list[Fold] = []
-    # The splitter must run through every fold even when one is wanted: fold K's rows depend on
-    # the one shuffle, so fold 3 alone is exactly fold 3 of a full run.
-    for index, (train_part, test_part) in enumerate(splitter.split(list(data.texts), list(data.labels))):
-        if index not in wanted:
-            continue
-        train_data = data.subset(sorted(int(i) for i in train_part))
-        train_idx, dev_idx, stratified = _hold_out(train_data, dev_fraction, seed)
-        result.append(
-            Fold(
-                name=f"fold-{index}",
-                index=index,
-                train=train_data.subset(train_idx),
-                dev=train_data.subset(dev_idx),
-                test=data.subset(sorted(int(i) for i in test_part)),
-                dev_source=_dev_source(dev_fraction, seed, stratified),
-                of=n_folds,
-            )
-        )
-    return result
+    return _cross_folds(
+        data, splitter.split(list(data.texts), list(data.labels)), n_folds, folds, fold, seed, dev_fraction
+    )
 
 
 def _multi_label_folds(
@@ -162,13 +129,22 @@ def _multi_label_folds(
     from sklearn.model_selection import KFold
 
     splitter = KFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    return _cross_folds(data, splitter.split(list(data.texts)), n_folds, folds, fold, seed, dev_fraction)
+
+
+def _cross_folds(
+    data: LabeledTexts, parts, n_folds: int, folds, fold, seed: int, dev_fraction: float
+) -> list[Fold]:
+    """The wanted folds of a splitter's (train, test) index pairs, each with dev held out of its train part."""
     wanted = {0} if folds is None and fold is None else set(range(n_folds)) if fold is None else {fold}
     result: list[Fold] = []
-    for index, (train_part, test_part) in enumerate(splitter.split(list(data.texts))):
+    # The splitter must run through every fold even when one is wanted: fold K's rows depend on
+    # the one shuffle, so fold 3 alone is exactly fold 3 of a full run.
+    for index, (train_part, test_part) in enumerate(parts):
         if index not in wanted:
             continue
         train_data = data.subset(sorted(int(i) for i in train_part))
-        train_idx, dev_idx, _ = _hold_out(train_data, dev_fraction, seed)
+        train_idx, dev_idx, stratified = _hold_out(train_data, dev_fraction, seed)
         result.append(
             Fold(
                 name=f"fold-{index}",
@@ -176,7 +152,7 @@ def _multi_label_folds(
                 train=train_data.subset(train_idx),
                 dev=train_data.subset(dev_idx),
                 test=data.subset(sorted(int(i) for i in test_part)),
-                dev_source=_dev_source(dev_fraction, seed, False, multi_label=True),
+                dev_source=_dev_source(dev_fraction, seed, stratified, multi_label=data.multi_label),
                 of=n_folds,
             )
         )

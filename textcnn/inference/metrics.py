@@ -22,15 +22,7 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], label_n
         "n": len(y_true),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-        "per_class": {
-            name: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-            for i, name in enumerate(label_names)
-        },
+        "per_class": _per_class(precision, recall, f1, support, label_names),
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),  # rows: true
         "labels": list(label_names),
     }
@@ -42,6 +34,18 @@ def headline(metrics: dict) -> dict:
     if metrics.get("multi_label"):
         keys += ("micro_f1", "samples_f1", "jaccard", "exact_match")
     return {k: metrics[k] for k in keys}
+
+
+def _per_class(precision, recall, f1, support, label_names: Sequence[str]) -> dict:
+    return {
+        name: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(label_names)
+    }
 
 
 def summarize_folds(fold_metrics: Sequence[dict], keys: Sequence[str] = ("accuracy", "macro_f1")) -> dict:
@@ -93,15 +97,7 @@ def multilabel_metrics(y_true, y_pred, label_names: Sequence[str]) -> dict:
         "samples_f1": averaged(f1_score, "samples"),
         "jaccard": averaged(jaccard_score, "samples"),
         "labels_per_text": float(y_pred.sum(axis=1).mean()) if len(y_pred) else 0.0,
-        "per_class": {
-            name: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-            for i, name in enumerate(label_names)
-        },
+        "per_class": _per_class(precision, recall, f1, support, label_names),
         "labels": list(label_names),
     }
 

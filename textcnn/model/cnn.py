@@ -19,7 +19,7 @@ from torch import nn
 
 from textcnn.data.text import PAD_ID
 from textcnn.errors import ConfigError
-from textcnn.model.members import Member
+from textcnn.model.members import Member, ShapedByConfig
 from textcnn.model.pooling import get_pooling, validate
 from textcnn.model.pooling.functions import Pooled
 from textcnn.model.variants import VARIANTS
@@ -315,7 +315,7 @@ def apply_max_norm(weight: torch.Tensor, max_norm: float | None) -> None:
         weight.copy_(torch.renorm(weight, p=2, dim=0, maxnorm=max_norm))
 
 
-class TextCNN(nn.Module):
+class TextCNN(ShapedByConfig, nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
@@ -422,22 +422,6 @@ class TextCNN(nn.Module):
 
     kind = "cnn"
     is_ensemble = False
-
-    @property
-    def num_classes(self) -> int:
-        return self.config.num_classes
-
-    @property
-    def vocab_size(self) -> int:
-        return self.config.vocab_size
-
-    @property
-    def multi_label(self) -> bool:
-        return self.config.multi_label
-
-    @property
-    def min_length(self) -> int:
-        return max(self.config.map_widths)
 
     def members(self) -> list[Member]:
         return [Member(0, "cnn", self, 1.0, None)]

@@ -23,10 +23,10 @@ import torch
 from textcnn.model import output
 from textcnn.model.cnn import ModelConfig, TextCNN
 from textcnn.model.group import ModelGroup
-from textcnn.model.members import Member
+from textcnn.model.members import Member, ShapedByConfig
 
 
-class Ensemble(ModelGroup):
+class Ensemble(ShapedByConfig, ModelGroup):
     """Members of one shape and one vocabulary; `forward(ids, lengths)` as a `TextCNN`'s, giving
     the log of the members' mean probabilities (B, C)."""
 
@@ -58,22 +58,6 @@ class Ensemble(ModelGroup):
     # -- a bundle's model (textcnn.model.members) ----------------------------------------------
 
     is_ensemble = True
-
-    @property
-    def num_classes(self) -> int:
-        return self.config.num_classes
-
-    @property
-    def vocab_size(self) -> int:
-        return self.config.vocab_size
-
-    @property
-    def multi_label(self) -> bool:
-        return self.config.multi_label
-
-    @property
-    def min_length(self) -> int:
-        return max(self.config.map_widths)
 
     def members(self) -> list[Member]:
         """The members as single models, each weighing 1/K in the mean, all in group 0."""

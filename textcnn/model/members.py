@@ -47,6 +47,26 @@ class Member:
         )
 
 
+class ShapedByConfig:
+    """`MemberModel`'s sizes read from a `ModelConfig` (`self.config`): a CNN's and an ensemble's."""
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    @property
+    def vocab_size(self) -> int:
+        return self.config.vocab_size
+
+    @property
+    def multi_label(self) -> bool:
+        return self.config.multi_label
+
+    @property
+    def min_length(self) -> int:
+        return max(self.config.map_widths)  # the widest window: shorter inputs are padded to it
+
+
 class MemberModel(Protocol):
     """What a bundle's model offers, whichever it is (see the module docstring)."""
 
