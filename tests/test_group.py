@@ -103,7 +103,7 @@ def synthetic_split(vocab_size: int, rows: int, seed: int) -> EncodedSplit:
     third = (vocab_size - 2) // 3
     ids = 2 + labels[:, None] * third + torch.randint(0, third, (rows, 12), generator=generator)
     ids[torch.arange(12)[None, :] >= lengths[:, None]] = 0
-    return EncodedSplit(ids, lengths, labels)
+    return EncodedSplit.from_padded(ids, lengths, labels)
 
 
 @pytest.mark.parametrize(

@@ -198,7 +198,8 @@ MODEL_FLAGS = {
     "max_norm": "max_norm",
 }
 TRAIN_FLAGS = {
-    name: name for name in ("optimizer", "lr", "batch_size", "epochs", "patience", "seed", "device", "amp")
+    name: name
+    for name in ("optimizer", "lr", "batch_size", "epochs", "max_steps", "patience", "seed", "device", "amp")
 }
 VOCAB_FLAGS = {"min_count": "min_count", "max_vocab": "max_size", "max_length": "max_length"}
 OFF_WHEN_ZERO = {"max_norm", "patience"}  # `--max-norm 0`, `--patience 0`: the config's None

@@ -234,9 +234,13 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from textcnn.inference.classifier import Classifier
 
+    if args.ray is not None:
+        return _predict_on_ray(args)
     classifier = Classifier.load(args.bundle, device=args.device)
     if args.threshold is not None and not classifier.multi_label:
         raise TextCNNError("--threshold is for multi-label bundles; this one gives one label per text")
+    if args.input:
+        return _predict_files(classifier, args)
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
     texts = [text for text in texts if text.strip()]
     for start in range(0, len(texts), 4096):  # stream long inputs in slices
@@ -244,6 +248,71 @@ def cmd_predict(args: argparse.Namespace) -> int:
         predictions = classifier.predict(chunk, batch_size=args.batch_size, threshold=args.threshold)
         for text, prediction in zip(chunk, predictions, strict=True):
             print(json.dumps({"text": text, **prediction.to_json()}, ensure_ascii=False))
+    return 0
+
+
+def _score_options(args: argparse.Namespace):
+    """The `ScoreOptions` of `predict --input` (one process or Ray): the flags given, else its defaults."""
+    from textcnn.inference.scoring import ScoreOptions
+
+    if args.texts:
+        raise TextCNNError("give texts or --input files, not both")
+    given = {
+        "text_column": args.text_column,
+        "top_k": args.top_k,
+        "probabilities": args.probabilities or None,
+        "coverage": False if args.no_coverage else None,
+        "threshold": args.threshold,
+        "batch_size": args.batch_size,
+    }
+    return ScoreOptions(**{k: v for k, v in given.items() if v is not None})
+
+
+def _predict_on_ray(args: argparse.Namespace) -> int:
+    """`predict BUNDLE --ray [ADDRESS] --input GLOB... --output DIR`: `score_files_on_ray`; its summary on stdout."""
+    from textcnn.inference.ray_scoring import RayScoring, score_files_on_ray
+
+    if not args.input or not args.output:
+        raise TextCNNError("--ray scores files: give --input FILE... and --output DIR")
+    if args.resume:
+        raise TextCNNError("--resume is for one process; a Ray run retries failed work itself")
+    given = {"output_format": args.format, "workers": args.ray_workers, "progress": not args.quiet}
+    config = RayScoring(**{name: value for name, value in given.items() if value is not None})
+    summary = score_files_on_ray(
+        args.bundle, args.input, args.output, _score_options(args), address=args.ray or None, config=config
+    )
+    print(json.dumps(summary))
+    return 0
+
+
+def _predict_files(classifier, args: argparse.Namespace) -> int:
+    from textcnn.inference.stream import Interrupted, StreamConfig, predict_files
+
+    options = _score_options(args)
+    streamed = {
+        "output": args.output,
+        "format": args.format,
+        "workers": args.workers,
+        "chunk_rows": args.chunk_rows,
+    }
+    config = StreamConfig(
+        inputs=tuple(args.input),
+        options=options,
+        resume=args.resume,
+        progress=not args.quiet,
+        **{k: v for k, v in streamed.items() if v is not None},
+    )
+    try:
+        done = predict_files(classifier, config)
+    except Interrupted as stop:
+        print(f"textcnn: {stop}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if args.output and not args.quiet:
+        print(
+            f"textcnn: {done['rows']} rows scored into {args.output} ({done['errors']} with an error) "
+            f"in {done['seconds']:.1f}s",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -92,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     fitting.add_argument("--lr", type=float, help="learning rate (default 1.0 Adadelta, 0.001 Adam)")
     fitting.add_argument("--batch-size", type=positive_int, help="sentences per batch")
     fitting.add_argument("--epochs", type=positive_int, help="most epochs to train")
+    fitting.add_argument(
+        "--max-steps",
+        type=positive_int,
+        help="a step budget: stop after N optimizer steps in all (mid-epoch: that epoch is evaluated "
+        "on dev and is the last)",
+    )
     fitting.add_argument("--patience", type=int, help="stop after N epochs without dev gain; 0: never")
     fitting.add_argument("--seed", type=int, help="seed for splits, initialisation and batches")
     fitting.add_argument("--device", help="auto (CUDA when present), cpu or cuda")
@@ -197,6 +203,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="multi-label bundles: one threshold for every label instead of the bundle's (chosen on dev)",
     )
     predict.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    files = predict.add_argument_group(
+        "files", "score whole files as a stream instead of texts (every column kept, answers appended)"
+    )
+    files.add_argument(
+        "--input", nargs="+", metavar="FILE", help="csv, tsv, jsonl, json, parquet (maybe .gz); globs too"
+    )
+    files.add_argument("--output", metavar="FILE", help="where to write (default: JSON Lines on stdout)")
+    files.add_argument(
+        "--format", choices=("csv", "tsv", "jsonl", "parquet"), help="default: --output's suffix"
+    )
+    files.add_argument("--text-column", help="the column holding the text (default: text)")
+    files.add_argument("--top-k", type=positive_int, help="add the k most probable labels (JSON)")
+    files.add_argument("--probabilities", action="store_true", help="add a p_<label> column per label")
+    files.add_argument("--no-coverage", action="store_true", help="leave out the coverage column")
+    files.add_argument("--resume", action="store_true", help="continue an interrupted run into --output")
+    files.add_argument(
+        "--workers", type=non_negative_int, help="tokenizing processes (0: none; default: from the CPU count)"
+    )
+    files.add_argument(
+        "--chunk-rows", type=positive_int, help="rows read, scored and committed at a time (default: 4096)"
+    )
+    files.add_argument("--quiet", action="store_true", help="no progress bar")
+    files.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="score on a Ray cluster (docs/ray.md; no ADDRESS: a local one); --output is then a folder",
+    )
+    files.add_argument(
+        "--ray-workers", type=positive_int, help="Ray actors, each holding the bundle (default: 2)"
+    )
 
     explain = commands.add_parser(
         "explain",

@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from textcnn.data.columns import Labels, concat_texts
 from textcnn.data.files import load_files, read_labeled_file
 from textcnn.data.hub import load_hub, load_local
 from textcnn.data.registry import REGISTRY, _dataset_folder, _known_names, _spec
@@ -171,8 +172,8 @@ def load_joined(
     tokenizers = {corpus.tokenizer for corpus in corpora}
     splits = {
         split: LabeledTexts(
-            texts=tuple(t for c in corpora for t in c.splits[split].texts),
-            labels=tuple(y for c in corpora for y in c.splits[split].labels),
+            texts=concat_texts([c.splits[split].texts for c in corpora]),
+            labels=Labels.concat([c.splits[split].labels for c in corpora]),
             source=" + ".join(c.splits[split].source for c in corpora),
         )
         for split in first.splits

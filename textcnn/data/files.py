@@ -20,20 +20,25 @@ import csv
 import json
 import os
 import warnings
+from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from textcnn.data.splits import Corpus, Label, LabeledTexts, _check_seen_in_train, _in_label_order, _label_set
+import numpy as np
+
+from textcnn.data.columns import FileTexts, Ints, Label, LabelBuilder, TextSource
+from textcnn.data.splits import Corpus, LabeledTexts, _check_seen_in_train, _in_label_order, _label_set
 from textcnn.data.tokenizers import DEFAULT_TOKENIZER
 from textcnn.errors import DataError, DataWarning
 
 SHOWN_SKIPPED = 5  # line numbers a skipped-rows warning lists; enough to find them, short enough for one line
 
 
-def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text) of each physical line, decoded strictly so a bad byte names its line.
+def _decoded_lines(path: Path) -> Iterator[tuple[int, str, int, int]]:
+    """(line number, text, byte offset, byte end) of each physical line, decoded strictly so a bad
+    byte names its line; the offsets (past a BOM) are where a text is read back from later.
 
     Reading bytes and decoding per line (rather than `open(encoding=...)`) is what lets the error
     say where the bad byte is instead of only that the file is not UTF-8.
@@ -47,11 +52,14 @@ def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     with handle:
+        end = 0
         for number, raw in enumerate(handle, start=1):
+            offset, end = end, end + len(raw)
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]  # editors on Windows write one; it is not text
+                offset += len(codecs.BOM_UTF8)
             try:
-                yield number, raw.decode("utf-8")
+                yield number, raw.decode("utf-8"), offset, end
             except UnicodeDecodeError as exc:
                 raise DataError(
                     f"{path}:{number}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
@@ -161,26 +169,41 @@ class _Rows:
 
     The first row kept decides the kind of the data: a list of labels makes it multi-label, and a
     later row of the other kind is refused, naming the line that decided.
+
+    Rows from a file keep no text: each row's byte span (`span`) goes into growing arrays, and its
+    label into codes, so reading 10M rows holds some 24 bytes a row, not a `str`, a label and a
+    line `int` (`textcnn.data.columns`). Rows given in memory (the `datasets` paths) keep their texts.
     """
 
     strict: bool
     allow_empty_labels: bool = False
     unit: str = "line"  # what `number` counts, for the message naming the row that decided the kind
     texts: list[str] = field(default_factory=list)
-    labels: list[Label] = field(default_factory=list)
-    lines: list[int] = field(default_factory=list)
+    offsets: array = field(default_factory=lambda: array("q"))
+    lengths: array = field(default_factory=lambda: array("i"))
+    labels: LabelBuilder = field(default_factory=LabelBuilder)
+    lines: array = field(default_factory=lambda: array("q"))
     skipped: list[int] = field(default_factory=list)
     multi: bool | None = None
     decided_at: int = 0
 
-    def add(self, text: Any, label: Any, number: int, where: str) -> None:
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def add(
+        self, text: Any, label: Any, number: int, where: str, span: tuple[int, int] | None = None
+    ) -> None:
         # A skipped row's label is not checked: the row is not used, and the warning names its line.
         if not self.strict and _is_blank(text):
             self.skipped.append(number)
             return
         text = _text_of(text, where)
         self.labels.append(self._label(label, number, where))
-        self.texts.append(text)
+        if span is None:
+            self.texts.append(text)
+        else:
+            self.offsets.append(span[0])
+            self.lengths.append(span[1] - span[0])
         self.lines.append(number)
 
     def _label(self, value: Any, number: int, where: str) -> Label:
@@ -192,10 +215,20 @@ class _Rows:
             raise DataError(f"{where}: label is {here} here but {there} on {self.unit} {self.decided_at}")
         return _labels_of(value, where, self.allow_empty_labels) if multi else _label_of(value, where)
 
-    def labeled(self, source: str) -> LabeledTexts:
-        return LabeledTexts(
-            tuple(self.texts), tuple(self.labels), source, tuple(self.lines), tuple(self.skipped)
-        )
+    def labeled(self, source: str, read_from: TextSource | None = None) -> LabeledTexts:
+        """The rows as `LabeledTexts`; `read_from` is the file the spans index (texts read back)."""
+        lines = np.frombuffer(self.lines, dtype=np.int64).copy() if self.lines else ()
+        if read_from is None:
+            texts: Sequence[str] = tuple(self.texts)
+        else:
+            offsets = (
+                np.frombuffer(self.offsets, dtype=np.int64).copy() if self.offsets else np.zeros(0, np.int64)
+            )
+            lengths = (
+                np.frombuffer(self.lengths, dtype=np.int32).copy() if self.lengths else np.zeros(0, np.int32)
+            )
+            texts = FileTexts([read_from], offsets, lengths)
+        return LabeledTexts(texts, self.labels.build(), source, Ints(lines), tuple(self.skipped))
 
 
 def _warn_skipped(data: LabeledTexts, unit: str = "line") -> None:
@@ -213,7 +246,7 @@ def _warn_skipped(data: LabeledTexts, unit: str = "line") -> None:
 
 
 def _read_jsonl(path: Path, text_column: str, layout: _LabelLayout, rows: _Rows) -> _Rows:
-    for number, line in _decoded_lines(path):
+    for number, line, offset, end in _decoded_lines(path):
         if not line.strip():
             continue
         where = f"{path}:{number}"
@@ -231,7 +264,7 @@ def _read_jsonl(path: Path, text_column: str, layout: _LabelLayout, rows: _Rows)
         if _is_blank(row[text_column]):
             rows.add(row[text_column], None, number, where)  # skipped (or refused, strict): label unread
             continue
-        rows.add(row[text_column], layout.value(row, where), number, where)
+        rows.add(row[text_column], layout.value(row, where), number, where, (offset, end))
     return rows
 
 
@@ -245,21 +278,33 @@ class _LineTracker:
 
     def __init__(self, path: Path):
         self._lines = _decoded_lines(path)
-        self.since_mark: list[tuple[int, bool]] = []  # (line number, blank) since the last mark
+        # (line number, blank, byte offset, byte end) since the last mark
+        self.since_mark: list[tuple[int, bool, int, int]] = []
 
     def __iter__(self) -> Iterator[str]:
-        for number, line in self._lines:
-            self.since_mark.append((number, line in ("\n", "\r\n")))
+        for number, line, offset, end in self._lines:
+            self.since_mark.append((number, line in ("\n", "\r\n"), offset, end))
             yield line
 
     def mark(self) -> None:
         self.since_mark.clear()
 
+    def _first(self) -> tuple[int, bool, int, int]:
+        return next((line for line in self.since_mark if not line[1]), self.since_mark[-1])
+
     def row_start(self) -> int:
-        return next((n for n, blank in self.since_mark if not blank), self.since_mark[-1][0])
+        return self._first()[0]
+
+    def row_span(self) -> tuple[int, int]:
+        """The bytes of the row just read: from its first line to the end of its last, which are
+        the lines `csv` consumed for it (it reads no further than a row's end)."""
+        return self._first()[2], self.since_mark[-1][3]
 
 
-def _read_delimited(path: Path, text_column: str, layout: _LabelLayout, tsv: bool, rows: _Rows) -> _Rows:
+def _read_delimited(
+    path: Path, text_column: str, layout: _LabelLayout, tsv: bool, rows: _Rows
+) -> tuple[_Rows, int]:
+    """The rows, and the text column's position in the header (where a text is read back from)."""
     tracker = _LineTracker(path)
     # CSV follows RFC 4180 (quoted fields may hold commas, quotes, newlines); TSV as pandas and
     # spreadsheets write it has no quoting, so a quote character there is just text.
@@ -278,6 +323,7 @@ def _read_delimited(path: Path, text_column: str, layout: _LabelLayout, tsv: boo
         tracker.mark()
         for row in reader:
             number = tracker.row_start()
+            span = tracker.row_span()
             where = f"{path}:{number}"
             tracker.mark()
             if None in row:  # DictReader's restkey: more fields than the header names
@@ -291,13 +337,14 @@ def _read_delimited(path: Path, text_column: str, layout: _LabelLayout, tsv: boo
             if _is_blank(row[text_column]):
                 rows.add(row[text_column], None, number, where)  # skipped (or refused, strict): label unread
                 continue
-            rows.add(row[text_column], layout.value(row, where), number, where)
+            rows.add(row[text_column], layout.value(row, where), number, where, span)
     except csv.Error as exc:
         number = tracker.since_mark[-1][0] if tracker.since_mark else 1
         raise DataError(f"{path}:{number}: malformed {'TSV' if tsv else 'CSV'} ({exc})") from None
-    if not rows.texts and not rows.skipped:
+    if not len(rows) and not rows.skipped:
         raise DataError(f"{path}:{header_line}: header only, no rows")
-    return rows
+    # DictReader gives a name written twice in the header its last column's value.
+    return rows, len(header) - 1 - header[::-1].index(text_column)
 
 
 _READERS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv"}
@@ -335,13 +382,14 @@ def read_labeled_file(
         )
     if kind == "jsonl":
         _read_jsonl(path, text_column, layout, rows)
+        field_of_text: str | int = text_column
     else:
-        _read_delimited(path, text_column, layout, kind == "tsv", rows)
-    if not rows.texts:
+        _, field_of_text = _read_delimited(path, text_column, layout, kind == "tsv", rows)
+    if not len(rows):
         if rows.skipped:
             raise DataError(f"{path}: no rows with text (all {len(rows.skipped)} rows have empty text)")
         raise DataError(f"{path}: empty file (no rows)")
-    data = rows.labeled(str(path))
+    data = rows.labeled(str(path), TextSource.of(path, kind, field_of_text))
     _warn_skipped(data)
     return data
 

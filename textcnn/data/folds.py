@@ -13,15 +13,15 @@ labels make hundreds of sets, most of a few rows), and iterative stratification 
 
 from __future__ import annotations
 
-from collections import Counter
+import numpy as np
 
-from textcnn.data.splits import Corpus, Fold, LabeledTexts, _check_seen_in_train, _label_set
+from textcnn.data.splits import Corpus, Fold, LabeledTexts, _check_seen_in_train
 from textcnn.errors import DataError
 
 DEFAULT_FOLDS = 10  # Kim (2014), Table 1: "CV" means 10-fold cross-validation
 
 
-def _hold_out(data: LabeledTexts, fraction: float, seed: int) -> tuple[list[int], list[int], bool]:
+def _hold_out(data: LabeledTexts, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray, bool]:
     """Split row indices into (train, dev), stratified where every class allows it.
 
     Stratification needs two rows of each class and at least one dev row per class; when that
@@ -30,19 +30,22 @@ def _hold_out(data: LabeledTexts, fraction: float, seed: int) -> tuple[list[int]
     """
     from sklearn.model_selection import train_test_split
 
-    indices = list(range(len(data)))
-    splittable, kept = indices, []  # multi-label rows: seeded, unstratified
+    # Index arrays and label codes ordered as the label strings (`Labels.sort_keys`) give the
+    # splitters exactly the draws that lists of indices and of label strings gave (the fold
+    # digests in tests/test_compact_data.py were recorded from that code).
+    indices = np.arange(len(data))
+    splittable, kept = indices, indices[:0]  # multi-label rows: seeded, unstratified
     if not data.multi_label:
+        keys = data.labels.sort_keys()
         try:
             train_idx, dev_idx = train_test_split(
-                indices, test_size=fraction, stratify=list(data.labels), random_state=seed
+                indices, test_size=fraction, stratify=keys, random_state=seed
             )
-            return sorted(train_idx), sorted(dev_idx), True
+            return np.sort(train_idx), np.sort(dev_idx), True
         except ValueError:
             pass
-        counts = Counter(data.labels)
-        splittable = [i for i in indices if counts[data.labels[i]] >= 2]
-        kept = [i for i in indices if counts[data.labels[i]] < 2]
+        enough = np.bincount(keys)[keys] >= 2
+        splittable, kept = indices[enough], indices[~enough]
     try:
         train_idx, dev_idx = train_test_split(splittable, test_size=fraction, random_state=seed)
     except ValueError:
@@ -50,7 +53,7 @@ def _hold_out(data: LabeledTexts, fraction: float, seed: int) -> tuple[list[int]
             f"{data.source}: {len(data)} rows are too few to hold out {fraction:.0%} as dev; "
             "give a --dev file or more data"
         ) from None
-    return sorted([*train_idx, *kept]), sorted(dev_idx), False
+    return np.sort(np.concatenate([train_idx, kept])), np.sort(dev_idx), False
 
 
 def _dev_source(fraction: float, seed: int, stratified: bool, multi_label: bool = False) -> str:
@@ -60,7 +63,7 @@ def _dev_source(fraction: float, seed: int, stratified: bool, multi_label: bool 
 
 def _only_one_label(data: LabeledTexts) -> None:
     """A classifier needs two labels or more; for multi-label rows, two across all rows."""
-    names = _label_set(data.labels)
+    names = data.label_set()
     if len(names) < 2:
         shown = repr(next(iter(names))) if names else "none"
         raise DataError(f"{data.source}: only one label ({shown}); a classifier needs two or more")
@@ -95,7 +98,7 @@ def make_folds(
         raise DataError(f"--fold must be between 0 and {n_folds - 1} (folds are numbered from 0), got {fold}")
     if data.multi_label:
         return _multi_label_folds(data, n_folds, folds, fold, seed, dev_fraction)
-    counts = Counter(data.labels)
+    counts = data.labels.counts()
     if len(counts) < 2:
         raise DataError(
             f"{data.source}: only one label ({next(iter(counts))!r}); a classifier needs two or more"
@@ -111,7 +114,13 @@ def make_folds(
 
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     return _cross_folds(
-        data, splitter.split(list(data.texts), list(data.labels)), n_folds, folds, fold, seed, dev_fraction
+        data,
+        splitter.split(_no_features(data), data.labels.sort_keys()),
+        n_folds,
+        folds,
+        fold,
+        seed,
+        dev_fraction,
     )
 
 
@@ -129,7 +138,12 @@ def _multi_label_folds(
     from sklearn.model_selection import KFold
 
     splitter = KFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    return _cross_folds(data, splitter.split(list(data.texts)), n_folds, folds, fold, seed, dev_fraction)
+    return _cross_folds(data, splitter.split(_no_features(data)), n_folds, folds, fold, seed, dev_fraction)
+
+
+def _no_features(data: LabeledTexts) -> np.ndarray:
+    """The splitters read only the number of rows from X: a (N, 0) array holds no text."""
+    return np.empty((len(data), 0))
 
 
 def _cross_folds(
@@ -143,7 +157,7 @@ def _cross_folds(
     for index, (train_part, test_part) in enumerate(parts):
         if index not in wanted:
             continue
-        train_data = data.subset(sorted(int(i) for i in train_part))
+        train_data = data.subset(np.sort(train_part))
         train_idx, dev_idx, stratified = _hold_out(train_data, dev_fraction, seed)
         result.append(
             Fold(
@@ -151,7 +165,7 @@ def _cross_folds(
                 index=index,
                 train=train_data.subset(train_idx),
                 dev=train_data.subset(dev_idx),
-                test=data.subset(sorted(int(i) for i in test_part)),
+                test=data.subset(np.sort(test_part)),
                 dev_source=_dev_source(dev_fraction, seed, stratified, multi_label=data.multi_label),
                 of=n_folds,
             )

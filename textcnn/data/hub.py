@@ -52,7 +52,7 @@ def _hf_rows(
     for row, (text, value) in enumerate(zip(texts, labels, strict=True), start=1):
         at = f"{where}:{row}"
         rows.add(text, _class_name(value, names, at), row, at)
-    if rows.skipped and not rows.texts:
+    if rows.skipped and not len(rows):
         raise DataError(f"{where}: no rows with text (all {len(rows.skipped)} rows have empty text)")
     return rows.labeled(where)
 

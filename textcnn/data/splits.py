@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
+from textcnn.data.columns import Ints, Label, Labels, _Column, take_texts
 from textcnn.errors import DataError
 
 SPLIT_NAMES = ("all", "train", "dev", "test")
-
-# One row's label: a name, or (multi-label data) the tuple of its names.
-Label = str | tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -29,45 +29,65 @@ class LabeledTexts:
     `skipped` holds the lines of `source` left out because their text was empty. It describes the
     file, not the rows held, so a subset (a fold, a held-out dev part) keeps it: an evaluation on a
     fold can still say that its file had rows nobody scored.
+
+    The columns are compact (`textcnn.data.columns`): texts read from a file are read back from it
+    on access (`FileTexts`), labels are codes (`Labels`), line numbers an int array (`Ints`); each
+    is a `Sequence` equal to the tuple it stands for. Texts given in memory stay a tuple.
     """
 
-    texts: tuple[str, ...]
-    labels: tuple[Label, ...]  # all `str`, or all tuples of names (multi-label; `()` is a row with none)
+    texts: Sequence[str]
+    labels: Labels  # a Sequence of `str`, or of tuples of names (multi-label; `()` is a row with none)
     source: str
-    lines: tuple[int, ...] = ()
+    lines: Sequence[int] = ()  # stored as `Ints`
     skipped: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        # Accept lists from callers but store tuples, so a frozen instance is really immutable.
-        object.__setattr__(self, "texts", tuple(self.texts))
-        object.__setattr__(self, "labels", tuple(tuple(y) if isinstance(y, list) else y for y in self.labels))
-        object.__setattr__(self, "lines", tuple(self.lines))
+        # Accept lists from callers but store tuples or read-only columns, so a frozen instance is
+        # really immutable.
+        if not isinstance(self.texts, _Column):
+            object.__setattr__(self, "texts", tuple(self.texts))
+        if not isinstance(self.labels, Labels):
+            labels = tuple(tuple(y) if isinstance(y, list) else y for y in self.labels)
+            if len({isinstance(y, tuple) for y in labels}) > 1:
+                # Every consumer branches once on `multi_label`; a mix would be read by the wrong branch.
+                raise ValueError(f"{self.source}: labels mix single names and tuples of names")
+            object.__setattr__(self, "labels", Labels.of(labels))
+        if not isinstance(self.lines, Ints):
+            object.__setattr__(self, "lines", Ints(self.lines))
         object.__setattr__(self, "skipped", tuple(self.skipped))
         if len(self.texts) != len(self.labels):
             raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels")
         if self.lines and len(self.lines) != len(self.texts):
             raise ValueError(f"{len(self.texts)} texts but {len(self.lines)} line numbers")
-        if len({isinstance(y, tuple) for y in self.labels}) > 1:
-            # Every consumer branches once on `multi_label`; a mix would be read by the wrong branch.
-            raise ValueError(f"{self.source}: labels mix single names and tuples of names")
 
     @property
     def multi_label(self) -> bool:
         """True when each row holds a tuple of labels (False for no rows: nothing says otherwise)."""
-        return bool(self.labels) and isinstance(self.labels[0], tuple)
+        return bool(len(self.labels)) and self.labels.multi
 
     def __len__(self) -> int:
         return len(self.texts)
 
-    def subset(self, indices: Sequence[int]) -> LabeledTexts:
+    def subset(self, indices: Sequence[int] | np.ndarray) -> LabeledTexts:
+        """The rows `indices`, in that order: index arrays taken, no text copied."""
+        index = np.asarray(indices if isinstance(indices, np.ndarray) else list(indices), dtype=np.intp)
         source = self.source if self.source.endswith(" (subset)") else f"{self.source} (subset)"
         return LabeledTexts(
-            texts=tuple(self.texts[i] for i in indices),
-            labels=tuple(self.labels[i] for i in indices),
+            texts=take_texts(self.texts, index),
+            labels=self.labels.take(index),
             source=source,
-            lines=tuple(self.lines[i] for i in indices) if self.lines else (),
+            lines=self.lines.take(index) if self.lines else Ints(),
             skipped=self.skipped,
         )
+
+    def label_set(self) -> set[str]:
+        """Every label name the rows hold."""
+        return self.labels.label_set()
+
+    def label_array(self, label_names: Sequence[str]) -> np.ndarray:
+        """The rows' labels as model targets over `label_names`: (N,) int64 class ids, or for
+        multi-label rows (N, C) float32 0/1 rows; a label not among the names is a ConfigError."""
+        return self.labels.label_array(label_names)
 
     def where(self, index: int) -> str:
         """`source:line` of one row, the prefix of every message about it."""
@@ -138,6 +158,8 @@ def _row_labels(label: Label) -> tuple[str, ...]:
 
 def _label_set(labels: Iterable[Label]) -> set[str]:
     """Every label name the rows hold, whether a row holds one or several."""
+    if isinstance(labels, Labels):
+        return labels.label_set()
     return {name for label in labels for name in _row_labels(label)}
 
 
@@ -146,14 +168,14 @@ def _in_label_order(data: LabeledTexts, label_names: Sequence[str]) -> LabeledTe
     equal tuples whichever layout (a list, a separated cell, 0/1 columns) the file used."""
     if not data.multi_label:
         return data
-    rank = {name: i for i, name in enumerate(label_names)}
-    ordered = tuple(tuple(sorted(row, key=lambda name: rank.get(name, len(rank)))) for row in data.labels)
-    return LabeledTexts(data.texts, ordered, data.source, data.lines, data.skipped)
+    return LabeledTexts(data.texts, data.labels.in_order(label_names), data.source, data.lines, data.skipped)
 
 
 def _check_known_labels(data: LabeledTexts, known: Iterable[str], what: str) -> None:
     """Raise at the first row with a label not in `known`; `what` says where `known` came from."""
     allowed = set(known)
+    if data.label_set() <= allowed:
+        return  # the common case, from the codes alone; the loop below finds the first bad row
     for index, label in enumerate(data.labels):
         for name in _row_labels(label):
             if name not in allowed:
@@ -182,7 +204,7 @@ def _check_seen_in_train(splits: Mapping[str, LabeledTexts]) -> None:
     _check_same_kind(splits)
     if "train" not in splits:
         return
-    seen = _label_set(splits["train"].labels)
+    seen = splits["train"].label_set()
     for name in ("dev", "test"):
         if name in splits:
             _check_known_labels(splits[name], seen, "the labels seen in train")

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
+from array import array
 from collections import Counter
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import regex
 import torch
 
@@ -56,17 +59,24 @@ class Vocabulary:
         cls, tokenized: Iterable[Sequence[str]], min_count: int = 1, max_size: int | None = None
     ) -> Vocabulary:
         """Most frequent first (ties alphabetical, so the ids never depend on input order)."""
-        if min_count < 1:
-            raise ConfigError(f"min_count must be >= 1, got {min_count}")
-        if max_size is not None and max_size < 2:
-            raise ConfigError(f"max_size must be >= 2 (room for {PAD} and {UNK}), got {max_size}")
-        counter = Counter(token for tokens in tokenized for token in tokens)
-        counter.pop(PAD, None)
-        counter.pop(UNK, None)
-        kept = sorted((t for t, c in counter.items() if c >= min_count), key=lambda t: (-counter[t], t))
+        _check_limits(min_count, max_size)
+        return cls.from_counts(
+            Counter(token for tokens in tokenized for token in tokens), min_count, max_size
+        )
+
+    @classmethod
+    def from_counts(
+        cls, counts: Mapping[str, int], min_count: int = 1, max_size: int | None = None
+    ) -> Vocabulary:
+        """`build`'s vocabulary from each token's count in the training texts (`counts` is not changed)."""
+        _check_limits(min_count, max_size)
+        kept = sorted(
+            (t for t, c in counts.items() if c >= min_count and t != PAD and t != UNK),
+            key=lambda t: (-counts[t], t),
+        )
         if max_size is not None:
             kept = kept[: max_size - 2]
-        return cls([PAD, UNK, *kept], {t: counter[t] for t in kept})
+        return cls([PAD, UNK, *kept], {t: int(counts[t]) for t in kept})
 
     def __len__(self) -> int:
         return len(self.itos)
@@ -104,6 +114,13 @@ class Vocabulary:
             return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise BundleError(f"{path}: not a readable vocabulary ({exc})") from None
+
+
+def _check_limits(min_count: int, max_size: int | None) -> None:
+    if min_count < 1:
+        raise ConfigError(f"min_count must be >= 1, got {min_count}")
+    if max_size is not None and max_size < 2:
+        raise ConfigError(f"max_size must be >= 2 (room for {PAD} and {UNK}), got {max_size}")
 
 
 @dataclass(frozen=True)
@@ -213,6 +230,15 @@ class TextEncoder:
     def encode_many(self, texts: Iterable[str]) -> list[list[int]]:
         return [self.encode(text) for text in texts]
 
+    def encode_flat(self, texts: Iterable[str]) -> FlatIds:
+        """`encode` of every text, in one streaming pass, as one flat array (no list per text)."""
+        buffer, lengths = IdBuffer(), array("q")
+        for text in texts:
+            ids = self.encode(text)
+            buffer.extend(ids)
+            lengths.append(len(ids))
+        return FlatIds(buffer.finish(), np.frombuffer(lengths, dtype=np.int64))
+
     def coverage(self, text: str, ids: Sequence[int]) -> float:
         """The coverage of `text`, encoded as `ids` (`encode`): see `coverage`."""
         return coverage(ids, self.tokenizer.dropped(text), self.vocab.words)
@@ -269,25 +295,186 @@ class TextEncoder:
         return config, dict(files)
 
 
-def fit_tokenizer(config: TokenizerConfig, texts: Sequence[str]) -> Tokenizer:
+def fit_tokenizer(config: TokenizerConfig, texts: Iterable[str]) -> Tokenizer:
     """A tokenizer of `config`, fitted on `texts` (the training split's) if it is a learned one.
 
     A learned tokenizer is fitted once per training split: the runs of one fold (an ensemble's
-    members, a mixed bundle's, a study's arms) share it, so they share one vocabulary."""
+    members, a mixed bundle's, a study's arms) share it, so they share one vocabulary. The cache
+    is keyed on a sha256 streamed over the texts, not on the texts themselves: holding a tuple of
+    every training text (what the key once was) cost more memory than the rest of a run's data."""
     if not config.learned:
         return config.build()
-    key = (config, len(texts), hash(tuple(texts)))
-    for cached_key, cached_texts, tokenizer in _FITTED:
-        if cached_key == key and cached_texts == tuple(texts):
+    digest = hashlib.sha256()
+    count = 0
+    for text in texts:
+        encoded = text.encode("utf-8", "surrogatepass")
+        digest.update(len(encoded).to_bytes(8, "little"))  # lengths first: no two splits hash alike
+        digest.update(encoded)
+        count += 1
+    key = (config, count, digest.hexdigest())
+    for cached_key, tokenizer in _FITTED:
+        if cached_key == key:
             return tokenizer
     tokenizer = config.build()
-    tokenizer.fit(texts)
-    _FITTED.insert(0, (key, tuple(texts), tokenizer))
+    tokenizer.fit(iter(texts))
+    _FITTED.insert(0, (key, tokenizer))
     del _FITTED[4:]
     return tokenizer
 
 
-_FITTED: list[tuple[tuple, tuple[str, ...], Tokenizer]] = []  # the last few fitted, newest first
+_FITTED: list[tuple[tuple, Tokenizer]] = []  # the last few fitted, newest first
+
+# Above this many bytes of token ids, a split's flat ids are kept in a temporary file mapped into
+# memory (deleted with the array) instead of in RAM: 512 MiB is 128 million tokens, about six
+# million texts of SST-2's length (21 tokens on average), so the benchmarks never touch the disk.
+MEMMAP_BYTES = 512 * 2**20
+
+
+class IdBuffer:
+    """Token ids appended text by text: an `array('i')` (4 bytes an id, no object per id), moved
+    into a temporary file each time it reaches `MEMMAP_BYTES`; `finish` gives the ids as one array
+    (a memory map of that file once anything was moved there)."""
+
+    def __init__(self, limit: int = MEMMAP_BYTES):
+        self._ids = array("i")
+        self._limit = max(limit // self._ids.itemsize, 1)
+        self._file = None
+        self._spilled = 0  # ids already in the file
+
+    def extend(self, ids: Iterable[int]) -> None:
+        self._ids.extend(ids)
+        if len(self._ids) >= self._limit:
+            if self._file is None:
+                # No name: the file is gone once closed and unmapped; it outlives this block on purpose.
+                self._file = tempfile.TemporaryFile(prefix="textcnn-ids-")  # noqa: SIM115
+            self._ids.tofile(self._file)
+            self._spilled += len(self._ids)
+            self._ids = array("i")
+
+    def append(self, value: int) -> None:
+        self._ids.append(value)
+
+    def finish(self) -> np.ndarray:
+        """(T,) int32, writable (the training pass maps its ids in place)."""
+        if self._file is None:
+            return np.frombuffer(self._ids, dtype=np.int32)
+        self._ids.tofile(self._file)
+        total = self._spilled + len(self._ids)
+        self._file.flush()
+        self._ids = array("i")
+        # The map keeps its own descriptor: the file lives as long as the array, then is freed.
+        ids = np.memmap(self._file, dtype=np.int32, mode="r+", shape=(total,))
+        self._file.close()
+        return ids
+
+
+@dataclass(frozen=True)
+class FlatIds:
+    """Encoded texts one after another: text i's ids are `tokens[starts[i] : starts[i] + lengths[i]]`."""
+
+    tokens: np.ndarray  # (T,) int32
+    lengths: np.ndarray  # (N,) int64, each >= 1 (a text with no token is one <unk>)
+
+    @property
+    def starts(self) -> np.ndarray:
+        return np.cumsum(self.lengths) - self.lengths  # (N,) int64
+
+
+def encode_training_texts(
+    tokenizer: Tokenizer,
+    texts: Iterable[str],
+    min_count: int = 1,
+    max_size: int | None = None,
+    max_length: int | None = None,
+    where: Callable[[int], str] | None = None,
+) -> tuple[Vocabulary, FlatIds, TokenizerReport]:
+    """The training texts' vocabulary (`Vocabulary.build`'s), their ids (`TextEncoder.encode`'s)
+    and the `TokenizerReport`, from one pass over the texts that keeps no list per text.
+
+    Each token gets a provisional id as it first appears (1, 2, ...; 0 stands for the `<unk>` of a
+    text with no token), the texts' provisional ids go into one flat int32 buffer, the counts come
+    from `numpy.bincount` over it (plus the tokens truncation cut off, which count but are not
+    kept), and the buffer is then mapped in place to the vocabulary's ids. `where(i)` names text i
+    (`file:line`) in the report."""
+    _check_limits(min_count, max_size)
+    if max_length is not None and max_length < 1:
+        raise ConfigError(f"max_length must be >= 1, got {max_length}")
+    provisional: dict[str, int] = {}
+    cut: Counter[int] = Counter()  # provisional id -> its occurrences past max_length
+    buffer, lengths = IdBuffer(), array("q")
+    empty: list[int] = []
+    empty_count = tokens = 0
+    letters = _LetterCount()
+    split, assign = tokenizer.split, provisional.setdefault
+    for i, text in enumerate(texts):
+        if i < REPORT_SAMPLE:
+            letters.add(tokenizer, text)
+        ids = [assign(token, len(provisional) + 1) for token in split(text)]
+        tokens += len(ids)
+        if not ids:
+            empty_count += 1
+            if len(empty) < 10:
+                empty.append(i)
+            buffer.append(0)
+            lengths.append(1)
+            continue
+        if max_length is not None and len(ids) > max_length:
+            cut.update(ids[max_length:])
+            del ids[max_length:]
+        buffer.extend(ids)
+        lengths.append(len(ids))
+    flat = buffer.finish()
+    counts = np.bincount(flat, minlength=len(provisional) + 1)  # (P + 1,) int64
+    for pid, extra in cut.items():
+        counts[pid] += extra
+    vocab = Vocabulary.from_counts(
+        {token: int(counts[pid]) for token, pid in provisional.items()}, min_count, max_size
+    )
+    table = np.full(len(provisional) + 1, UNK_ID, dtype=np.int32)  # provisional -> final id
+    stoi = vocab.stoi
+    for token, pid in provisional.items():
+        table[pid] = stoi.get(token, UNK_ID)
+    del provisional
+    step = 1 << 22  # in place, 16 MiB at a time: no second copy of the ids
+    for start in range(0, len(flat), step):
+        flat[start : start + step] = table[flat[start : start + step]]
+    report = TokenizerReport(
+        tokenizer=str(tokenizer.config),
+        texts=len(lengths),
+        tokens=tokens,
+        vocab_size=len(vocab) - 2,
+        empty=tuple((where(i) if where else f"text {i + 1}") for i in empty),
+        empty_count=empty_count,
+        letters_kept=letters.share,
+        commonest=_commonest(vocab),
+    )
+    return vocab, FlatIds(flat, np.frombuffer(lengths, dtype=np.int64)), report
+
+
+class _LetterCount:
+    """The letters and digits of some texts, and how many of them some token covers."""
+
+    LETTER = regex.compile(r"[\p{L}\p{N}]")
+
+    def __init__(self) -> None:
+        self.seen = self.kept = 0
+
+    def add(self, tokenizer: Tokenizer, text: str) -> None:
+        covered = bytearray(len(text))
+        for t in tokenizer.tokenize(text):
+            covered[t.start : t.end] = b"\x01" * (t.end - t.start)
+        for m in self.LETTER.finditer(text):
+            self.seen += 1
+            self.kept += covered[m.start()]
+
+    @property
+    def share(self) -> float | None:
+        return self.kept / self.seen if self.seen else None
+
+
+def _commonest(vocab: Vocabulary) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(vocab.counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10])
+
 
 # The share of the training texts' letters and digits a tokenizer must keep, and of the texts
 # that must give a token, below which training refuses the data (Kim's clean_str on Russian keeps
@@ -364,20 +551,11 @@ def tokenizer_report(
     """What `tokenizer` made of `texts` (`tokenized`: each text's tokens; `vocab`: their vocabulary);
     `where[i]` names text i (`file:line`) for those that gave no token. The letters and digits kept
     are counted on the first `REPORT_SAMPLE` texts."""
-    import regex
-
-    letter = regex.compile(r"[\p{L}\p{N}]")
-    seen = kept = 0
+    letters = _LetterCount()
     for text in texts[:REPORT_SAMPLE]:
-        covered = bytearray(len(text))
-        for t in tokenizer.tokenize(text):
-            covered[t.start : t.end] = b"\x01" * (t.end - t.start)
-        for m in letter.finditer(text):
-            seen += 1
-            kept += covered[m.start()]
+        letters.add(tokenizer, text)
     empty = [i for i, tokens in enumerate(tokenized) if not tokens]
     tokens = sum(len(t) for t in tokenized)
-    counts = sorted(vocab.counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
     return TokenizerReport(
         tokenizer=str(tokenizer.config),
         texts=len(texts),
@@ -385,6 +563,6 @@ def tokenizer_report(
         vocab_size=len(vocab) - 2,
         empty=tuple((where[i] if where else f"text {i + 1}") for i in empty[:10]),
         empty_count=len(empty),
-        letters_kept=kept / seen if seen else None,
-        commonest=tuple(counts),
+        letters_kept=letters.share,
+        commonest=_commonest(vocab),
     )

@@ -28,6 +28,11 @@ class TrainConfig:
     device: str = "auto"  # auto: CUDA when present
     amp: str = "auto"  # bf16 autocast: "auto" on CUDA only, "bf16" on any device, "off" never
     bucket_batches: int = 50  # sort this many batches' worth of sentences by length, then cut batches
+    # A budget of optimizer steps across epochs (None: none). Reached mid-epoch, that epoch stops
+    # there, is evaluated on dev like any other, and is the run's last: on data too large for many
+    # epochs a step budget bounds the time where an epoch count cannot. Its epoch record says how
+    # many steps ran ("steps"), which is how a resumed run knows the budget is spent.
+    max_steps: int | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -38,6 +43,8 @@ class TrainConfig:
             raise ConfigError("batch_size, epochs and bucket_batches must be >= 1")
         if self.amp not in AMP_MODES:
             raise ConfigError(f"unknown amp mode {self.amp!r}; choose one of {', '.join(AMP_MODES)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"max_steps must be >= 1 or None, got {self.max_steps}")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience must be >= 1 or None, got {self.patience}")
 
@@ -46,7 +53,11 @@ class TrainConfig:
         return self.lr if self.lr is not None else (1.0 if self.optimizer == "adadelta" else 1e-3)
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        # Without max_steps when unset: the bundles and checkpoints written before it read the same.
+        data = dataclasses.asdict(self)
+        if data["max_steps"] is None:
+            del data["max_steps"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> TrainConfig:

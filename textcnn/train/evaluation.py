@@ -27,12 +27,12 @@ def evaluate_split(model: TextCNN, split: EncodedSplit, batch_size: int = 1000) 
     lengths_cpu = split.lengths.cpu()
     multi = split.multi_label
     predictions = torch.empty(split.labels.shape) if multi else torch.empty(len(split), dtype=torch.long)
-    loss_sum = torch.zeros((), device=split.ids.device)
+    loss_sum = torch.zeros((), device=split.device)
     widest = model.min_length if isinstance(model, MixedEnsemble) else max(model.config.filter_widths)
     for chunk in order.split(batch_size):
         width = max(int(lengths_cpu[chunk].max()), widest)
-        index = chunk.to(split.ids.device)
-        logits = model(split.ids[index, :width], split.lengths[index]).float()
+        index = chunk.to(split.device)
+        logits = model(*split.padded(index, width)).float()
         if multi:
             loss_sum += output.loss(logits, split.labels[index], True).sum()
         else:
@@ -50,7 +50,7 @@ def evaluate_group(
     (multi-label: each label's probability (K, N_max, C) and the mean binary cross-entropy)."""
     was_training = group.training
     group.eval()
-    K, device = group.models, splits.ids.device
+    K, device = group.models, splits.device
     lengths_cpu = splits.lengths[:, :-1].cpu()
     real = torch.arange(lengths_cpu.shape[1])[None, :] < torch.as_tensor(splits.sizes)[:, None]
     # Each model's rows shortest first, so a chunk of positions holds similar lengths in every model.
@@ -71,7 +71,7 @@ def evaluate_group(
         widths = [max(int(lengths_cpu[k, chunk[k]].max()), widest) for k in range(K)]
         index = chunk.to(device)
         logits = group(
-            splits.ids[:, :, : max(widths)][device_rows, index],
+            splits.ids(device_rows, index, max(widths)),
             splits.lengths[device_rows, index],
             widths=widths,
         ).float()

@@ -108,6 +108,7 @@ def fit_group(
     fingerprint = {"model": models[0].config.to_json(), "train": config.to_json(), **(fingerprint or {})}
     records = [ModelRecord(k, c.seed, config.patience) for k, c in enumerate(configs)]
     start_epoch = _start(run_dir, resume, group, optimizer, records, fingerprint, config)
+    steps_done = records[0].history[-1].get("steps", 0) if resume and records[0].history else 0
     active = list(records)  # the models still training, in the group's order
     train, dev = StackedSplits.stack(trains, device), StackedSplits.stack(devs, device)
     started, interrupted = time.perf_counter(), False
@@ -123,9 +124,11 @@ def fit_group(
         for epoch in epochs:
             epoch_started = time.perf_counter()
             seeds = [record.seed for record in active]
-            train_losses, train_accuracies = _train_epoch(
-                group, optimizer, train, seeds, epoch, config, use_amp, progress
+            budget = None if config.max_steps is None else config.max_steps - steps_done
+            train_losses, train_accuracies, steps_run = _train_epoch(
+                group, optimizer, train, seeds, epoch, config, use_amp, progress, budget
             )
+            steps_done += steps_run
             train_seconds = time.perf_counter() - epoch_started
             dev_predictions, dev_loss_tensor = evaluate_group(group, dev)
             dev_accuracies, dev_losses = dev.accuracies(dev_predictions), dev_loss_tensor.tolist()
@@ -144,6 +147,7 @@ def fit_group(
                     # training steps only; in a group, the group's time (every model's share)
                     "sentences_per_second": round(train.sizes[position] / train_seconds, 1),
                     "group_size": len(active),
+                    **({"steps": steps_done} if config.max_steps is not None else {}),
                 }
                 epoch_records.append(epoch_record)
                 if record.observe(epoch_record, group.model_state(position)):
@@ -159,8 +163,8 @@ def fit_group(
             for position in stopping:
                 _finish(active[position], models, group, position, False, True, started, on_finished)
             keep = [position for position in range(len(active)) if position not in stopping]
-            if not keep:
-                break
+            if not keep or (config.max_steps is not None and steps_done >= config.max_steps):
+                break  # every model stopped, or the step budget is spent (the rest end below)
             if stopping:  # one assignment, so a Ctrl-C never sees the group and `active` disagree
                 group, optimizer, train, dev, active = (
                     *_shrink(group, optimizer, config, keep),
@@ -187,9 +191,11 @@ def _train_epoch(
     config: TrainConfig,
     use_amp: bool,
     progress: bool,
-) -> tuple[list[float], list[float]]:
-    """One epoch of steps for every model in the group; each model's mean training loss and accuracy."""
-    device, K, B = train.ids.device, group.models, config.batch_size
+    max_steps: int | None = None,
+) -> tuple[list[float], list[float], int]:
+    """One epoch of steps for every model in the group (its first `max_steps` only, if given):
+    each model's mean training loss and accuracy over the rows it saw, and the steps taken."""
+    device, K, B = train.device, group.models, config.batch_size
     plan = plan_epoch(train.host_lengths, seeds, epoch, config, train.filler, max(group.config.map_widths))
     masks = dropout_masks(seeds, epoch, plan.steps, B, group.config.pooled_size, group.config.dropout, device)
     index, weight = plan.index.to(device), plan.weight.to(device)
@@ -198,15 +204,14 @@ def _train_epoch(
     loss_sum = torch.zeros(K, device=device)
     correct = torch.zeros(K, dtype=torch.long, device=device)
     multi = train.multi_label
-    steps = tqdm(
-        range(len(plan.widths)), desc=f"epoch {epoch + 1}", unit="batch", leave=False, disable=not progress
-    )
+    count = len(plan.widths) if max_steps is None else min(len(plan.widths), max_steps)
+    steps = tqdm(range(count), desc=f"epoch {epoch + 1}", unit="batch", leave=False, disable=not progress)
     for step in steps:
         batch, widths = index[step], plan.widths[step]  # (K, B), K widths
         labels = train.labels[rows, batch]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             logits = group(
-                train.ids[:, :, : max(widths)][rows, batch],
+                train.ids(rows, batch, max(widths)),
                 train.lengths[rows, batch],
                 masks[step] if masks is not None else None,
                 widths,
@@ -226,7 +231,9 @@ def _train_epoch(
         if progress and step % 25 == 0:
             steps.set_postfix(loss=f"{float(loss.detach()) / K:.3f}")
     sizes = torch.as_tensor(train.sizes, device=device)
-    return (loss_sum / sizes).tolist(), (correct / sizes).tolist()  # one sync per epoch
+    if count < len(plan.widths):  # a cut epoch: the rows its steps saw
+        sizes = (weight[:count] > 0).sum(dim=(0, 2)).clamp_min(1)
+    return (loss_sum / sizes).tolist(), (correct / sizes).tolist(), count  # one sync per epoch
 
 
 # -- what the loop keeps of each model, and how a model leaves the group ---------------------
@@ -390,7 +397,12 @@ def _start(
     record.restore(saved)
     # The log may hold an epoch the checkpoint missed (killed between the two writes).
     atomic_write_bytes(run_dir / LOG_FILE, "".join(json.dumps(r) + "\n" for r in record.history).encode())
-    if record.patience_spent or saved["epoch"] >= config.epochs:
+    spent = (
+        config.max_steps is not None
+        and record.history
+        and record.history[-1].get("steps", 0) >= config.max_steps
+    )
+    if record.patience_spent or saved["epoch"] >= config.epochs or spent:
         return config.epochs  # that run had already finished
     return saved["epoch"]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from textcnn.data.splits import Corpus, Fold, LabeledTexts
-from textcnn.data.text import TextEncoder, TokenizerReport, Vocabulary, fit_tokenizer, tokenizer_report
+from textcnn.data.text import TextEncoder, TokenizerReport, encode_training_texts, fit_tokenizer
 from textcnn.data.tokenizers import DEFAULT_TOKENIZER, TokenizerConfig
 from textcnn.errors import ConfigError
 from textcnn.inference.classifier import Classifier
@@ -158,17 +158,20 @@ def prepare_run(
     if unknown:
         raise ConfigError(f"labels not among the label names: {', '.join(map(repr, unknown[:5]))}")
 
-    def targets(part: LabeledTexts) -> list:
-        if not multi_label:
-            return [label_index[y] for y in part.labels]
-        return [[int(name in row) for name in label_names] for row in part.labels]
+    def targets(part: LabeledTexts) -> torch.Tensor:  # (N,) class ids, or (N, C) 0/1 rows
+        return torch.from_numpy(part.label_array(label_names))
 
     max_length = settings.vocab.max_length
     tokenizer = fit_tokenizer(settings.tokenizer_config, fold.train.texts)
-    tokenized = [tokenizer.split(t) for t in fold.train.texts]
-    vocab = Vocabulary.build(tokenized, settings.vocab.min_count, settings.vocab.max_size)
-    where = [fold.train.where(i) for i in range(len(fold.train))] if fold.train.lines else None
-    report = tokenizer_report(tokenizer, fold.train.texts, tokenized, vocab, where)
+    # One pass over the training texts: vocabulary, ids and report, no list per text.
+    vocab, train_ids, report = encode_training_texts(
+        tokenizer,
+        fold.train.texts,
+        settings.vocab.min_count,
+        settings.vocab.max_size,
+        max_length,
+        fold.train.where if len(fold.train.lines) else None,
+    )
     report.check()
     encoder = TextEncoder(vocab, tokenizer, max_length)
     torch.manual_seed(settings.train.seed)
@@ -198,7 +201,8 @@ def prepare_run(
         ),
     )
     widest = max(config.filter_widths)
-    train, dev, *test = (EncodedSplit.encode(encoder, part.texts, targets(part), widest) for part in parts)
+    train = EncodedSplit.of(train_ids, targets(fold.train), widest)
+    dev, *test = (EncodedSplit.encode(encoder, part.texts, targets(part), widest) for part in parts[1:])
     if set_slots:
         config = dataclasses.replace(config, region_slots=config.region_slots_for(int(train.lengths.max())))
     model = TextCNN(config)  # nothing since the seeding drew random numbers: the same initial model
@@ -378,14 +382,18 @@ def finish_mixed(
     linear = None
     if mixture.linear is not None:
         train, dev = base.train, base.dev
+        # The linear member's features are sparse matrices of the whole split, built from padded
+        # rows: padded here, for the time of the fit (the flat split's rows at its own width).
         linear = LinearMember.fit(
             mixture.linear,
             (
-                train.ids,
-                train.lengths,
+                *train.padded(torch.arange(len(train)), train.width),
                 train.labels.long().tolist() if train.multi_label else train.labels.tolist(),
             ),
-            (dev.ids, dev.lengths, dev.labels.long().tolist() if dev.multi_label else dev.labels.tolist()),
+            (
+                *dev.padded(torch.arange(len(dev)), dev.width),
+                dev.labels.long().tolist() if dev.multi_label else dev.labels.tolist(),
+            ),
             len(base.encoder.vocab),
             len(base.label_names),
             vocab=base.encoder.vocab.itos,
@@ -454,8 +462,8 @@ def _part_name(model: MixedEnsemble, i: int) -> str:
 def _chunks(split: EncodedSplit, size: int = 1000):
     """A split's rows in order, in chunks cut to their own longest row."""
     for start in range(0, len(split), size):
-        lengths = split.lengths[start : start + size]
-        yield split.ids[start : start + size, : max(int(lengths.max()), 1)], lengths
+        rows = torch.arange(start, min(start + size, len(split)), device=split.device)
+        yield split.padded(rows, max(int(split.lengths[rows].max()), 1))
 
 
 def _alone_score(linear: LinearMember, split: EncodedSplit) -> float:
