@@ -28,10 +28,12 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from queue import Full, Queue
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -122,9 +124,13 @@ def _encoded_chunks(
 ) -> Iterator[tuple[Chunk, EncodedTexts]]:
     """Each chunk with its texts encoded, in order; with workers, a few chunks ahead."""
     if workers == 0:
-        for chunk in chunks:
-            values, not_text = _text_of(chunk, text_column)
-            yield chunk, encode_texts(classifier.encoder, values, not_text)
+
+        def encoded() -> Iterator[tuple[Chunk, EncodedTexts]]:
+            for chunk in chunks:
+                values, not_text = _text_of(chunk, text_column)
+                yield chunk, encode_texts(classifier.encoder, values, not_text)
+
+        yield from (_ahead(encoded()) if os.environ.get("TEXTCNN_PREFETCH", "1") == "1" else encoded())
         return
     # forkserver: the workers start from a clean interpreter, not a copy of the main process's
     # torch threads; the encoder is sent once to each.
@@ -148,6 +154,39 @@ def _encoded_chunks(
     finally:
         pool.terminate()
         pool.join()
+
+
+def _ahead(items: Iterator, depth: int = 2) -> Iterator:
+    """`items`, made by a thread up to `depth` ahead of the consumer: the next chunk is read and
+    tokenized while the model runs on this one (torch releases the GIL in its kernels)."""
+    done = object()
+    queue: Queue = Queue(depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        queue.put(item, timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(done)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            queue.put(exc)
+
+    thread = threading.Thread(target=produce, name="textcnn-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := queue.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def _text_of(chunk: Chunk, text_column: str, values: bool = True) -> tuple[list, str | None]:
