@@ -31,6 +31,7 @@ import itertools
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -375,8 +376,9 @@ def cell_ray(args, results: dict) -> None:
     one = WORK / "ray-one.csv"
     one.unlink(missing_ok=True)
     out = WORK / "ray-out"
+    shutil.rmtree(out, ignore_errors=True)
     single = run_measured(
-        predict_command(REPO / "models/single", folder / "*.csv", WORK / "ray-one-dir"), WORK / "ray-one.log"
+        predict_command(REPO / "models/single", folder / "*.csv", one), WORK / "ray-one.log"
     )
     ray = run_measured(
         [

@@ -28,12 +28,10 @@ import os
 import shutil
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from queue import Full, Queue
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -66,9 +64,10 @@ if TYPE_CHECKING:
 
 
 def default_workers() -> int:
-    # On 2 cores (models/single, 50k SST-2 sentences, README "Scoring a file") one worker was slower
-    # than none (1,680 vs 1,790 rows/s): it only takes cores from the forward pass. Above 2 cores
-    # workers are a guess, not measured here.
+    # On 2 idle cores (models/single, 200k rows of benchmarks/batch.py's file) one worker gave
+    # 7,550 rows/s against 7,080 in-process: a few % for a second process's start-up and memory
+    # (and under load it was slower: 1,680 vs 1,790), so none there. Above 2 cores workers keep the
+    # tokenizing off the forward pass's cores; how many pays is not measured here.
     return 0 if (os.cpu_count() or 1) <= 2 else min(4, (os.cpu_count() or 1) // 2)
 
 
@@ -124,13 +123,11 @@ def _encoded_chunks(
 ) -> Iterator[tuple[Chunk, EncodedTexts]]:
     """Each chunk with its texts encoded, in order; with workers, a few chunks ahead."""
     if workers == 0:
-
-        def encoded() -> Iterator[tuple[Chunk, EncodedTexts]]:
-            for chunk in chunks:
-                values, not_text = _text_of(chunk, text_column)
-                yield chunk, encode_texts(classifier.encoder, values, not_text)
-
-        yield from (_ahead(encoded()) if os.environ.get("TEXTCNN_PREFETCH", "1") == "1" else encoded())
+        # In turn with the model, not read ahead by a thread: on 2 cores a reading thread took
+        # them from the forward pass (200k rows, models/single: 5,460 rows/s against 6,220).
+        for chunk in chunks:
+            values, not_text = _text_of(chunk, text_column)
+            yield chunk, encode_texts(classifier.encoder, values, not_text)
         return
     # forkserver: the workers start from a clean interpreter, not a copy of the main process's
     # torch threads; the encoder is sent once to each.
@@ -154,39 +151,6 @@ def _encoded_chunks(
     finally:
         pool.terminate()
         pool.join()
-
-
-def _ahead(items: Iterator, depth: int = 2) -> Iterator:
-    """`items`, made by a thread up to `depth` ahead of the consumer: the next chunk is read and
-    tokenized while the model runs on this one (torch releases the GIL in its kernels)."""
-    done = object()
-    queue: Queue = Queue(depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        queue.put(item, timeout=0.1)
-                        break
-                    except Full:
-                        continue
-                if stop.is_set():
-                    return
-            queue.put(done)
-        except BaseException as exc:  # handed to the consumer, which raises it
-            queue.put(exc)
-
-    thread = threading.Thread(target=produce, name="textcnn-read-ahead", daemon=True)
-    thread.start()
-    try:
-        while (item := queue.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
 
 
 def _text_of(chunk: Chunk, text_column: str, values: bool = True) -> tuple[list, str | None]:

@@ -145,7 +145,10 @@ def fit_group(
                     **({"dev_macro_f1": dev_f1s[position]} if dev_f1s is not None else {}),
                     "seconds": round(time.perf_counter() - epoch_started, 3),  # with the dev evaluation
                     # training steps only; in a group, the group's time (every model's share)
-                    "sentences_per_second": round(train.sizes[position] / train_seconds, 1),
+                    # (an epoch cut by --max-steps saw at most its steps' batches)
+                    "sentences_per_second": round(
+                        min(train.sizes[position], steps_run * config.batch_size) / train_seconds, 1
+                    ),
                     "group_size": len(active),
                     **({"steps": steps_done} if config.max_steps is not None else {}),
                 }
