@@ -422,10 +422,20 @@ def cell_million(args, results: dict) -> None:
     outputs, checks = {}, {}
     for fmt in ("csv", "parquet", "jsonl"):
         target = WORK / f"million.{fmt}"
-        target.unlink(missing_ok=True)
         command = predict_command(REPO / "models/single", source, target)
-        if fmt == "jsonl":  # a Ctrl-C a third of the way in, then --resume
-            process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)
+        if fmt != "jsonl" and target.exists() and args.keep_files:
+            outputs[fmt] = "kept from an earlier run of this cell"
+        elif fmt == "jsonl":  # a Ctrl-C a third of the way in, then --resume
+            target.unlink(missing_ok=True)
+            # SIG_DFL: started in the background (`nohup ... &`), this process and its children
+            # would ignore SIGINT, and Python then never turns it into a KeyboardInterrupt.
+            process = subprocess.Popen(
+                command,
+                cwd=REPO,
+                stderr=subprocess.PIPE,
+                text=True,
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            )
             progress = target.with_name(f".{target.name}.progress.json")
             while process.poll() is None:
                 done = json.loads(progress.read_text())["rows"] if progress.exists() else 0
@@ -433,7 +443,7 @@ def cell_million(args, results: dict) -> None:
                     process.send_signal(signal.SIGINT)
                     break
                 time.sleep(0.5)
-            message = process.communicate()[1].strip().splitlines()[-1]
+            message = (process.communicate()[1].strip().splitlines() or [""])[-1]
             checks["interrupted"] = {
                 "exit": process.returncode,
                 "message": message,
@@ -441,6 +451,7 @@ def cell_million(args, results: dict) -> None:
             }
             outputs[fmt] = run_measured([*command, "--resume"], WORK / "million-resume.log")
         else:
+            target.unlink(missing_ok=True)
             outputs[fmt] = run_measured(command, WORK / f"million-{fmt}.log")
         if fmt == "csv":
             table = pacsv.read_csv(

@@ -88,6 +88,13 @@ class Vocabulary:
         punctuation runs (and `<pad>`, `<unk>`). A text is read through these (`coverage`)."""
         return frozenset(i for i, token in enumerate(self.itos) if i > UNK_ID and WORDLIKE.search(token))
 
+    @cached_property
+    def word_mask(self) -> np.ndarray:
+        """`words` as a boolean per id, for reading many texts' ids at once."""
+        mask = np.zeros(len(self.itos), dtype=bool)
+        mask[list(self.words)] = True
+        return mask
+
     def __contains__(self, token: str) -> bool:
         return token in self.stoi
 

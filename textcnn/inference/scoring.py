@@ -159,8 +159,7 @@ def encode_texts(encoder: TextEncoder, values: Sequence, not_text: str | None = 
     flat = np.fromiter(chain.from_iterable(pieces), dtype=np.int64, count=int(offsets[-1]))
     # Each row's coverage (`textcnn.data.text.coverage`, the same figures) over the flat ids at
     # once: a call per row cost a sixth of the file's time on models/single.
-    words = np.zeros(len(encoder.vocab), dtype=bool)
-    words[list(encoder.vocab.words)] = True
+    words = encoder.vocab.word_mask
     rows = np.flatnonzero(encoded)
     starts = offsets[rows]
     known = np.add.reduceat(flat != UNK_ID, starts) if len(rows) else np.zeros(0, dtype=np.int64)
