@@ -68,36 +68,33 @@ def pool(data_dir: Path, names: tuple[str, ...]) -> list[tuple[str, str]]:
     return rows
 
 
-def write_predict_file(path: Path, rows: int, texts: list[tuple[str, str]], seed: int = 0) -> Path:
-    """`rows` rows drawn from `texts` (a fixed seed), written as they are drawn (never held)."""
+def _write_csv(path: Path, header: list[str], rows) -> Path:
+    """`rows` (an iterator: drawn as written, never held) into `path`, once (kept for later runs)."""
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
     part = path.with_suffix(".part")
     with part.open("w", encoding="utf-8", newline="") as handle:
         out = csv.writer(handle)
-        out.writerow(["id", "text", "note"])
-        for i in range(rows):
-            text = "" if i % 1000 == 999 else rng.choice(texts)[0]
-            out.writerow([f"r{i:08d}", text, f'row {i}, "quoted", {i % 7}'])
+        out.writerow(header)
+        out.writerows(rows)
     part.rename(path)
     return path
+
+
+def write_predict_file(path: Path, rows: int, texts: list[tuple[str, str]], seed: int = 0) -> Path:
+    """`rows` rows drawn from `texts` (a fixed seed): an id, the text (empty every 1,000th), a note."""
+    rng = random.Random(seed)
+    drawn = (
+        [f"r{i:08d}", "" if i % 1000 == 999 else rng.choice(texts)[0], f'row {i}, "quoted", {i % 7}']
+        for i in range(rows)
+    )
+    return _write_csv(path, ["id", "text", "note"], drawn)
 
 
 def write_train_file(path: Path, rows: int, texts: list[tuple[str, str]], seed: int = 0) -> Path:
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    part = path.with_suffix(".part")
-    with part.open("w", encoding="utf-8", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow(["text", "label"])
-        for _ in range(rows):
-            out.writerow(rng.choice(texts))
-    part.rename(path)
-    return path
+    return _write_csv(path, ["text", "label"], (rng.choice(texts) for _ in range(rows)))
 
 
 def _rss_kb(pid: int) -> int:

@@ -261,10 +261,10 @@ if __name__ == "__main__" and sys.argv[1:2] == ["--record"]:
 def test_dropout_masks_drawn_in_blocks_are_the_masks_of_one_draw():
     """Masks are drawn MASK_BLOCK steps at a time (an epoch's at once cost 1.5 KB per training
     row); on the CPU they are exactly the masks one draw per model gave, for models of unequal steps."""
-    from textcnn.train.batches import MASK_BLOCK, dropout_masks, epoch_seed
+    from textcnn.train.batches import MASK_BLOCK, DropoutMasks, epoch_seed
 
     seeds, steps, batch, width, p = [3, 11], [2 * MASK_BLOCK + 5, MASK_BLOCK - 1], 4, 6, 0.5
-    masks = dropout_masks(seeds, 2, steps, batch, width, p, torch.device("cpu"))
+    masks = DropoutMasks(seeds, 2, steps, batch, width, p, torch.device("cpu"))
     drawn = torch.stack([masks[step] for step in range(max(steps))])  # (S, K, B, P)
     for k, (seed, count) in enumerate(zip(seeds, steps, strict=True)):
         generator = torch.Generator().manual_seed(epoch_seed(seed, 2) + 1)

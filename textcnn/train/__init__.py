@@ -11,7 +11,7 @@ One training, from the command line down, each step a module of its own:
      -> loop.fit            a group of one ...
      -> loop.fit_group      ... the one loop: a ModelRecord per model, _train_epoch, early stopping;
                             each epoch's batches and dropout masks from batches.plan_epoch and
-                            batches.dropout_masks, its dev score from evaluation.evaluate_group
+                            batches.DropoutMasks, its dev score from evaluation.evaluate_group
      -> model.group.ModelGroup  K models as one module, running model.cnn's own forward functions
                             (width_maps: convolve -> ReLU -> mask; pool_maps; dropout_pooled; apply_max_norm)
 

@@ -314,18 +314,3 @@ class DropoutMasks:
                 shape = (mine, self.batch, self.width)
                 block[:mine, k] = torch.rand(shape, generator=generator, device=self.device) >= self.p
         self.first, self.block = first, block
-
-
-def dropout_masks(
-    seeds: Sequence[int],
-    epoch: int,
-    steps: Sequence[int],
-    batch: int,
-    width: int,
-    p: float,
-    device: torch.device,
-) -> DropoutMasks | None:
-    """The epoch's keep-masks (`DropoutMasks`, indexed by step); None without dropout."""
-    if p == 0:
-        return None
-    return DropoutMasks(seeds, epoch, steps, batch, width, p, device)

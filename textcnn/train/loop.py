@@ -26,7 +26,7 @@ from textcnn.model import output
 from textcnn.model.cnn import TextCNN
 from textcnn.model.group import ModelGroup, select_rows
 from textcnn.runtime import atomic_write_bytes, resolve_device
-from textcnn.train.batches import EncodedSplit, StackedSplits, dropout_masks, plan_epoch
+from textcnn.train.batches import DropoutMasks, EncodedSplit, StackedSplits, plan_epoch
 from textcnn.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from textcnn.train.config import TrainConfig
 from textcnn.train.evaluation import evaluate_group
@@ -200,7 +200,8 @@ def _train_epoch(
     each model's mean training loss and accuracy over the rows it saw, and the steps taken."""
     device, K, B = train.device, group.models, config.batch_size
     plan = plan_epoch(train.host_lengths, seeds, epoch, config, train.filler, max(group.config.map_widths))
-    masks = dropout_masks(seeds, epoch, plan.steps, B, group.config.pooled_size, group.config.dropout, device)
+    p = group.config.dropout
+    masks = DropoutMasks(seeds, epoch, plan.steps, B, group.config.pooled_size, p, device) if p else None
     index, weight = plan.index.to(device), plan.weight.to(device)
     rows = torch.arange(K, device=device)[:, None]
     group.train()
